@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .health import healthz, readyz
+
+api_v1 = [
+    path("", include("stores.api.urls")),
+    path("", include("inventory.api.urls")),
+    path("", include("orders.api.urls")),
+    path("", include("returns.api.urls")),
+    path("", include("notifications.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+]
+
+admin.site.site_header = "Omnichannel OMS"
+admin.site.site_title = "OMS admin"
+admin.site.index_title = "Stores, stock, orders and returns"

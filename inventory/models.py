@@ -1,0 +1,177 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from stores.models import Location
+
+
+class Sku(models.Model):
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    barcode = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    category = models.CharField(max_length=100, blank=True, db_index=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    returnable = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+    # "Only N left" below this; null falls back to settings.OMS["LOW_STOCK_THRESHOLD"].
+    low_stock_threshold = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = "SKU"
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class StockLevel(models.Model):
+    """Stock of one SKU at one location.
+
+    available = on_hand - reserved - held(active) - safety_stock, shown never below zero.
+    Changed only by inventory.services, which writes a StockMovement for every change.
+    """
+
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="stock_levels")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="stock_levels")
+    on_hand = models.IntegerField(default=0)
+    reserved = models.IntegerField(default=0)  # promised to placed orders, leaves with the goods
+    held = models.IntegerField(default=0)  # checkout holds, including expired ones not yet reclaimed
+    safety_stock = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sku", "location"], name="stocklevel_sku_location_uniq"),
+            models.CheckConstraint(condition=Q(on_hand__gte=0), name="stocklevel_on_hand_gte_0"),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="stocklevel_reserved_gte_0"),
+            models.CheckConstraint(condition=Q(held__gte=0), name="stocklevel_held_gte_0"),
+            models.CheckConstraint(condition=Q(safety_stock__gte=0), name="stocklevel_safety_gte_0"),
+            models.CheckConstraint(
+                condition=Q(reserved__lte=F("on_hand") - F("held")),
+                name="stocklevel_reserved_held_le_on_hand",
+            ),
+        ]
+        indexes = [
+            # Network availability of one SKU as an index-only scan (PostgreSQL; ignored elsewhere).
+            models.Index(
+                fields=["sku"],
+                include=["location", "on_hand", "reserved", "held", "safety_stock"],
+                name="stocklevel_sku_cover_idx",
+            ),
+            models.Index(fields=["location", "sku"], name="stocklevel_location_sku_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku_id}@{self.location_id}: {self.on_hand}/{self.reserved}/{self.held}"
+
+    @property
+    def raw_available(self) -> int:
+        return self.on_hand - self.reserved - self.held - self.safety_stock
+
+
+class MovementKind(models.TextChoices):
+    RECEIPT = "receipt", "Receipt"  # goods arrived from a supplier
+    ADJUSTMENT = "adjustment", "Adjustment"  # manual correction by a delta
+    CYCLE_COUNT = "cycle_count", "Cycle count"  # set to a counted quantity
+    RESERVATION = "reservation", "Reservation"  # promised to an order
+    RELEASE = "release", "Release"  # a reservation given back (cancel, reroute)
+    COMMIT = "commit", "Commit (sold)"  # goods left the building
+    TRANSFER_OUT = "transfer_out", "Transfer out"  # left for another location, now in transit
+    TRANSFER_IN = "transfer_in", "Transfer in"  # arrived from another location
+    RETURN_RESTOCK = "return_restock", "Return restock"  # resellable return back on the shelf
+    DAMAGE = "damage", "Damage"  # written off
+    HOLD = "hold", "Checkout hold"  # held for a shopper in checkout
+    HOLD_RELEASE = "hold_release", "Hold released"  # abandoned, expired or converted
+    SAFETY_STOCK = "safety_stock", "Safety stock change"  # buffer changed (on hand untouched)
+
+
+class StockMovement(models.Model):
+    """Append-only ledger. For every stock level, the sums of the deltas equal its counters."""
+
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=MovementKind.choices)
+    quantity = models.IntegerField(help_text="Units moved (always positive; the deltas carry the sign)")
+    on_hand_delta = models.IntegerField(default=0)
+    reserved_delta = models.IntegerField(default=0)
+    held_delta = models.IntegerField(default=0)
+    safety_stock_delta = models.IntegerField(default=0)
+    reference_type = models.CharField(max_length=20, blank=True)
+    reference = models.CharField(max_length=64, blank=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["sku", "location", "id"], name="movement_sku_loc_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.quantity} {self.sku_id}@{self.location_id}"
+
+
+class TransferStatus(models.TextChoices):
+    IN_TRANSIT = "in_transit", "In transit"  # left the source, not yet at the destination
+    RECEIVED = "received", "Received"  # counted in at the destination
+
+
+class Transfer(models.Model):
+    from_location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="transfers_out")
+    to_location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="transfers_in")
+    status = models.CharField(
+        max_length=16, choices=TransferStatus.choices, default=TransferStatus.IN_TRANSIT
+    )
+    reference = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(from_location=F("to_location")), name="transfer_distinct_locations"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Transfer {self.pk} {self.from_location_id}->{self.to_location_id} ({self.status})"
+
+
+class TransferLine(models.Model):
+    transfer = models.ForeignKey(Transfer, on_delete=models.CASCADE, related_name="lines")
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT)
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["transfer", "sku"], name="transferline_unique"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="transferline_quantity_gt_0"),
+        ]
+
+
+class Hold(models.Model):
+    """Stock held for a shopper in checkout. Counts against availability until it expires."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    expires_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # What the storefront sent (lines and fulfillment), so an order placed with it can be compared.
+    request = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"Hold {self.pk} until {self.expires_at:%H:%M:%S}"
+
+
+class HoldLine(models.Model):
+    hold = models.ForeignKey(Hold, on_delete=models.CASCADE, related_name="lines")
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT)
+    quantity = models.PositiveIntegerField()
+    expires_at = models.DateTimeField()  # copy of the hold's, so availability reads need no join
+
+    class Meta:
+        indexes = [models.Index(fields=["sku", "expires_at"], name="holdline_sku_expiry_idx")]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="holdline_quantity_gt_0")]

@@ -1,0 +1,84 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class LocationKind(models.TextChoices):
+    WAREHOUSE = "warehouse", "Warehouse"  # ships orders, no customers on site
+    STORE = "store", "Store"  # a shop: may ship, offer pickup and take returns
+
+
+class Role(models.TextChoices):
+    STOREFRONT = (
+        "storefront",
+        "Storefront (service account)",
+    )  # the e-commerce frontend, acts for any customer
+    ASSOCIATE = "associate", "Store associate"  # works pickups and returns at their stores
+    WAREHOUSE = "warehouse", "Warehouse staff"  # works fulfillment queues at their warehouses
+    MANAGER = "manager", "Manager"  # everything, at their locations
+
+
+class Location(models.Model):
+    """A warehouse or a store: one node of the inventory network."""
+
+    code = models.SlugField(max_length=32, unique=True, help_text="Human code, e.g. TKY-SHIBUYA")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=LocationKind.choices)
+    address = models.CharField(max_length=400, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, default="JP")
+    latitude = models.FloatField(validators=[MinValueValidator(-90), MaxValueValidator(90)])
+    longitude = models.FloatField(validators=[MinValueValidator(-180), MaxValueValidator(180)])
+    timezone = models.CharField(max_length=64, default="Asia/Tokyo")
+    # {"mon": ["10:00", "20:00"], ..., "sun": null}: a day maps to opening and closing time, null is closed.
+    opening_hours = models.JSONField(default=dict, blank=True)
+    ships_orders = models.BooleanField(default=True)
+    offers_pickup = models.BooleanField(default=False)
+    accepts_returns = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    # Lower is preferred by routing when everything else is equal.
+    fulfillment_priority = models.PositiveIntegerField(default=100)
+    # Fulfillments this location can take on per day; 0 = unlimited.
+    daily_capacity = models.PositiveIntegerField(default=0)
+    phone = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        indexes = [models.Index(fields=["latitude", "longitude"], name="location_latlng_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(latitude__gte=-90, latitude__lte=90), name="location_latitude_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(longitude__gte=-180, longitude__lte=180), name="location_longitude_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name})"
+
+
+class StaffProfile(models.Model):
+    """An API or admin user's role. Staff roles act only at the locations they are assigned to."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role})"
+
+
+class StaffAssignment(models.Model):
+    """A staff user works at a location."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="assignments")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "location"], name="assignment_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.location.code}"

@@ -1,0 +1,109 @@
+"""Reads about locations and who may act where."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+
+from config.errors import Forbidden, NotFound
+
+from .models import Location, Role, StaffAssignment
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def user_role(user) -> str | None:
+    if user.is_superuser:
+        return Role.MANAGER
+    profile = getattr(user, "staff_profile", None)
+    try:
+        return profile.role if profile else None
+    except Exception:
+        return None
+
+
+def user_location_ids(user) -> set[int] | None:
+    """Locations the user may act at; None means everywhere (superuser or storefront reads)."""
+    if user.is_superuser:
+        return None
+    cached = getattr(user, "_oms_location_ids", None)
+    if cached is None:
+        cached = set(StaffAssignment.objects.filter(user=user).values_list("location_id", flat=True))
+        user._oms_location_ids = cached
+    return cached
+
+
+def user_can_act_at(user, location: Location) -> bool:
+    ids = user_location_ids(user)
+    return ids is None or location.id in ids
+
+
+def require_location_access(user, location: Location) -> None:
+    if not user_can_act_at(user, location):
+        raise Forbidden(
+            f"You are not assigned to location {location.code}.",
+            code="location_forbidden",
+            details={"location": location.code},
+        )
+
+
+def location_get(*, code: str) -> Location:
+    try:
+        return Location.objects.get(code=code)
+    except Location.DoesNotExist:
+        raise NotFound(
+            f"Unknown location {code!r}.", code="unknown_location", details={"location": code}
+        ) from None
+
+
+def locations_by_code(*, codes: Iterable[str]) -> dict[str, Location]:
+    codes = set(codes)
+    found = {loc.code: loc for loc in Location.objects.filter(code__in=codes)}
+    missing = sorted(codes - found.keys())
+    if missing:
+        raise NotFound("Unknown location(s).", code="unknown_location", details={"locations": missing})
+    return found
+
+
+def location_list(*, kind: str | None = None, pickup: bool | None = None) -> QuerySet[Location]:
+    qs = Location.objects.filter(is_active=True)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if pickup is not None:
+        qs = qs.filter(offers_pickup=pickup)
+    return qs.order_by("code")
+
+
+def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def bounding_box(lat: float, lng: float, radius_km: float) -> tuple[float, float, float, float]:
+    """(min_lat, max_lat, min_lng, max_lng) enclosing the circle; used as an index prefilter."""
+    dlat = math.degrees(radius_km / EARTH_RADIUS_KM)
+    coslat = max(math.cos(math.radians(lat)), 1e-6)
+    dlng = min(180.0, math.degrees(radius_km / (EARTH_RADIUS_KM * coslat)))
+    return lat - dlat, lat + dlat, lng - dlng, lng + dlng
+
+
+def locations_within(*, lat: float, lng: float, radius_km: float, qs: QuerySet[Location] | None = None):
+    """Active locations within `radius_km`, nearest first, as (location, distance_km) pairs.
+
+    Bounding box on the indexed (latitude, longitude) columns, then exact great-circle distance.
+    """
+    min_lat, max_lat, min_lng, max_lng = bounding_box(lat, lng, radius_km)
+    qs = (qs if qs is not None else Location.objects.filter(is_active=True)).filter(
+        latitude__gte=min_lat, latitude__lte=max_lat, longitude__gte=min_lng, longitude__lte=max_lng
+    )
+    out = []
+    for loc in qs:
+        d = haversine_km(lat, lng, loc.latitude, loc.longitude)
+        if d <= radius_km:
+            out.append((loc, d))
+    out.sort(key=lambda pair: (pair[1], pair[0].code))
+    return out
