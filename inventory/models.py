@@ -150,6 +150,9 @@ class TransferLine(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="transferline_quantity_gt_0"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku_id}"
+
 
 class Hold(models.Model):
     """Stock held for a shopper in checkout. Counts against availability until it expires."""
@@ -175,3 +178,6 @@ class HoldLine(models.Model):
     class Meta:
         indexes = [models.Index(fields=["sku", "expires_at"], name="holdline_sku_expiry_idx")]
         constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="holdline_quantity_gt_0")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku_id}@{self.location_id}"

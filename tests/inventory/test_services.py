@@ -190,7 +190,8 @@ def test_audit_detects_drift(store, sku):
     stock(store, sku, 2)
     StockLevel.objects.filter(location=store, sku=sku).update(on_hand=5)
     bad = ledger_mismatches()
-    assert bad and bad[0]["diffs"]["on_hand"] == {"level": 5, "ledger": 2}
+    assert len(bad) == 1
+    assert bad[0]["diffs"]["on_hand"] == {"level": 5, "ledger": 2}
 
 
 def test_restock_hook_fires_on_zero_to_available(store, sku):
