@@ -1,1 +1,243 @@
-from django.db import models  # noqa: F401
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from inventory.models import Sku
+from stores.models import Location
+
+
+class Channel(models.TextChoices):
+    WEB = "web", "Web"
+    APP = "app", "App"
+    STORE = "store", "Store (point of sale, endless aisle)"
+    MARKETPLACE = "marketplace", "Marketplace"
+    SOCIAL = "social", "Social"
+    PHONE = "phone", "Phone"
+
+
+class FulfillmentMethod(models.TextChoices):
+    SHIP = "ship", "Ship to an address"  # a carrier takes it to the customer
+    PICKUP = "pickup", "Pick up in store"  # the customer collects at the counter
+    CURBSIDE = "curbside", "Curbside pickup"  # an associate brings it out to the car
+
+
+class NotificationChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+
+
+class Customer(models.Model):
+    """One shopper across channels: the same email or phone is the same customer."""
+
+    email = models.EmailField(max_length=254, unique=True, null=True, blank=True)
+    phone = models.CharField(
+        max_length=20, unique=True, null=True, blank=True, help_text="E.164, e.g. +819012345678"
+    )
+    name = models.CharField(max_length=200, blank=True)
+    preferred_location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    language = models.CharField(max_length=8, default="en", choices=settings.LANGUAGES)
+    # Channels the customer wants status updates on, e.g. ["email", "sms"].
+    notify_channels = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(email__isnull=False) | Q(phone__isnull=False), name="customer_has_contact"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email or self.phone or f"customer {self.pk}"
+
+
+class OrderStatus(models.TextChoices):
+    PLACED = "placed", "Placed"  # routed and reserved, nothing started yet
+    IN_PROGRESS = "in_progress", "In progress"  # some fulfillment is being picked or packed
+    PARTIALLY_SHIPPED = "partially_shipped", "Partially shipped"  # some fulfillments left, others not yet
+    SHIPPED = "shipped", "Shipped"  # every live ship fulfillment left the building
+    READY_FOR_PICKUP = "ready_for_pickup", "Ready for pickup"  # waiting at the counter
+    COMPLETED = "completed", "Completed"  # everything shipped or collected
+    CANCELLED = "cancelled", "Cancelled"  # nothing left to fulfill, nothing left the building
+
+
+def new_order_number() -> str:
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+class Order(models.Model):
+    number = models.CharField(max_length=16, unique=True, default=new_order_number)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    # Derived from the fulfillments by orders.services after every transition, stored for filtering.
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PLACED)
+    currency = models.CharField(max_length=3)
+    subtotal = models.DecimalField(max_digits=14, decimal_places=2)
+    total = models.DecimalField(max_digits=14, decimal_places=2)
+    fulfillment_method = models.CharField(max_length=16, choices=FulfillmentMethod.choices)
+    pickup_location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.PROTECT, related_name="pickup_orders"
+    )
+    ship_address = models.JSONField(default=dict, blank=True)
+    destination_latitude = models.FloatField(null=True, blank=True)
+    destination_longitude = models.FloatField(null=True, blank=True)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    placed_at_location = models.ForeignKey(
+        Location,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The store whose till placed it (channel store)",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(subtotal__gte=0) & Q(total__gte=0), name="order_amounts_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=~Q(fulfillment_method__in=["pickup", "curbside"])
+                | Q(pickup_location__isnull=False),
+                name="order_pickup_has_location",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="order_status_created_idx")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+    cancelled_quantity = models.PositiveIntegerField(
+        default=0
+    )  # short-picked and not re-routable, or cancelled
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    line_total = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "sku"], name="orderline_one_per_sku"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="orderline_quantity_gt_0"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="orderline_price_gte_0"),
+            models.CheckConstraint(
+                condition=Q(cancelled_quantity__lte=models.F("quantity")), name="orderline_cancel_le_qty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku_id}"
+
+
+class FulfillmentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # queued at its location, nobody on it yet
+    PICKING = "picking", "Picking"  # claimed by a worker who is picking it
+    PACKED = "packed", "Packed"  # picked and packed, waiting for the carrier (ship)
+    SHIPPED = "shipped", "Shipped"  # handed to the carrier: stock committed
+    READY_FOR_PICKUP = "ready_for_pickup", "Ready for pickup"  # at the counter, customer has a pickup code
+    COLLECTED = "collected", "Collected"  # handed to the customer: stock committed
+    CANCELLED = "cancelled", "Cancelled"  # stopped before it left; what was reserved is released
+
+
+class Fulfillment(models.Model):
+    """The part of an order one location fills by one method; a state machine (orders/transitions.py)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fulfillments")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="fulfillments")
+    method = models.CharField(max_length=16, choices=FulfillmentMethod.choices)
+    status = models.CharField(
+        max_length=20, choices=FulfillmentStatus.choices, default=FulfillmentStatus.PENDING
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    carrier = models.CharField(max_length=64, blank=True)
+    tracking_number = models.CharField(max_length=64, blank=True)
+    pickup_code = models.CharField(max_length=12, blank=True)
+    customer_arrived_at = models.DateTimeField(null=True, blank=True)
+    arrival_note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    collected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The work queue: oldest pending task of a location first.
+            models.Index(fields=["location", "status", "id"], name="fulfillment_queue_idx"),
+            models.Index(fields=["location", "created_at"], name="fulfillment_capacity_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"F{self.pk} {self.order_id}@{self.location_id} ({self.status})"
+
+
+class FulfillmentLine(models.Model):
+    fulfillment = models.ForeignKey(Fulfillment, on_delete=models.CASCADE, related_name="lines")
+    order_line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="fulfillment_lines")
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()  # reserved at the fulfillment's location for this line
+    picked_quantity = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["fulfillment", "sku"], name="fulfillmentline_one_per_sku"),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="fulfillmentline_quantity_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku_id}"
+
+
+class EventType(models.TextChoices):
+    PLACED = "placed", "Order placed"
+    ROUTED = "routed", "Routing decision"
+    STATUS_CHANGED = "status_changed", "Order status changed"
+    FULFILLMENT_STATUS_CHANGED = "fulfillment_status_changed", "Fulfillment status changed"
+    CLAIMED = "claimed", "Fulfillment claimed"
+    SHORT_PICK = "short_pick", "Short pick"
+    REROUTED = "rerouted", "Re-routed"
+    LINE_CANCELLED = "line_cancelled", "Line cancelled"
+    CUSTOMER_ARRIVED = "customer_arrived", "Customer arrived (curbside)"
+    CANCELLED = "cancelled", "Order cancelled"
+
+
+class OrderEvent(models.Model):
+    """The order's timeline: every transition and decision, who, when, from, to, why."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    fulfillment = models.ForeignKey(
+        Fulfillment, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    type = models.CharField(max_length=32, choices=EventType.choices)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.CharField(max_length=16, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.type} {self.from_status}->{self.to_status}"
