@@ -1,7 +1,7 @@
 """Every stock change in the system goes through this module.
 
-Each public service is one transaction (a savepoint when called inside the caller's, so a
-caller can catch a domain error and carry on).
+Each public service is one transaction (`config.services.service`: called from another
+service it joins that transaction without a savepoint).
 
 Invariants (also enforced by CHECK constraints on StockLevel):
     on_hand >= 0, reserved >= 0, held >= 0, reserved + held <= on_hand
@@ -28,11 +28,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from config.errors import InvalidInput, InvalidTransition, NotFound
+from config.services import service
 from stores.models import Location
 
 from .exceptions import InsufficientStock, StockConflict
@@ -48,8 +48,6 @@ from .models import (
     TransferLine,
     TransferStatus,
 )
-
-atomic = transaction.atomic
 
 
 @dataclass(frozen=True)
@@ -358,7 +356,7 @@ def _check_lines(lines: Sequence[Line]) -> None:
 # --- Public services --------------------------------------------------------------------
 
 
-@atomic
+@service
 def stock_receive(
     *, lines: Sequence[Line], reference: str = "", user=None, reason: str = ""
 ) -> list[StockMovement]:
@@ -375,7 +373,7 @@ def stock_receive(
     )
 
 
-@atomic
+@service
 def stock_adjust(
     *,
     location: Location,
@@ -449,7 +447,7 @@ def stock_adjust(
     )
 
 
-@atomic
+@service
 def stock_set_safety_stock(
     *, location: Location, sku: Sku, safety_stock: int, user=None, reason: str = ""
 ) -> list[StockMovement]:
@@ -470,7 +468,7 @@ def stock_set_safety_stock(
     )
 
 
-@atomic
+@service
 def stock_reserve(
     *, lines: Sequence[Line], reference: str, reference_type: str = "order", user=None
 ) -> list[StockMovement]:
@@ -487,7 +485,7 @@ def stock_reserve(
     )
 
 
-@atomic
+@service
 def stock_release(
     *, lines: Sequence[Line], reference: str, reference_type: str = "order", user=None, reason: str = ""
 ) -> list[StockMovement]:
@@ -503,7 +501,7 @@ def stock_release(
     )
 
 
-@atomic
+@service
 def stock_commit(
     *, lines: Sequence[Line], reference: str, reference_type: str = "order", user=None, reason: str = ""
 ) -> list[StockMovement]:
@@ -519,7 +517,7 @@ def stock_commit(
     )
 
 
-@atomic
+@service
 def stock_return_restock(
     *, lines: Sequence[Line], reference: str, user=None, reason: str = ""
 ) -> list[StockMovement]:
@@ -536,7 +534,7 @@ def stock_return_restock(
     )
 
 
-@atomic
+@service
 def transfer_create(
     *,
     from_location: Location,
@@ -578,7 +576,7 @@ def transfer_create(
     return transfer
 
 
-@atomic
+@service
 def transfer_receive(*, transfer_id: int, user=None) -> Transfer:
     """The transfer arrived: on hand goes up at the destination. Receiving twice is a 409."""
     try:
@@ -619,7 +617,7 @@ def _hold_ttl(ttl: dt.timedelta | None) -> dt.timedelta:
     return ttl
 
 
-@atomic
+@service
 def hold_create(
     *, lines: Sequence[Line], ttl: dt.timedelta | None = None, user=None, request: dict | None = None
 ) -> Hold:
@@ -661,7 +659,7 @@ def _hold_locked(hold_id) -> Hold:
         ) from None
 
 
-@atomic
+@service
 def hold_extend(*, hold_id, ttl: dt.timedelta | None = None) -> Hold:
     """Push the expiry back while the shopper is active. A hold whose units were reclaimed is gone (404)."""
     hold = _hold_locked(hold_id)
@@ -694,7 +692,7 @@ def _hold_lines_release(
     return lines
 
 
-@atomic
+@service
 def hold_release(*, hold_id, user=None, reason: str = "cart abandoned") -> None:
     hold = _hold_locked(hold_id)
     _hold_lines_release(
@@ -708,7 +706,7 @@ def hold_release(*, hold_id, user=None, reason: str = "cart abandoned") -> None:
     hold.delete()
 
 
-@atomic
+@service
 def hold_convert(*, hold_id, reference: str, user=None) -> list[HoldLine]:
     """Turn a hold into an order's reservations with no gap in which the stock could be taken.
 
@@ -731,7 +729,7 @@ def hold_convert(*, hold_id, reference: str, user=None) -> list[HoldLine]:
     return lines
 
 
-@atomic
+@service
 def holds_reclaim_expired(*, limit: int = 500) -> int:
     """Give back the units of expired holds (the beat sweep; reads already ignore them)."""
     now = timezone.now()
@@ -803,7 +801,7 @@ def stock_import_validate(
     return parsed, errors
 
 
-@atomic
+@service
 def stock_import(
     *,
     rows: Sequence[ImportRow],
