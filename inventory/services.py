@@ -163,6 +163,10 @@ def _shortfall_details(failed: list[tuple[_Change, dict | None]]) -> dict:
     return {"lines": lines}
 
 
+def _raw_available(row: dict) -> int:
+    return row["on_hand"] - row["reserved"] - row["held"] - row["safety_stock"]
+
+
 def _lock_rows(keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], dict]:
     """Lock the stock levels for (location_id, sku_id) keys in primary-key order."""
     by_location: dict[int, list[int]] = defaultdict(list)
@@ -307,23 +311,13 @@ def _apply(
             raise on_violation(failed)
         raise StockConflict("The change would break a stock invariant.", details=_shortfall_details(failed))
 
-    before = {
-        c.key: rows[c.key]["on_hand"]
-        - rows[c.key]["reserved"]
-        - rows[c.key]["held"]
-        - rows[c.key]["safety_stock"]
-        for c in changes
-    }
+    before = {c.key: _raw_available(rows[c.key]) for c in changes}
     movements = _write(rows, changes, consumes=consumes, **ledger)
-    restocks = []
-    for c in changes:
-        if c.availability_delta > 0:
-            r = rows[c.key]
-            after = r["on_hand"] - r["reserved"] - r["held"] - r["safety_stock"]
-            if before[c.key] <= 0 < after:
-                restocks.append(
-                    Restock(sku_id=c.sku_id, location_id=c.location_id, available=after, kind=kind)
-                )
+    restocks = [
+        Restock(sku_id=c.sku_id, location_id=c.location_id, available=_raw_available(rows[c.key]), kind=kind)
+        for c in changes
+        if c.availability_delta > 0 and before[c.key] <= 0 < _raw_available(rows[c.key])
+    ]
     emit_restocks(restocks)
     return movements
 
@@ -741,7 +735,21 @@ def holds_reclaim_expired(*, limit: int = 500) -> int:
         return 0
     keys = {(e["location_id"], e["sku_id"]) for e in expired}
     rows = _lock_rows(keys)
+    before = {k: _raw_available(r) for k, r in rows.items()}
     changes = _reclaim_expired(rows, keys, user=None)
+    # Units that were only held by abandoned checkouts are on sale again: tell the listeners.
+    emit_restocks(
+        [
+            Restock(
+                sku_id=c.sku_id,
+                location_id=c.location_id,
+                available=_raw_available(rows[c.key]),
+                kind=MovementKind.HOLD_RELEASE,
+            )
+            for c in changes
+            if before[c.key] <= 0 < _raw_available(rows[c.key])
+        ]
+    )
     Hold.objects.filter(expires_at__lte=now, lines__isnull=True).delete()
     return sum(-c.held for c in changes)
 

@@ -214,3 +214,18 @@ def test_other_location_unaffected(sku):
     stock(a, sku, 1)
     with pytest.raises(InsufficientStock):
         stock_reserve(lines=[Line(b.pk, sku.pk, 1)], reference="O")
+
+
+def test_sweep_of_expired_hold_announces_restock(store, sku):
+    from inventory import hooks
+
+    stock(store, sku, 1)
+    hold = hold_create(lines=[Line(store.pk, sku.pk, 1)])
+    HoldLine.objects.filter(hold=hold).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    seen = []
+    listener = hooks.on_restock(lambda r: seen.extend(r))
+    try:
+        assert holds_reclaim_expired() == 1
+    finally:
+        hooks._restock_listeners.remove(listener)
+    assert [(r.kind, r.available) for r in seen] == [(MovementKind.HOLD_RELEASE, 1)]
