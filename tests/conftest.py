@@ -18,6 +18,11 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+    if not getattr(settings, "TEST_BROKER_URL", ""):
+        skip = pytest.mark.skip(reason="needs a real Redis broker (set CELERY_BROKER_URL)")
+        for item in items:
+            if "redis" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture

@@ -1,8 +1,17 @@
-"""Test settings: the same code paths as production, only faster password hashing."""
+"""Test settings: the same code paths as production, only faster password hashing.
+
+Tasks run in-process in every test (eager), even when CELERY_BROKER_URL is set: the tests that
+need a real broker and a real worker are marked `redis`, read TEST_BROKER_URL and configure the
+Celery app themselves; they are skipped when no broker is configured (the embedded default).
+"""
 
 from .base import *  # noqa: F403
-from .base import OMS
+from .base import CELERY_BROKER_URL, OMS, env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 OMS = {**OMS}
+
+TEST_BROKER_URL = env("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL = CELERY_BROKER_URL if TEST_BROKER_URL else "memory://"
