@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import QuerySet, Sum
+from django.db.models import F, FilteredRelation, Q, QuerySet, Sum
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from config.errors import InvalidInput
@@ -41,8 +42,6 @@ def skus_by_code(*, codes: Iterable[str]) -> dict[str, Sku]:
 def sku_list(*, search: str | None = None, category: str | None = None) -> QuerySet[Sku]:
     qs = Sku.objects.filter(is_active=True)
     if search:
-        from django.db.models import Q
-
         qs = qs.filter(Q(code__icontains=search) | Q(name__icontains=search) | Q(barcode=search))
     if category:
         qs = qs.filter(category=category)
@@ -108,8 +107,114 @@ class SkuAvailability:
         return self.available <= self.low_stock_threshold
 
 
-def _locations_cache() -> dict[int, Location]:
-    return {loc.pk: loc for loc in Location.objects.all()}
+# The location fields an availability read needs; the others are deferred (loaded on access).
+# Building 500 full Location instances per request would cost more than the query itself.
+_AVAILABILITY_LOCATION_FIELDS = tuple(
+    f.attname
+    for f in Location._meta.concrete_fields
+    if f.attname
+    in {
+        "id",
+        "code",
+        "name",
+        "kind",
+        "is_active",
+        "ships_orders",
+        "offers_pickup",
+        "accepts_returns",
+        "latitude",
+        "longitude",
+        "fulfillment_priority",
+        "daily_capacity",
+    }
+)
+
+
+def _stock_by_location(
+    *,
+    sku: Sku,
+    every_location: bool = False,
+    active_only: bool = True,
+    kind: str | None = None,
+    pickup_only: bool = False,
+    ship_only: bool = False,
+    box: tuple[float, float, float, float] | None = None,
+    min_quantity: int = 0,
+) -> list[tuple[Location, int, int, int, int]]:
+    """(location, on_hand, reserved, held, safety_stock) of one SKU, one query.
+
+    The stock rows come with their locations through one join (the covering index on
+    StockLevel(sku) on PostgreSQL), so no per-request scan of the whole Location table.
+    With `every_location`, locations without a stock row come back with zeros (a LEFT JOIN).
+    `min_quantity` > 0 drops rows that cannot give that many even with every hold expired.
+    """
+    qs = Location.objects.annotate(
+        sl=FilteredRelation("stock_levels", condition=Q(stock_levels__sku_id=sku.pk))
+    ).annotate(
+        s_on_hand=F("sl__on_hand"),
+        s_reserved=F("sl__reserved"),
+        s_held=F("sl__held"),
+        s_safety=F("sl__safety_stock"),
+    )
+    # Filters name the annotations, never `sl__...`: a filter through the relation adds a second join.
+    cond = Q()
+    if not every_location:
+        cond &= Q(s_on_hand__isnull=False)
+    if active_only:
+        cond &= Q(is_active=True)
+    if kind:
+        cond &= Q(kind=kind)
+    if pickup_only:
+        cond &= Q(offers_pickup=True)
+    if ship_only:
+        cond &= Q(ships_orders=True)
+    if box is not None:
+        min_lat, max_lat, min_lng, max_lng = box
+        cond &= Q(
+            latitude__gte=min_lat, latitude__lte=max_lat, longitude__gte=min_lng, longitude__lte=max_lng
+        )
+    if min_quantity > 0:
+        cond &= Q(s_on_hand__gte=F("s_reserved") + F("s_safety") + min_quantity)
+    qs = qs.filter(cond)
+    rows = qs.order_by().values_list(
+        *_AVAILABILITY_LOCATION_FIELDS, "s_on_hand", "s_reserved", "s_held", "s_safety"
+    )
+    n = len(_AVAILABILITY_LOCATION_FIELDS)
+    return [
+        (
+            _location_partial(rows.db, row[:n]),
+            row[n] or 0,
+            row[n + 1] or 0,
+            row[n + 2] or 0,
+            row[n + 3] or 0,
+        )
+        for row in rows
+    ]
+
+
+def _location_partial(db: str, values: tuple) -> Location:
+    """A Location loaded with `_AVAILABILITY_LOCATION_FIELDS` only, what `Model.from_db` builds for
+    `.only(...)`, without its per-field bookkeeping (5 us a row, most of a 500-row read).
+    The other fields are deferred: they load from the database on first access."""
+    loc = Location.__new__(Location)
+    loc.__dict__.update(zip(_AVAILABILITY_LOCATION_FIELDS, values, strict=True))
+    loc._state = ModelState()
+    loc._state.adding = False
+    loc._state.db = db
+    return loc
+
+
+def _location_availabilities(
+    *, sku: Sku, rows: list[tuple[Location, int, int, int, int]], near: tuple[float, float] | None
+) -> list[LocationAvailability]:
+    expired = expired_held(sku_ids=[sku.pk]) if any(r[3] for r in rows) else {}
+    out = []
+    for loc, on_hand, reserved, held, safety in rows:
+        la = LocationAvailability(loc, on_hand, reserved, held - expired.get((loc.pk, sku.pk), 0), safety)
+        if near is not None:
+            la.distance_km = round(haversine_km(near[0], near[1], loc.latitude, loc.longitude), 3)
+        out.append(la)
+    return out
 
 
 def availability_for_sku(
@@ -120,42 +225,35 @@ def availability_for_sku(
     pickup_only: bool = False,
     kind: str | None = None,
     explain: bool = False,
+    ship_only: bool = False,
 ) -> SkuAvailability:
     """Network availability of one SKU. With `explain`, excluded locations stay in the list with reasons.
 
-    One query for the stock rows (the covering index on PostgreSQL), one for expired holds,
-    one for the locations (or the bounding box when `near` is given).
+    Without `explain`: one query for the stock rows joined with their locations, filtered in SQL
+    (active, kind, pickup, ships, the bounding box of `radius_km` around `near`, something on the
+    shelf), plus one for expired holds when any unit is held. With `explain`: every location
+    (a LEFT JOIN, so also those that never stocked the SKU) with the reasons it was left out:
+    "inactive", "not a <kind>", "does not ship", "no pickup", "out of radius", "nothing available".
+    Included locations come first, nearest first when `near` is given, then most available.
     """
-    if near is not None and radius_km is not None:
-        min_lat, max_lat, min_lng, max_lng = bounding_box(near[0], near[1], radius_km)
-        loc_qs = Location.objects.all()
-        if not explain:
-            loc_qs = loc_qs.filter(
-                latitude__gte=min_lat,
-                latitude__lte=max_lat,
-                longitude__gte=min_lng,
-                longitude__lte=max_lng,
-                is_active=True,
-            )
-        locations = {loc.pk: loc for loc in loc_qs}
-        levels = StockLevel.objects.filter(sku=sku, location_id__in=list(locations))
+    box = None
+    if not explain and near is not None and radius_km is not None:
+        box = bounding_box(near[0], near[1], radius_km)
+    if explain:
+        rows = _stock_by_location(sku=sku, every_location=True, active_only=False)
     else:
-        locations = _locations_cache()
-        levels = StockLevel.objects.filter(sku=sku)
-    rows = list(levels.values_list("location_id", "on_hand", "reserved", "held", "safety_stock"))
-    expired = expired_held(sku_ids=[sku.pk]) if any(r[3] for r in rows) else {}
+        rows = _stock_by_location(
+            sku=sku, kind=kind, pickup_only=pickup_only, ship_only=ship_only, box=box, min_quantity=1
+        )
     out = []
-    for loc_id, on_hand, reserved, held, safety in rows:
-        loc = locations.get(loc_id)
-        if loc is None:
-            continue
-        la = LocationAvailability(loc, on_hand, reserved, held - expired.get((loc_id, sku.pk), 0), safety)
-        if near is not None:
-            la.distance_km = round(haversine_km(near[0], near[1], loc.latitude, loc.longitude), 3)
+    for la in _location_availabilities(sku=sku, rows=rows, near=near):
+        loc = la.location
         if not loc.is_active:
             la.excluded.append("inactive")
         if kind and loc.kind != kind:
             la.excluded.append(f"not a {kind}")
+        if ship_only and not loc.ships_orders:
+            la.excluded.append("does not ship")
         if pickup_only and not loc.offers_pickup:
             la.excluded.append("no pickup")
         if radius_km is not None and la.distance_km is not None and la.distance_km > radius_km:
@@ -175,11 +273,48 @@ def availability_for_sku(
     return SkuAvailability(sku=sku, locations=out, low_stock_threshold=low_stock_threshold(sku))
 
 
+def locations_with_sku(
+    *,
+    sku: Sku,
+    quantity: int | None = None,
+    kind: str | None = None,
+    pickup_only: bool = False,
+    near: tuple[float, float] | None = None,
+    radius_km: float | None = None,
+) -> list[LocationAvailability]:
+    """Active locations with their availability of `sku` (the "find in store" list).
+
+    Without `quantity` every matching location is listed, those without stock at 0; with it,
+    only those that can give `quantity` units. Nearest first when `near` is given (within
+    `radius_km` when given: bounding box in SQL, then great-circle distance), else by code.
+    One query, plus one for expired holds when any unit is held.
+    """
+    box = bounding_box(near[0], near[1], radius_km) if near is not None and radius_km is not None else None
+    rows = _stock_by_location(
+        sku=sku,
+        every_location=not quantity,
+        kind=kind,
+        pickup_only=pickup_only,
+        box=box,
+        min_quantity=quantity or 0,
+    )
+    out = [
+        la
+        for la in _location_availabilities(sku=sku, rows=rows, near=near)
+        if (radius_km is None or la.distance_km is None or la.distance_km <= radius_km)
+        and (not quantity or la.available >= quantity)
+    ]
+    if near is not None:
+        out.sort(key=lambda la: (la.distance_km, la.location.code))
+    else:
+        out.sort(key=lambda la: la.location.code)
+    return out
+
+
 def available_at(*, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
     """Available units for (location_id, sku_id) pairs: one query for stock, one for expired holds."""
     if not pairs:
         return {}
-    from django.db.models import Q
 
     by_loc: dict[int, list[int]] = defaultdict(list)
     for loc, sku in pairs:
