@@ -1,0 +1,276 @@
+"""The routing engine: which locations fill which lines. Read only: it never writes.
+
+Pickup and curbside: only the chosen store, and only if it is active, offers pickup and is not
+excluded; what it cannot fill is returned in `unfilled` (never allocated elsewhere).
+
+Ship: eligible locations are active, ship orders, are not excluded, have available stock of
+the order's SKUs (on hand - reserved - active holds - safety stock) and have free daily capacity
+(daily_capacity 0 = unlimited; used = non-cancelled fulfillments created at the location since
+midnight of the location's own timezone). The pipeline of strategies (base.py) then chooses one
+location at a time; each takes every remaining line it can fill completely, and a line is split
+across locations only when no single eligible location can fill it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .base import RoutingContext, RoutingStrategy
+from .data import Candidate, fulfillments_today, load_candidates, load_location
+from .types import METHODS, Allocation, RoutingDecision, RoutingLine, RoutingRequest
+
+DEFAULT_STRATEGY_MODULE = "orders.routing.strategies"
+PICKUP_PIPELINE = ["ChosenPickupStore"]
+MAX_SHORT_REASONS = 3
+
+
+@functools.lru_cache(maxsize=16)
+def _load_pipeline(paths: tuple[str, ...]) -> tuple[RoutingStrategy, ...]:
+    strategies = []
+    for path in paths:
+        cls = import_string(path if "." in path else f"{DEFAULT_STRATEGY_MODULE}.{path}")
+        if not (isinstance(cls, type) and issubclass(cls, RoutingStrategy)):
+            raise TypeError(f"{path} is not a RoutingStrategy")
+        strategies.append(cls())
+    return tuple(strategies)
+
+
+def routing_pipeline() -> tuple[RoutingStrategy, ...]:
+    """The strategies in settings.OMS["ROUTING_PIPELINE"] (dotted paths, or bare names in strategies.py)."""
+    return _load_pipeline(tuple(settings.OMS["ROUTING_PIPELINE"]))
+
+
+def merge_lines(lines: Iterable[RoutingLine]) -> list[RoutingLine]:
+    """One line per SKU, in first-seen order. Quantities must be positive integers."""
+    merged: dict[int, int] = {}
+    for line in lines:
+        if not isinstance(line.quantity, int) or isinstance(line.quantity, bool) or line.quantity <= 0:
+            raise ValueError(f"routing line quantity must be a positive integer, got {line.quantity!r}")
+        merged[line.sku_id] = merged.get(line.sku_id, 0) + line.quantity
+    return [RoutingLine(sku_id, q) for sku_id, q in merged.items()]
+
+
+def route(request: RoutingRequest) -> RoutingDecision:
+    """Decide which locations fill the request's lines. At most three queries; writes nothing."""
+    if request.method not in METHODS:
+        raise ValueError(f"unknown fulfillment method {request.method!r}")
+    lines = merge_lines(request.lines)
+    if request.method == "ship":
+        return _route_ship(request, lines)
+    return _route_pickup(request, lines)
+
+
+def _sku(codes: dict[int, str], sku_id: int) -> str:
+    return codes.get(sku_id) or f"sku #{sku_id}"
+
+
+def _shortages(c: Candidate, lines: Iterable[RoutingLine], codes: dict[int, str]) -> list[str]:
+    out = []
+    for line in lines:
+        have = c.stock.get(line.sku_id, 0)
+        if have < line.quantity:
+            if len(out) == MAX_SHORT_REASONS:
+                out.append("...")
+                break
+            sku = _sku(codes, line.sku_id)
+            out.append(
+                f"no stock of {sku}" if have == 0 else f"only {have} of {line.quantity} {sku} available"
+            )
+    return out
+
+
+def _entry(c: Candidate, *, chosen: bool, reasons: list[str]) -> dict:
+    return {
+        "location": c.code,
+        "location_id": c.location_id,
+        "chosen": chosen,
+        "reasons": reasons,
+        "distance_km": c.distance_km,
+    }
+
+
+def _route_pickup(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingDecision:
+    loc_id = request.pickup_location_id
+    if loc_id is None:
+        raise ValueError(f"{request.method} routing needs pickup_location_id")
+    cands, codes = load_candidates(sku_ids=[ln.sku_id for ln in lines], location_id=loc_id)
+    c = cands.get(loc_id) or load_location(location_id=loc_id)
+    decision = RoutingDecision(
+        allocations=[],
+        unfilled=[],
+        considered=[],
+        pipeline=list(PICKUP_PIPELINE),
+        method=request.method,
+        sku_codes=codes,
+    )
+    if c is None:
+        decision.unfilled = list(lines)
+        return decision
+    decision.location_codes[c.location_id] = c.code
+    reasons = [f"the customer's chosen store for {request.method}"]
+    if loc_id in request.exclude_location_ids:
+        reasons.append("excluded from this routing")
+    if not c.is_active:
+        reasons.append("inactive")
+    if not c.offers_pickup:
+        reasons.append("does not offer pickup")
+    usable = len(reasons) == 1
+    for line in lines:
+        take = min(c.stock.get(line.sku_id, 0), line.quantity) if usable else 0
+        if take:
+            decision.allocations.append(Allocation(loc_id, line.sku_id, take))
+        if take < line.quantity:
+            decision.unfilled.append(RoutingLine(line.sku_id, line.quantity - take))
+    if usable:
+        short = _shortages(c, lines, codes)
+        reasons.extend(short or ["can fill the whole order"])
+    if decision.unfilled:
+        reasons.append("never allocated elsewhere: pickup is at the chosen store only")
+    decision.considered.append(_entry(c, chosen=bool(decision.allocations), reasons=reasons))
+    return decision
+
+
+def _eligibility(request: RoutingRequest, cands: dict[int, Candidate]) -> list[Candidate]:
+    excluded = request.exclude_location_ids
+    for c in cands.values():
+        if c.location_id in excluded:
+            c.skip.append("excluded from this routing")
+        if not c.is_active:
+            c.skip.append("inactive")
+        if not c.ships_orders:
+            c.skip.append("does not ship orders")
+        if not c.stock:
+            c.skip.append("nothing available of this order's SKUs (held, reserved or safety stock)")
+    limited = [c for c in cands.values() if not c.skip and c.capacity > 0]
+    if limited:
+        used = fulfillments_today(candidates=limited)
+        for c in limited:
+            c.used_today = used.get(c.location_id, 0)
+            if c.used_today >= c.capacity:
+                c.skip.append(f"daily capacity full ({c.used_today} of {c.capacity} fulfillments today)")
+    eligible = [c for c in cands.values() if not c.skip]
+    eligible.sort(key=lambda c: c.code)
+    return eligible
+
+
+def _prepare_step(eligible: list[Candidate], remaining: dict[int, int]) -> list[Candidate]:
+    """Set what each candidate would take of `remaining`; return those that would take something."""
+    order = list(remaining.items())
+    best = dict.fromkeys(remaining, 0)
+    for c in eligible:
+        stock = c.stock
+        for sku_id, _ in order:
+            a = stock.get(sku_id, 0)
+            if a > best[sku_id]:
+                best[sku_id] = a
+    split = {sku_id for sku_id, q in order if best[sku_id] < q}
+    n = len(order)
+    pool = []
+    for c in eligible:
+        stock = c.stock
+        take: dict[int, int] = {}
+        mask = full = units = 0
+        for i, (sku_id, q) in enumerate(order):
+            a = stock.get(sku_id, 0)
+            if a <= 0:
+                continue
+            if a >= q:
+                take[sku_id] = q
+                mask |= 1 << i
+                full += 1
+                units += q
+            elif sku_id in split:
+                take[sku_id] = a
+                units += a
+        c.take, c.mask, c.full_lines, c.units, c.covers_all = take, mask, full, units, full == n
+        if take:
+            pool.append(c)
+    return pool
+
+
+def _route_ship(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingDecision:
+    pipeline = routing_pipeline()
+    cands, codes = load_candidates(sku_ids=[ln.sku_id for ln in lines], near=request.destination)
+    eligible = _eligibility(request, cands)
+    remaining = {ln.sku_id: ln.quantity for ln in lines}
+    allocations: list[Allocation] = []
+    chosen: list[tuple[Candidate, list[str]]] = []
+    # location_id -> (how far it got in the last tournament it lost, its loss reason)
+    lost: dict[int, tuple[int, str]] = {}
+    step = 0
+    while remaining and eligible:
+        pool = _prepare_step(eligible, remaining)
+        if not pool:
+            break
+        step += 1
+        ctx = RoutingContext(request=request, remaining=remaining, pool=pool, step=step, sku_codes=codes)
+        contenders = pool
+        out: list[tuple[Candidate, int]] = []
+        for i, strategy in enumerate(pipeline):
+            if len(contenders) == 1:
+                break
+            ranked = [(strategy.rank(c, ctx), c) for c in contenders]
+            top = min(r for r, _ in ranked)
+            contenders = []
+            for r, c in ranked:
+                if r == top:
+                    contenders.append(c)
+                else:
+                    out.append((c, i))
+        winner = contenders[0]  # the pool is in code order, so a full tie goes to the first code
+        for c in contenders[1:]:
+            out.append((c, len(pipeline)))
+        for c, i in out:
+            reason = (
+                pipeline[i].loss_reason(c, winner, ctx)
+                if i < len(pipeline)
+                else f"tied with {winner.code} on every rule; location code decides"
+            )
+            lost[c.location_id] = (i, f"step {step}: {reason}")
+        reasons = [f"chosen at step {step}"]
+        reasons.extend(s.describe(winner, ctx) for s in pipeline)
+        reasons.append(
+            "ships " + ", ".join(f"{q} x {_sku(codes, sku_id)}" for sku_id, q in winner.take.items())
+        )
+        for sku_id, q in winner.take.items():
+            allocations.append(Allocation(winner.location_id, sku_id, q))
+            left = remaining[sku_id] - q
+            if left:
+                remaining[sku_id] = left
+            else:
+                del remaining[sku_id]
+            winner.stock[sku_id] -= q
+        lost.pop(winner.location_id, None)
+        chosen.append((winner, reasons))
+        eligible.remove(winner)
+
+    considered = [_entry(c, chosen=True, reasons=r) for c, r in chosen]
+    losers = []
+    for c in eligible:
+        if c.location_id in lost:
+            reached, reason = lost[c.location_id]
+            losers.append(
+                ((0, -reached, c.distance_km or 0.0, c.code), c, [reason, *_shortages(c, lines, codes)])
+            )
+        else:
+            reasons = ["cannot fill any remaining line completely", *_shortages(c, lines, codes)]
+            losers.append(((1, 0, c.distance_km or 0.0, c.code), c, reasons))
+    losers.sort(key=lambda t: t[0])
+    considered.extend(_entry(c, chosen=False, reasons=r) for _, c, r in losers)
+    skipped = sorted((c for c in cands.values() if c.skip), key=lambda c: (c.distance_km or 0.0, c.code))
+    considered.extend(_entry(c, chosen=False, reasons=list(c.skip)) for c in skipped)
+
+    return RoutingDecision(
+        allocations=allocations,
+        unfilled=[RoutingLine(sku_id, q) for sku_id, q in remaining.items()],
+        considered=considered,
+        pipeline=[s.name for s in pipeline],
+        method=request.method,
+        destination=request.destination,
+        sku_codes=codes,
+        location_codes={c.location_id: c.code for c, _ in chosen},
+    )

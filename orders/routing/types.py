@@ -1,0 +1,85 @@
+"""The routing engine's request and decision types (re-exported by orders.routing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+METHODS = ("ship", "pickup", "curbside")
+
+
+@dataclass(frozen=True)
+class RoutingLine:
+    sku_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class RoutingRequest:
+    lines: tuple[RoutingLine, ...]  # merged: one per SKU
+    method: str  # "ship" | "pickup" | "curbside"
+    pickup_location_id: int | None = None  # pickup/curbside: the chosen store
+    destination: tuple[float, float] | None = None  # ship: (lat, lng) if known
+    exclude_location_ids: frozenset[int] = frozenset()  # e.g. the location that short-picked
+
+
+@dataclass(frozen=True)
+class Allocation:
+    location_id: int
+    sku_id: int
+    quantity: int
+
+
+@dataclass
+class RoutingDecision:
+    allocations: list[Allocation]  # what to reserve where
+    unfilled: list[RoutingLine]  # the shortfall per line that nothing can fill (empty = fully routed)
+    # Per location considered: {"location": code, "location_id", "chosen", "reasons": [...], "distance_km"}
+    considered: list[dict]
+    pipeline: list[str]  # strategy names used, in order
+    method: str = ""
+    destination: tuple[float, float] | None = None
+    sku_codes: dict[int, str] = field(default_factory=dict)
+    location_codes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.unfilled
+
+    @property
+    def location_ids(self) -> list[int]:
+        """The chosen locations, in the order they were chosen."""
+        return list(dict.fromkeys(a.location_id for a in self.allocations))
+
+    def as_json(self, *, max_considered: int = 50) -> dict:
+        """A JSON-serialisable record for the order's events and the admin.
+
+        `considered` lists the chosen locations first, then the others in the order the engine
+        ranked them; beyond `max_considered` entries only their number is kept.
+        """
+        considered = self.considered[:max_considered]
+        return {
+            "method": self.method,
+            "complete": self.complete,
+            "pipeline": list(self.pipeline),
+            "destination": list(self.destination) if self.destination else None,
+            "allocations": [
+                {
+                    "location": self.location_codes.get(a.location_id, str(a.location_id)),
+                    "location_id": a.location_id,
+                    "sku": self.sku_codes.get(a.sku_id, str(a.sku_id)),
+                    "sku_id": a.sku_id,
+                    "quantity": a.quantity,
+                }
+                for a in self.allocations
+            ],
+            "unfilled": [
+                {
+                    "sku": self.sku_codes.get(u.sku_id, str(u.sku_id)),
+                    "sku_id": u.sku_id,
+                    "quantity": u.quantity,
+                }
+                for u in self.unfilled
+            ],
+            "considered": [dict(c, reasons=list(c["reasons"])) for c in considered],
+            "considered_omitted": max(0, len(self.considered) - len(considered)),
+        }
