@@ -186,3 +186,40 @@ LOGGING = {
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="orders@example.com")
+
+# --- Notifications (outbox, SMS provider, storefront webhooks, back-in-stock) -------------
+NOTIFICATIONS = {
+    # "console" logs the SMS (the demo); "http" posts to SMS_API_BASE_URL (a Twilio-style JSON API).
+    "SMS_PROVIDER": env("SMS_PROVIDER", default="console"),
+    "SMS_API_BASE_URL": env("SMS_API_BASE_URL", default=""),
+    "SMS_API_TOKEN": env("SMS_API_TOKEN", default=""),
+    "SMS_FROM": env("SMS_FROM", default="OMS"),
+    "SMS_TIMEOUT_SECONDS": env.float("SMS_TIMEOUT_SECONDS", default=10.0),
+    "MAX_ATTEMPTS": env.int("NOTIFY_MAX_ATTEMPTS", default=8),
+    "RETRY_BASE_SECONDS": env.int("NOTIFY_RETRY_BASE_SECONDS", default=30),
+    "RETRY_MAX_SECONDS": env.int("NOTIFY_RETRY_MAX_SECONDS", default=3600),
+    # A row claimed longer ago than this (worker killed mid-send) may be claimed again.
+    "LEASE_SECONDS": env.int("NOTIFY_LEASE_SECONDS", default=300),
+    # The sweeper re-enqueues pending rows older than this (the on-commit message was lost).
+    "SWEEP_AFTER_SECONDS": env.int("NOTIFY_SWEEP_AFTER_SECONDS", default=60),
+    "MESSAGE_ID_DOMAIN": env("NOTIFY_MESSAGE_ID_DOMAIN", default="oms.example.com"),
+    "WEBHOOK_TIMEOUT_SECONDS": env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0),
+    "WEBHOOK_PAUSE_AFTER_FAILURES": env.int("WEBHOOK_PAUSE_AFTER_FAILURES", default=10),
+    # Tests and local demos only: lets http://127.0.0.1 endpoints through the SSRF guard.
+    "WEBHOOK_ALLOW_LOOPBACK": env.bool("WEBHOOK_ALLOW_LOOPBACK", default=False),
+    # Back in stock: alert at most MULTIPLIER x available subscribers per wave, earliest first.
+    "BACK_IN_STOCK_WAVE_MULTIPLIER": env.int("BACK_IN_STOCK_WAVE_MULTIPLIER", default=3),
+    "BACK_IN_STOCK_WAVE_DELAY_SECONDS": env.int("BACK_IN_STOCK_WAVE_DELAY_SECONDS", default=900),
+    "BACK_IN_STOCK_BATCH_SIZE": env.int("BACK_IN_STOCK_BATCH_SIZE", default=1000),
+    "BACK_IN_STOCK_UNSUBSCRIBE_URL": env(
+        "BACK_IN_STOCK_UNSUBSCRIBE_URL", default="https://shop.example.com/back-in-stock/unsubscribe/{token}"
+    ),
+}
+CELERY_BEAT_SCHEDULE["notifications-sweep"] = {
+    "task": "notifications.tasks.notifications_sweep",
+    "schedule": env.int("NOTIFY_SWEEP_INTERVAL_SECONDS", default=15),
+}
+CELERY_BEAT_SCHEDULE["notifications-restock-waves"] = {
+    "task": "notifications.tasks.restock_alerts_advance",
+    "schedule": 60,
+}
