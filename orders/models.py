@@ -241,3 +241,25 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.type} {self.from_status}->{self.to_status}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's Idempotency-Key and the first response given for it (config/idempotency.py).
+
+    Written in the same transaction as the work it guards: a crash before commit leaves no row,
+    so a retry runs the work again; after commit a retry gets the stored response back.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # sha256 of the method, the path and the canonical JSON body: another body under the same key is a 422.
+    fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)  # the exact bytes sent, so a replay is byte-identical
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotencykey_owner_key")]
+
+    def __str__(self) -> str:
+        return f"{self.owner_id}:{self.key}"

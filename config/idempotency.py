@@ -1,0 +1,193 @@
+"""The `Idempotency-Key` header for any APIView (draft-ietf-httpapi-idempotency-key-header).
+
+    class OrderListCreateApi(APIView):
+        @idempotent(required=True)
+        def post(self, request): ...
+
+- Missing where required -> 400 `idempotency_key_required`; longer than 255 characters or not
+  printable ASCII -> 400 `idempotency_key_invalid`.
+- The same key (per user) with the same request (method, path, canonical JSON body) replays the
+  first response: the same status and the very same bytes.
+- The same key with another request -> 422 `idempotency_key_reused`.
+- The same key while the first request is still running -> 409 `idempotency_in_progress`.
+
+Design (research notes A1): the key row, the work and the stored response are ONE transaction
+(the wrapped method runs as a `config.services.service`, so the services it calls join it without
+savepoints). The key row is the first statement: `INSERT .. ON CONFLICT DO NOTHING RETURNING id`,
+guarded on PostgreSQL by `pg_try_advisory_xact_lock` on the (user, key) pair, so a concurrent
+duplicate never waits: it either finds the committed row (replay or 422) or nobody's row while the
+lock is taken (409). A crash or an error before commit leaves no row, and a retry runs the work
+again; errors raised by the work (4xx domain errors) are therefore not stored. Responses the work
+returns (any status) are stored with their exact bytes. Rows are kept at least
+settings.OMS["IDEMPOTENCY_TTL"] and then purged by `idempotency_keys_purge` (a beat task).
+
+Cost on the success path: two statements (the INSERT and the UPDATE storing the response).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from config.errors import Conflict, InvalidInput, PolicyViolation
+from config.services import service
+
+HEADER = "HTTP_IDEMPOTENCY_KEY"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyRequired(InvalidInput):
+    code = "idempotency_key_required"
+
+
+class IdempotencyKeyInvalid(InvalidInput):
+    code = "idempotency_key_invalid"
+
+
+class IdempotencyKeyReused(PolicyViolation):
+    code = "idempotency_key_reused"
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def fingerprint(*, method: str, path: str, data: Any) -> str:
+    return hashlib.sha256(f"{method.upper()} {path}\n{canonical_json(data)}".encode()).hexdigest()
+
+
+def read_key(request, *, required: bool) -> str | None:
+    key = request.META.get(HEADER)
+    if key is None or key == "":
+        if required:
+            raise IdempotencyKeyRequired(
+                "The Idempotency-Key header is required.", details={"header": "Idempotency-Key"}
+            )
+        return None
+    if len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
+        raise IdempotencyKeyInvalid(
+            f"Idempotency-Key must be at most {MAX_KEY_LENGTH} printable ASCII characters.",
+            details={"header": "Idempotency-Key"},
+        )
+    return key
+
+
+def _table() -> str:
+    from orders.models import IdempotencyKey
+
+    return connection.ops.quote_name(IdempotencyKey._meta.db_table)
+
+
+def _claim(*, owner_id: int, key: str, fp: str) -> int | None:
+    """Insert the key row; its id, or None when a row for (owner, key) exists or is being written."""
+    now = timezone.now()
+    table = _table()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"INSERT INTO {table} (owner_id, key, fingerprint, response_body, created_at) "
+                "SELECT %s, %s, %s, '', %s WHERE pg_try_advisory_xact_lock(hashtextextended(%s, 7)) "
+                "ON CONFLICT (owner_id, key) DO NOTHING RETURNING id",
+                [owner_id, key, fp, now, f"idempotency:{owner_id}:{key}"],
+            )
+        else:  # SQLite: write transactions are serialised (BEGIN IMMEDIATE), nothing is ever in flight
+            cursor.execute(
+                f"INSERT INTO {table} (owner_id, key, fingerprint, response_body, created_at) "
+                "VALUES (%s, %s, %s, '', %s) ON CONFLICT (owner_id, key) DO NOTHING RETURNING id",
+                [owner_id, key, fp, connection.ops.adapt_datetimefield_value(now)],
+            )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _render(response: Response) -> HttpResponse:
+    """The exact bytes of a DRF Response, as a plain HttpResponse (what is stored is what is sent)."""
+    body = b"" if response.data is None else JSONRenderer().render(response.data)
+    out = HttpResponse(body, status=response.status_code, content_type="application/json")
+    for name, value in response.items():
+        if name.lower() not in ("content-type", "content-length"):
+            out[name] = value
+    return out
+
+
+def _replay(*, owner_id: int, key: str, fp: str) -> HttpResponse:
+    from orders.models import IdempotencyKey
+
+    row = (
+        IdempotencyKey.objects.filter(owner_id=owner_id, key=key)
+        .values("fingerprint", "response_status", "response_body")
+        .first()
+    )
+    if row is None or row["response_status"] is None:
+        raise IdempotencyInProgress(
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+            details={"header": "Idempotency-Key"},
+        )
+    if row["fingerprint"] != fp:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request.", details={"header": "Idempotency-Key"}
+        )
+    out = HttpResponse(row["response_body"], status=row["response_status"], content_type="application/json")
+    out["Idempotent-Replayed"] = "true"
+    return out
+
+
+@service
+def idempotent_run(*, owner_id: int, key: str, fp: str, work: Callable[[], Response]) -> HttpResponse:
+    """Run `work` once per (owner, key) in one transaction with the key row; replay afterwards."""
+    from orders.models import IdempotencyKey
+
+    key_id = _claim(owner_id=owner_id, key=key, fp=fp)
+    if key_id is None:
+        return _replay(owner_id=owner_id, key=key, fp=fp)
+    response = _render(work())
+    IdempotencyKey.objects.filter(pk=key_id).update(
+        response_status=response.status_code, response_body=response.content.decode()
+    )
+    return response
+
+
+def idempotent(*, required: bool = False) -> Callable:
+    """Decorate an APIView handler (post/put/patch/delete) with Idempotency-Key semantics."""
+
+    def decorator(handler: Callable) -> Callable:
+        @functools.wraps(handler)
+        def wrapper(view, request, *args, **kwargs):
+            key = read_key(request, required=required)
+            if key is None:
+                return handler(view, request, *args, **kwargs)
+            fp = fingerprint(method=request.method, path=request.path, data=request.data)
+            return idempotent_run(
+                owner_id=request.user.pk,
+                key=key,
+                fp=fp,
+                work=functools.partial(handler, view, request, *args, **kwargs),
+            )
+
+        return wrapper
+
+    return decorator
+
+
+@service
+def idempotency_keys_purge(*, older_than=None) -> int:
+    """Delete keys older than settings.OMS["IDEMPOTENCY_TTL"] (the beat task)."""
+    from orders.models import IdempotencyKey
+
+    cutoff = timezone.now() - (older_than or settings.OMS["IDEMPOTENCY_TTL"])
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,244 @@
+"""Input serializers check shape; output serializers (ModelSerializers) render the API's fields."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from ..models import (
+    Channel,
+    Customer,
+    Fulfillment,
+    FulfillmentLine,
+    FulfillmentMethod,
+    Order,
+    OrderEvent,
+    OrderLine,
+)
+
+# --- Input ---------------------------------------------------------------------------------------
+
+
+class CustomerIn(serializers.Serializer):
+    email = serializers.CharField(max_length=254, required=False, allow_null=True, allow_blank=True)
+    phone = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class FulfillmentIn(serializers.Serializer):
+    method = serializers.ChoiceField(choices=FulfillmentMethod.choices)
+    location = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
+    address = serializers.DictField(required=False, allow_null=True)
+
+
+class LineIn(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=1, max_value=settings.OMS["MAX_LINE_QUANTITY"])
+
+
+class PricedLineIn(LineIn):
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    currency = serializers.CharField(max_length=3, required=False)
+
+
+class OrderCreateIn(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    customer = CustomerIn()
+    fulfillment = FulfillmentIn()
+    lines = serializers.ListField(child=PricedLineIn(), allow_empty=False, max_length=200)
+    currency = serializers.CharField(max_length=8)
+    hold = serializers.UUIDField(required=False, allow_null=True)
+    placed_at = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
+
+
+class HoldCreateIn(serializers.Serializer):
+    lines = serializers.ListField(child=LineIn(), allow_empty=False, max_length=200)
+    fulfillment = FulfillmentIn()
+
+
+class HoldExtendIn(serializers.Serializer):
+    ttl_seconds = serializers.IntegerField(required=False, min_value=1)
+
+
+class PickLineIn(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=0, max_value=settings.OMS["MAX_LINE_QUANTITY"])
+
+
+class PickIn(serializers.Serializer):
+    lines = serializers.ListField(child=PickLineIn(), required=False, default=list, max_length=200)
+
+
+class ShipIn(serializers.Serializer):
+    carrier = serializers.CharField(max_length=64)
+    tracking_number = serializers.CharField(max_length=64)
+
+
+class CollectIn(serializers.Serializer):
+    pickup_code = serializers.CharField(max_length=12)
+
+
+class ReasonIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class ArrivedIn(serializers.Serializer):
+    note = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class ClaimIn(serializers.Serializer):
+    location = serializers.CharField(max_length=32)
+
+
+class PreferencesIn(serializers.Serializer):
+    notify_channels = serializers.ListField(
+        child=serializers.CharField(max_length=16), required=False, max_length=5
+    )
+    language = serializers.CharField(max_length=8, required=False)
+    preferred_location = serializers.CharField(max_length=32, required=False, allow_null=True)
+
+
+# --- Output --------------------------------------------------------------------------------------
+
+
+class CustomerBriefOut(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["id", "email", "phone", "name"]
+
+
+class OrderLineOut(serializers.ModelSerializer):
+    sku = serializers.CharField(source="sku.code")
+
+    class Meta:
+        model = OrderLine
+        fields = ["sku", "quantity", "cancelled_quantity", "unit_price", "line_total"]
+
+
+class FulfillmentLineOut(serializers.ModelSerializer):
+    sku = serializers.CharField(source="sku.code")
+
+    class Meta:
+        model = FulfillmentLine
+        fields = ["sku", "quantity", "picked_quantity"]
+
+
+class FulfillmentOut(serializers.ModelSerializer):
+    location = serializers.CharField(source="location.code")
+    lines = FulfillmentLineOut(many=True)
+
+    class Meta:
+        model = Fulfillment
+        fields = [
+            "id",
+            "location",
+            "method",
+            "status",
+            "lines",
+            "carrier",
+            "tracking_number",
+            "customer_arrived_at",
+            "arrival_note",
+            "created_at",
+            "shipped_at",
+            "ready_at",
+            "collected_at",
+        ]
+
+
+class FulfillmentWithCodeOut(FulfillmentOut):
+    """For the storefront, which shows the customer the pickup code."""
+
+    class Meta(FulfillmentOut.Meta):
+        fields = [*FulfillmentOut.Meta.fields, "pickup_code"]
+
+
+class StaffFulfillmentOut(FulfillmentOut):
+    order = serializers.CharField(source="order.number")
+    claimed_by = serializers.CharField(source="claimed_by.username", default=None)
+
+    class Meta(FulfillmentOut.Meta):
+        fields = [*FulfillmentOut.Meta.fields, "order", "claimed_by", "claimed_at"]
+
+
+class OrderOut(serializers.ModelSerializer):
+    customer = CustomerBriefOut()
+    lines = OrderLineOut(many=True)
+    fulfillments = serializers.SerializerMethodField()
+    pickup_location = serializers.CharField(source="pickup_location.code", default=None)
+    placed_at_location = serializers.CharField(source="placed_at_location.code", default=None)
+
+    class Meta:
+        model = Order
+        fields = [
+            "number",
+            "status",
+            "channel",
+            "customer",
+            "currency",
+            "subtotal",
+            "total",
+            "fulfillment_method",
+            "pickup_location",
+            "ship_address",
+            "placed_at_location",
+            "lines",
+            "fulfillments",
+            "created_at",
+        ]
+
+    def get_fulfillments(self, order):
+        cls = FulfillmentWithCodeOut if self.context.get("show_pickup_code") else FulfillmentOut
+        return cls(order.fulfillments.all(), many=True).data
+
+
+class OrderEventOut(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", default=None)
+    fulfillment = serializers.IntegerField(source="fulfillment_id", default=None)
+
+    class Meta:
+        model = OrderEvent
+        fields = [
+            "id",
+            "type",
+            "fulfillment",
+            "from_status",
+            "to_status",
+            "actor",
+            "channel",
+            "reason",
+            "data",
+            "created_at",
+        ]
+
+
+class OrderBriefOut(serializers.ModelSerializer):
+    class Meta:
+        model = Order
+        fields = ["number", "status", "channel", "currency", "total", "fulfillment_method", "created_at"]
+
+
+class CustomerOut(serializers.ModelSerializer):
+    preferred_location = serializers.SerializerMethodField()
+    orders = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "email",
+            "phone",
+            "name",
+            "language",
+            "notify_channels",
+            "preferred_location",
+            "orders",
+            "created_at",
+        ]
+
+    def get_preferred_location(self, c):
+        loc = c.preferred_location
+        return {"code": loc.code, "name": loc.name} if loc else None
+
+    def get_orders(self, c):
+        return OrderBriefOut(self.context.get("orders", []), many=True).data

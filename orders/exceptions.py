@@ -1,0 +1,66 @@
+"""Order errors. Each is a config.errors DomainError rendered by the one exception handler."""
+
+from config.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, PolicyViolation
+from inventory.exceptions import InsufficientStock, UnknownSku
+
+__all__ = [
+    "DuplicateLine",
+    "Forbidden",
+    "HoldMismatch",
+    "InsufficientStock",
+    "InvalidInput",
+    "InvalidTransition",
+    "NotCurbside",
+    "NothingLeftToCancel",
+    "PickupNotOffered",
+    "UnknownCustomer",
+    "UnknownFulfillment",
+    "UnknownLocation",
+    "UnknownOrder",
+    "UnknownSku",
+    "WrongPickupCode",
+]
+
+
+class DuplicateLine(InvalidInput):
+    code = "duplicate_line"
+
+
+class CurrencyMismatch(InvalidInput):
+    code = "currency_mismatch"
+
+
+class UnknownLocation(NotFound):
+    code = "unknown_location"
+
+
+class UnknownOrder(NotFound):
+    code = "unknown_order"
+
+
+class UnknownFulfillment(NotFound):
+    code = "unknown_fulfillment"
+
+
+class UnknownCustomer(NotFound):
+    code = "unknown_customer"
+
+
+class PickupNotOffered(PolicyViolation):
+    code = "pickup_not_offered"
+
+
+class HoldMismatch(PolicyViolation):
+    code = "hold_mismatch"
+
+
+class WrongPickupCode(PolicyViolation):
+    code = "wrong_pickup_code"
+
+
+class NotCurbside(PolicyViolation):
+    code = "not_curbside"
+
+
+class NothingLeftToCancel(Conflict):
+    code = "invalid_transition"

@@ -1,0 +1,175 @@
+"""The fulfillment state machine and the order status derived from it.
+
+    pending -> picking -> packed -> shipped                    (ship)
+    pending -> picking -> ready_for_pickup -> collected        (pickup, curbside)
+    cancelled from any state before the goods leave the building (shipped, collected are final)
+
+`transition()` is the one way a fulfillment changes status: it locks the row, checks the table
+(and the method), saves, writes the OrderEvent and recomputes the order's status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from .exceptions import InvalidTransition
+from .hooks import emit
+from .models import (
+    EventType,
+    Fulfillment,
+    FulfillmentMethod,
+    FulfillmentStatus,
+    Order,
+    OrderEvent,
+    OrderStatus,
+)
+
+S = FulfillmentStatus
+
+FULFILLMENT_TRANSITIONS: dict[str, set[str]] = {
+    S.PENDING: {S.PICKING, S.CANCELLED},
+    S.PICKING: {S.PACKED, S.READY_FOR_PICKUP, S.CANCELLED},
+    S.PACKED: {S.SHIPPED, S.CANCELLED},
+    S.READY_FOR_PICKUP: {S.COLLECTED, S.CANCELLED},
+    S.SHIPPED: set(),
+    S.COLLECTED: set(),
+    S.CANCELLED: set(),
+}
+
+# Statuses that only one method reaches.
+_SHIP_ONLY = {S.PACKED, S.SHIPPED}
+_PICKUP_ONLY = {S.READY_FOR_PICKUP, S.COLLECTED}
+
+LEFT_THE_BUILDING = frozenset({S.SHIPPED, S.COLLECTED})
+FINAL = frozenset({S.SHIPPED, S.COLLECTED, S.CANCELLED})
+
+
+def allowed(*, method: str, from_status: str, to_status: str) -> bool:
+    if to_status not in FULFILLMENT_TRANSITIONS.get(from_status, set()):
+        return False
+    if method == FulfillmentMethod.SHIP:
+        return to_status not in _PICKUP_ONLY
+    return to_status not in _SHIP_ONLY
+
+
+def check(fulfillment: Fulfillment, to_status: str) -> None:
+    if not allowed(method=fulfillment.method, from_status=fulfillment.status, to_status=to_status):
+        raise InvalidTransition(
+            f"A {fulfillment.method} fulfillment cannot go from {fulfillment.status} to {to_status}.",
+            details={"fulfillment": fulfillment.pk, "from": fulfillment.status, "to": to_status},
+        )
+
+
+def order_status_from(statuses: Iterable[tuple[str, str]]) -> str:
+    """The order's status from its fulfillments' (method, status) pairs. Never set by hand."""
+    live = [(m, s) for m, s in statuses if s != S.CANCELLED]
+    if not live:
+        return OrderStatus.CANCELLED
+    done = [s for _, s in live if s in LEFT_THE_BUILDING]
+    if len(done) == len(live):
+        return (
+            OrderStatus.SHIPPED
+            if all(m == FulfillmentMethod.SHIP for m, _ in live)
+            else OrderStatus.COMPLETED
+        )
+    if done:
+        return OrderStatus.PARTIALLY_SHIPPED
+    if all(s == S.READY_FOR_PICKUP for _, s in live):
+        return OrderStatus.READY_FOR_PICKUP
+    if all(s == S.PENDING for _, s in live):
+        return OrderStatus.PLACED
+    return OrderStatus.IN_PROGRESS
+
+
+def order_status_refresh(
+    order: Order, *, actor=None, channel: str = "", reason: str = ""
+) -> list[OrderEvent]:
+    """Recompute and store the order's status; an OrderEvent (unsaved) when it changed.
+
+    Locks the order row first, so that two fulfillments of one order changing at once are
+    summarised one after the other (the second sees the first's committed status). The order
+    row is always the last lock a transition takes: fulfillments, then stock, then the order.
+    """
+    old = Order.objects.select_for_update().filter(pk=order.pk).values_list("status", flat=True).first()
+    statuses = list(Fulfillment.objects.filter(order_id=order.pk).values_list("method", "status"))
+    new = order_status_from(statuses)
+    order.status = new
+    if new == old:
+        return []
+    Order.objects.filter(pk=order.pk).update(status=new, updated_at=timezone.now())
+    return [
+        OrderEvent(
+            order_id=order.pk,
+            type=EventType.STATUS_CHANGED,
+            from_status=old,
+            to_status=new,
+            actor=actor if actor is not None and actor.is_authenticated else None,
+            channel=channel,
+            reason=reason[:255],
+        )
+    ]
+
+
+def lock_fulfillment(fulfillment_id: int) -> Fulfillment:
+    from .exceptions import UnknownFulfillment
+
+    try:
+        return (
+            Fulfillment.objects.select_for_update(of=("self",))
+            .select_related("order", "location")
+            .get(pk=fulfillment_id)
+        )
+    except (Fulfillment.DoesNotExist, ValueError, TypeError):
+        raise UnknownFulfillment(
+            f"Unknown fulfillment {fulfillment_id}.", details={"fulfillment": fulfillment_id}
+        ) from None
+
+
+def transition(
+    fulfillment: Fulfillment | int,
+    to_status: str,
+    *,
+    actor=None,
+    channel: str = "",
+    reason: str = "",
+    updates: dict | None = None,
+    data: dict | None = None,
+    locked: bool = False,
+    refresh: bool = True,
+    extra_events: Iterable[OrderEvent] = (),
+) -> tuple[Fulfillment, list[OrderEvent]]:
+    """Move one fulfillment along the table. Locks the row (unless the caller did), checks, saves,
+    writes the events (the fulfillment's, `extra_events`, then the order's status change if there
+    was one) and emits them to orders.hooks listeners, all in the caller's transaction.
+    """
+    if not locked:
+        fulfillment = lock_fulfillment(fulfillment if isinstance(fulfillment, int) else fulfillment.pk)
+    assert isinstance(fulfillment, Fulfillment)
+    check(fulfillment, to_status)
+    old = fulfillment.status
+    fulfillment.status = to_status
+    fields = ["status", "updated_at"]
+    for name, value in (updates or {}).items():
+        setattr(fulfillment, name, value)
+        fields.append(name)
+    fulfillment.save(update_fields=fields)
+    who = actor if actor is not None and actor.is_authenticated else None
+    event = OrderEvent(
+        order_id=fulfillment.order_id,
+        fulfillment=fulfillment,
+        type=EventType.FULFILLMENT_STATUS_CHANGED,
+        from_status=old,
+        to_status=to_status,
+        actor=who,
+        channel=channel,
+        reason=reason[:255],
+        data={"location": fulfillment.location.code, "method": fulfillment.method, **(data or {})},
+    )
+    events = [event, *extra_events]
+    if refresh:
+        events += order_status_refresh(fulfillment.order, actor=actor, channel=channel, reason=reason)
+    OrderEvent.objects.bulk_create(events)
+    emit(events)
+    return fulfillment, events
