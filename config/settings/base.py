@@ -223,3 +223,11 @@ CELERY_BEAT_SCHEDULE["notifications-restock-waves"] = {
     "task": "notifications.tasks.restock_alerts_advance",
     "schedule": 60,
 }
+CELERY_BEAT_SCHEDULE["orders-reclaim-expired-holds"] = {
+    "task": "orders.tasks.reclaim_expired_holds",
+    "schedule": env.int("OMS_HOLD_SWEEP_INTERVAL_SECONDS", default=30),
+}
+CELERY_BEAT_SCHEDULE["orders-purge-idempotency-keys"] = {
+    "task": "orders.tasks.purge_idempotency_keys",
+    "schedule": 3600,
+}
