@@ -515,15 +515,21 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
         return NotificationEvent.ORDER_CANCELLED, {"order_number": order.number, "reason": ev.reason}
     if ev.type == EventType.LINE_CANCELLED:
         data = ev.data or {}
-        sku_name = data.get("sku_name") or data.get("sku") or ""
-        if data.get("sku") and not data.get("sku_name"):
-            sku = Sku.objects.filter(code=data["sku"]).only("name").first()
-            sku_name = sku.name if sku else data["sku"]
+        raw = data.get("lines") or (
+            [{"sku": data["sku"], "quantity": data.get("quantity")}] if data.get("sku") else []
+        )
+        names = dict(Sku.objects.filter(code__in=[r.get("sku") for r in raw]).values_list("code", "name"))
+        lines = [
+            {
+                "sku": r.get("sku"),
+                "name": names.get(r.get("sku"), r.get("sku")),
+                "quantity": r.get("quantity"),
+            }
+            for r in raw
+        ]
         return NotificationEvent.LINE_CANCELLED, {
             "order_number": order.number,
-            "sku": data.get("sku", ""),
-            "sku_name": sku_name,
-            "quantity": data.get("quantity") or data.get("cancelled_quantity") or "",
+            "lines": lines,
             "reason": ev.reason,
         }
     if ev.type == EventType.FULFILLMENT_STATUS_CHANGED and ev.fulfillment_id:
