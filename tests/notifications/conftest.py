@@ -47,7 +47,9 @@ def _notifications_env(request, settings):
 
 @pytest.fixture
 def customer(db):
-    return Customer.objects.create(email="hana@example.com", phone="+819012345678", name="Hana", language="ja")
+    return Customer.objects.create(
+        email="hana@example.com", phone="+819012345678", name="Hana", language="ja"
+    )
 
 
 def make_order(customer, *, location, method="ship", sku=None, quantity=1) -> Order:
@@ -62,7 +64,11 @@ def make_order(customer, *, location, method="ship", sku=None, quantity=1) -> Or
     )
     if sku is not None:
         OrderLine.objects.create(
-            order=order, sku=sku, quantity=quantity, unit_price=Decimal("1980.00"), line_total=Decimal("1980.00")
+            order=order,
+            sku=sku,
+            quantity=quantity,
+            unit_price=Decimal("1980.00"),
+            line_total=Decimal("1980.00"),
         )
     Fulfillment.objects.create(order=order, location=location, method=method)
     return order

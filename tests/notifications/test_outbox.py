@@ -210,7 +210,9 @@ def test_resend_puts_failed_rows_back_and_leaves_sent_rows(customer, django_capt
     assert len(mail.outbox) == 2
 
 
-def test_sweeper_picks_old_pending_due_retries_and_expired_leases(customer, django_capture_on_commit_callbacks):
+def test_sweeper_picks_old_pending_due_retries_and_expired_leases(
+    customer, django_capture_on_commit_callbacks
+):
     now = timezone.now()
     fresh, old, retry, later, leased, expired, sent = (enqueue(customer, key=f"k{i}")[0] for i in range(7))
     Notification.objects.filter(pk=old.pk).update(created_at=now - dt.timedelta(minutes=5))
@@ -222,11 +224,18 @@ def test_sweeper_picks_old_pending_due_retries_and_expired_leases(customer, djan
     Notification.objects.filter(pk=expired.pk).update(
         status=NotificationStatus.SENDING, lease_until=now - dt.timedelta(seconds=1), attempts=1
     )
-    Notification.objects.filter(pk=sent.pk).update(status=NotificationStatus.SENT, created_at=now - dt.timedelta(hours=1))
+    Notification.objects.filter(pk=sent.pk).update(
+        status=NotificationStatus.SENT, created_at=now - dt.timedelta(hours=1)
+    )
 
     assert notifications_requeue_due() == 3  # old, retry, expired (in-process: delivered at once)
     status = dict(Notification.objects.values_list("pk", "status"))
-    assert {pk for pk, s in status.items() if s == NotificationStatus.SENT} == {old.pk, retry.pk, expired.pk, sent.pk}
+    assert {pk for pk, s in status.items() if s == NotificationStatus.SENT} == {
+        old.pk,
+        retry.pk,
+        expired.pk,
+        sent.pk,
+    }
     assert status[fresh.pk] == status[later.pk] == NotificationStatus.PENDING
     assert status[leased.pk] == NotificationStatus.SENDING
     assert len(mail.outbox) == 3
