@@ -55,17 +55,22 @@ def test_subscribe_is_idempotent_201_then_200(storefront, sku, store):
     body = {"sku": sku.code, "email": "Shopper@Example.com", "location": store.code}
     first = storefront.post(URL, body, format="json")
     assert first.status_code == 201, first.data
-    assert first.data["email"] == "shopper@example.com" and first.data["location"] == store.code
+    assert first.data["email"] == "shopper@example.com"
+    assert first.data["location"] == store.code
     again = storefront.post(URL, {**body, "email": "shopper@example.com"}, format="json")
-    assert again.status_code == 200 and again.data["id"] == first.data["id"]
+    assert again.status_code == 200
+    assert again.data["id"] == first.data["id"]
     anywhere = storefront.post(URL, {"sku": sku.code, "email": "shopper@example.com"}, format="json")
-    assert anywhere.status_code == 201 and anywhere.data["location"] is None
+    assert anywhere.status_code == 201
+    assert anywhere.data["location"] is None
     assert BackInStockSubscription.objects.count() == 2
 
 
 def test_subscribe_by_phone(storefront, sku):
     r = storefront.post(URL, {"sku": sku.code, "phone": "+81 90-1234-5678", "language": "ko"}, format="json")
-    assert r.status_code == 201 and r.data["phone"] == "+819012345678" and r.data["language"] == "ko"
+    assert r.status_code == 201
+    assert r.data["phone"] == "+819012345678"
+    assert r.data["language"] == "ko"
 
 
 @pytest.mark.parametrize(
@@ -118,7 +123,8 @@ def test_unsubscribe_with_the_signed_token(anon_client, sku):
     assert anon_client.delete(f"{URL}garbage/").status_code == 404
     forged = token.replace(token.split(":")[0], "eyJzIjoxMjM0fQ")
     r = anon_client.delete(f"{URL}{forged}/")
-    assert r.status_code == 404 and r.data["error"]["code"] == "unknown_subscription"
+    assert r.status_code == 404
+    assert r.data["error"]["code"] == "unknown_subscription"
 
 
 def test_subscribing_again_after_an_alert_reactivates_the_same_row(sku):
@@ -145,7 +151,8 @@ def test_receipt_at_the_store_alerts_store_and_anywhere_subscribers_once(
         s.status for s in BackInStockSubscription.objects.filter(pk__in=[s.pk for s in at_store + anywhere])
     } == {SubscriptionStatus.NOTIFIED}
     body = next(m for m in mail.outbox if m.to == ["store0@example.com"]).body
-    assert "Black tee M" in body and "Shibuya" in body
+    assert "Black tee M" in body
+    assert "Shibuya" in body
     token = back_in_stock_token(at_store[0])
     assert f"/back-in-stock/unsubscribe/{token}" in body
     # More stock while still available: not a restock, nobody is alerted again.
@@ -204,7 +211,8 @@ def test_sms_subscribers_get_an_sms(store, sku, django_capture_on_commit_callbac
     with django_capture_on_commit_callbacks(execute=True):
         stock_receive(lines=[Line(store.pk, sku.pk, 2)], reference="PO-1")
     (sms,) = LocmemSmsProvider.outbox
-    assert sms["to"] == "+819055556666" and "再入荷" in sms["body"]
+    assert sms["to"] == "+819055556666"
+    assert "再入荷" in sms["body"]
 
 
 def test_unsubscribed_and_late_subscribers_are_not_in_the_alert(
@@ -250,7 +258,8 @@ def test_waves_alert_a_multiple_of_what_came_back_earliest_first(
     with django_capture_on_commit_callbacks(execute=True):
         restock_alerts_advance()
     alert.refresh_from_db()
-    assert alert.status == RestockAlertStatus.DONE and len(mail.outbox) == 9
+    assert alert.status == RestockAlertStatus.DONE
+    assert len(mail.outbox) == 9
     assert BackInStockSubscription.objects.get(pk=subs[9].pk).status == SubscriptionStatus.ACTIVE
 
 
@@ -265,7 +274,8 @@ def test_batches_cover_everyone_exactly_once(store, sku, settings, django_captur
         stock_receive(lines=[Line(store.pk, sku.pk, 1)], reference="PO-1")
     assert alerted_emails() == sorted(s.email for s in subs)
     alert = RestockAlert.objects.get()
-    assert alert.status == RestockAlertStatus.DONE and alert.alerted == 5
+    assert alert.status == RestockAlertStatus.DONE
+    assert alert.alerted == 5
     # The batch task run again (a redelivered message): nobody is alerted twice.
     from notifications.services import restock_alert_process_batch
 

@@ -81,7 +81,9 @@ def test_delivery_is_enqueued_on_commit_and_sends_once(customer, django_capture_
         (n,) = enqueue(customer)
     assert len(callbacks) == 1
     n.refresh_from_db()
-    assert n.status == NotificationStatus.SENT and n.attempts == 1 and n.sent_at
+    assert n.status == NotificationStatus.SENT
+    assert n.attempts == 1
+    assert n.sent_at
     assert len(mail.outbox) == 1
     msg = mail.outbox[0]
     assert msg.to == ["hana@example.com"]
@@ -106,7 +108,8 @@ def test_templates_exist_for_every_event_channel_and_language(customer):
                 assert "X1" in r.body, (event, lang, channel)
                 assert "{" not in r.body + r.subject
                 if channel == DeliveryChannel.EMAIL:
-                    assert r.subject and "\n" not in r.subject
+                    assert r.subject
+                    assert "\n" not in r.subject
 
 
 def test_unknown_language_falls_back_to_english(db):
@@ -133,7 +136,9 @@ def test_sms_goes_through_the_provider_with_the_idempotency_key(db):
 def test_a_claimed_row_cannot_be_claimed_again(customer):
     (n,) = enqueue(customer)
     first = notification_claim(notification_id=n.pk)
-    assert first is not None and first.status == NotificationStatus.SENDING and first.attempts == 1
+    assert first is not None
+    assert first.status == NotificationStatus.SENDING
+    assert first.attempts == 1
     assert notification_claim(notification_id=n.pk) is None
     assert notification_deliver(notification_id=n.pk) == "skipped"
     assert mail.outbox == []
@@ -148,7 +153,8 @@ def test_an_expired_lease_is_reclaimed_and_the_old_holder_cannot_record(customer
     # The worker that lost its lease comes back: its outcome is not written.
     assert services._finish(stale, status=NotificationStatus.FAILED) is False
     n.refresh_from_db()
-    assert n.status == NotificationStatus.SENT and n.attempts == 2
+    assert n.status == NotificationStatus.SENT
+    assert n.attempts == 2
 
 
 class FlakyBackend:
@@ -178,14 +184,17 @@ def test_failures_back_off_exponentially_then_fail(customer, settings):
         assert n.attempts == attempt
         assert "ConnectionRefusedError" in n.last_error
         if attempt < 3:
-            assert outcome == "retry" and n.status == NotificationStatus.PENDING
+            assert outcome == "retry"
+            assert n.status == NotificationStatus.PENDING
             delays.append((n.next_attempt_at - before).total_seconds())
             # Not due yet: a duplicate task message does nothing.
             assert notification_deliver(notification_id=n.pk) == "skipped"
             Notification.objects.filter(pk=n.pk).update(next_attempt_at=timezone.now())
         else:
-            assert outcome == NotificationStatus.FAILED and n.status == NotificationStatus.FAILED
-    assert 30 <= delays[0] <= 34 and 60 <= delays[1] <= 67
+            assert outcome == NotificationStatus.FAILED
+            assert n.status == NotificationStatus.FAILED
+    assert 30 <= delays[0] <= 34
+    assert 60 <= delays[1] <= 67
 
 
 def test_permanent_error_fails_at_once(customer, settings):
@@ -195,7 +204,8 @@ def test_permanent_error_fails_at_once(customer, settings):
     (n,) = enqueue(customer)
     assert notification_deliver(notification_id=n.pk) == NotificationStatus.FAILED
     n.refresh_from_db()
-    assert n.attempts == 1 and "SMS_API_BASE_URL" in n.last_error
+    assert n.attempts == 1
+    assert "SMS_API_BASE_URL" in n.last_error
 
 
 def test_resend_puts_failed_rows_back_and_leaves_sent_rows(customer, django_capture_on_commit_callbacks):
@@ -206,7 +216,8 @@ def test_resend_puts_failed_rows_back_and_leaves_sent_rows(customer, django_capt
     with django_capture_on_commit_callbacks(execute=True):
         assert notification_resend(notification_ids=[n.pk, other.pk]) == 1
     n.refresh_from_db()
-    assert n.status == NotificationStatus.SENT and n.attempts == 1
+    assert n.status == NotificationStatus.SENT
+    assert n.attempts == 1
     assert len(mail.outbox) == 2
 
 
@@ -265,7 +276,8 @@ def test_broker_down_does_not_fail_the_commit(customer, settings, caplog):
         Notification.objects.filter(pk=n.pk).update(created_at=timezone.now() - dt.timedelta(minutes=5))
         assert notifications_requeue_due() == 0
         n.refresh_from_db()
-        assert n.status == NotificationStatus.PENDING and n.kicked_at is None
+        assert n.status == NotificationStatus.PENDING
+        assert n.kicked_at is None
     finally:
         app.conf.broker_url, app.conf.broker_transport_options = old_url, old_options
         app._pool = None
