@@ -11,16 +11,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import F, FilteredRelation, Q, QuerySet, Sum
+from django.db.models import F, FilteredRelation, Prefetch, Q, QuerySet, Sum
 from django.db.models.base import ModelState
 from django.utils import timezone
 
-from config.errors import InvalidInput
+from config.errors import InvalidInput, NotFound
 from stores.models import Location
 from stores.selectors import bounding_box, haversine_km
 
 from .exceptions import UnknownSku
-from .models import HoldLine, Sku, StockLevel, StockMovement
+from .models import HoldLine, Sku, StockLevel, StockMovement, Transfer, TransferLine
 
 
 def sku_get(*, code: str) -> Sku:
@@ -130,16 +130,20 @@ _AVAILABILITY_LOCATION_FIELDS = tuple(
 )
 
 
+_ALL_LOCATION_FIELDS = tuple(f.attname for f in Location._meta.concrete_fields)
+
+
 def _stock_by_location(
     *,
     sku: Sku,
     every_location: bool = False,
     active_only: bool = True,
     kind: str | None = None,
-    pickup_only: bool = False,
+    pickup: bool | None = None,
     ship_only: bool = False,
     box: tuple[float, float, float, float] | None = None,
     min_quantity: int = 0,
+    location_fields: tuple[str, ...] = _AVAILABILITY_LOCATION_FIELDS,
 ) -> list[tuple[Location, int, int, int, int]]:
     """(location, on_hand, reserved, held, safety_stock) of one SKU, one query.
 
@@ -164,8 +168,8 @@ def _stock_by_location(
         cond &= Q(is_active=True)
     if kind:
         cond &= Q(kind=kind)
-    if pickup_only:
-        cond &= Q(offers_pickup=True)
+    if pickup is not None:
+        cond &= Q(offers_pickup=pickup)
     if ship_only:
         cond &= Q(ships_orders=True)
     if box is not None:
@@ -176,13 +180,11 @@ def _stock_by_location(
     if min_quantity > 0:
         cond &= Q(s_on_hand__gte=F("s_reserved") + F("s_safety") + min_quantity)
     qs = qs.filter(cond)
-    rows = qs.order_by().values_list(
-        *_AVAILABILITY_LOCATION_FIELDS, "s_on_hand", "s_reserved", "s_held", "s_safety"
-    )
-    n = len(_AVAILABILITY_LOCATION_FIELDS)
+    rows = qs.order_by().values_list(*location_fields, "s_on_hand", "s_reserved", "s_held", "s_safety")
+    n = len(location_fields)
     return [
         (
-            _location_partial(rows.db, row[:n]),
+            _location_partial(rows.db, location_fields, row[:n]),
             row[n] or 0,
             row[n + 1] or 0,
             row[n + 2] or 0,
@@ -192,12 +194,12 @@ def _stock_by_location(
     ]
 
 
-def _location_partial(db: str, values: tuple) -> Location:
-    """A Location loaded with `_AVAILABILITY_LOCATION_FIELDS` only, what `Model.from_db` builds for
-    `.only(...)`, without its per-field bookkeeping (5 us a row, most of a 500-row read).
-    The other fields are deferred: they load from the database on first access."""
+def _location_partial(db: str, fields: tuple[str, ...], values: tuple) -> Location:
+    """A Location loaded with `fields`, what `Model.from_db` builds for `.only(*fields)` without
+    its per-field bookkeeping (5 us a row, most of a 500-row read). Fields not loaded are
+    deferred: they load from the database on first access."""
     loc = Location.__new__(Location)
-    loc.__dict__.update(zip(_AVAILABILITY_LOCATION_FIELDS, values, strict=True))
+    loc.__dict__.update(zip(fields, values, strict=True))
     loc._state = ModelState()
     loc._state.adding = False
     loc._state.db = db
@@ -243,7 +245,12 @@ def availability_for_sku(
         rows = _stock_by_location(sku=sku, every_location=True, active_only=False)
     else:
         rows = _stock_by_location(
-            sku=sku, kind=kind, pickup_only=pickup_only, ship_only=ship_only, box=box, min_quantity=1
+            sku=sku,
+            kind=kind,
+            pickup=True if pickup_only else None,
+            ship_only=ship_only,
+            box=box,
+            min_quantity=1,
         )
     out = []
     for la in _location_availabilities(sku=sku, rows=rows, near=near):
@@ -278,25 +285,27 @@ def locations_with_sku(
     sku: Sku,
     quantity: int | None = None,
     kind: str | None = None,
-    pickup_only: bool = False,
+    pickup: bool | None = None,
     near: tuple[float, float] | None = None,
     radius_km: float | None = None,
 ) -> list[LocationAvailability]:
     """Active locations with their availability of `sku` (the "find in store" list).
 
+    `pickup`: True only locations offering pickup, False only those that do not, None all.
     Without `quantity` every matching location is listed, those without stock at 0; with it,
     only those that can give `quantity` units. Nearest first when `near` is given (within
     `radius_km` when given: bounding box in SQL, then great-circle distance), else by code.
-    One query, plus one for expired holds when any unit is held.
+    One query, plus one for expired holds when any unit is held. The locations are fully loaded.
     """
     box = bounding_box(near[0], near[1], radius_km) if near is not None and radius_km is not None else None
     rows = _stock_by_location(
         sku=sku,
         every_location=not quantity,
         kind=kind,
-        pickup_only=pickup_only,
+        pickup=pickup,
         box=box,
         min_quantity=quantity or 0,
+        location_fields=_ALL_LOCATION_FIELDS,
     )
     out = [
         la
@@ -351,12 +360,74 @@ def stock_for_skus(*, sku_ids: Iterable[int]) -> dict[int, dict[int, int]]:
     return out
 
 
-def movement_list(*, sku: Sku | None = None, location: Location | None = None) -> QuerySet[StockMovement]:
+def movement_list(
+    *,
+    sku: Sku | None = None,
+    location: Location | None = None,
+    location_ids: Iterable[int] | None = None,
+    kind: str | None = None,
+    reference: str | None = None,
+) -> QuerySet[StockMovement]:
+    """The ledger, newest first. `location_ids` (None = everywhere) scopes it to a staff user's locations."""
     qs = StockMovement.objects.select_related("sku", "location", "user")
     if sku is not None:
         qs = qs.filter(sku=sku)
     if location is not None:
         qs = qs.filter(location=location)
+    if location_ids is not None:
+        qs = qs.filter(location_id__in=list(location_ids))
+    if kind:
+        qs = qs.filter(kind=kind)
+    if reference:
+        qs = qs.filter(reference=reference)
+    return qs.order_by("-id")
+
+
+def stock_levels_at(*, location: Location, sku_ids: Iterable[int]) -> list[StockLevel]:
+    """Stock levels of some SKUs at one location, by SKU code, with SKU and location loaded."""
+    return list(
+        StockLevel.objects.filter(location=location, sku_id__in=list(sku_ids))
+        .select_related("sku", "location")
+        .order_by("sku__code")
+    )
+
+
+def movements_by_ids(*, ids: Iterable[int]) -> list[StockMovement]:
+    """Ledger rows just written by a service, with SKU, location and user loaded for output."""
+    return list(
+        StockMovement.objects.filter(pk__in=list(ids))
+        .select_related("sku", "location", "user")
+        .order_by("id")
+    )
+
+
+def _transfers() -> QuerySet[Transfer]:
+    return Transfer.objects.select_related("from_location", "to_location", "created_by").prefetch_related(
+        Prefetch("lines", queryset=TransferLine.objects.select_related("sku").order_by("sku__code"))
+    )
+
+
+def transfer_get(*, transfer_id: int) -> Transfer:
+    try:
+        return _transfers().get(pk=transfer_id)
+    except Transfer.DoesNotExist:
+        raise NotFound(
+            f"Unknown transfer {transfer_id}.", code="unknown_transfer", details={"transfer": transfer_id}
+        ) from None
+
+
+def transfer_list(
+    *, location_ids: Iterable[int] | None = None, location: Location | None = None, status: str | None = None
+) -> QuerySet[Transfer]:
+    """Transfers newest first; `location_ids` (None = everywhere) keeps those from or to those locations."""
+    qs = _transfers()
+    if location_ids is not None:
+        ids = list(location_ids)
+        qs = qs.filter(Q(from_location_id__in=ids) | Q(to_location_id__in=ids))
+    if location is not None:
+        qs = qs.filter(Q(from_location=location) | Q(to_location=location))
+    if status:
+        qs = qs.filter(status=status)
     return qs.order_by("-id")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
@@ -46,6 +47,17 @@ def require_location_access(user, location: Location) -> None:
             f"You are not assigned to location {location.code}.",
             code="location_forbidden",
             details={"location": location.code},
+        )
+
+
+def require_any_location_access(user, locations: Iterable[Location]) -> None:
+    """403 `location_forbidden` unless the user may act at one of `locations` (e.g. either end of a transfer)."""
+    locations = list(locations)
+    if not any(user_can_act_at(user, loc) for loc in locations):
+        raise Forbidden(
+            "You are not assigned to any of these locations.",
+            code="location_forbidden",
+            details={"locations": [loc.code for loc in locations]},
         )
 
 
@@ -107,3 +119,35 @@ def locations_within(*, lat: float, lng: float, radius_km: float, qs: QuerySet[L
             out.append((loc, d))
     out.sort(key=lambda pair: (pair[1], pair[0].code))
     return out
+
+
+@dataclass
+class LocationHit:
+    """A location in a search result, with its distance from the search point when there is one."""
+
+    location: Location
+    distance_km: float | None = None
+    available: int | None = None  # filled by searches that ask about a SKU
+
+
+def location_search(
+    *,
+    kind: str | None = None,
+    pickup: bool | None = None,
+    near: tuple[float, float] | None = None,
+    radius_km: float | None = None,
+) -> list[LocationHit]:
+    """Active locations, nearest first when `near` is given (within `radius_km` when given), else by code.
+
+    With a radius: the bounding box on the indexed (latitude, longitude) columns, then the
+    great-circle distance. One query.
+    """
+    qs = location_list(kind=kind, pickup=pickup)
+    if near is None:
+        return [LocationHit(loc) for loc in qs]
+    if radius_km is not None:
+        pairs = locations_within(lat=near[0], lng=near[1], radius_km=radius_km, qs=qs)
+    else:
+        pairs = [(loc, haversine_km(near[0], near[1], loc.latitude, loc.longitude)) for loc in qs]
+        pairs.sort(key=lambda pair: (pair[1], pair[0].code))
+    return [LocationHit(loc, round(d, 3)) for loc, d in pairs]

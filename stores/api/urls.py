@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("locations/", views.LocationListApi.as_view(), name="location-list"),
+    path("locations/<str:code>/", views.LocationDetailApi.as_view(), name="location-detail"),
+]

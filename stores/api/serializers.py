@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from inventory.api.fields import QuantityField
+from stores.models import Location, LocationKind
+
+from .fields import NearField, RadiusField
+
+
+class LocationListQuerySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=LocationKind.choices, required=False, help_text="store or warehouse"
+    )
+    pickup = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="true: only locations offering pickup."
+    )
+    near = NearField(required=False, help_text="LAT,LNG: adds distance_km and orders nearest first.")
+    radius_km = RadiusField(
+        required=False, help_text="Only locations within this many km of `near` (needs `near`)."
+    )
+    sku = serializers.CharField(
+        required=False, max_length=64, help_text="SKU code: adds `available` of that SKU to every location."
+    )
+    quantity = QuantityField(
+        required=False,
+        from_query=True,
+        help_text="With `sku`: only locations that can give this many units now.",
+    )
+
+    def validate(self, attrs):
+        if attrs.get("radius_km") is not None and attrs.get("near") is None:
+            raise serializers.ValidationError({"radius_km": ["radius_km needs near=LAT,LNG."]})
+        if attrs.get("quantity") is not None and not attrs.get("sku"):
+            raise serializers.ValidationError({"quantity": ["quantity needs sku=CODE."]})
+        return attrs
+
+
+class LocationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Location
+        fields = [
+            "code",
+            "name",
+            "kind",
+            "address",
+            "city",
+            "postal_code",
+            "country",
+            "latitude",
+            "longitude",
+            "timezone",
+            "opening_hours",
+            "phone",
+            "ships_orders",
+            "offers_pickup",
+            "accepts_returns",
+            "is_active",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "opening_hours": {
+                "help_text": 'Per weekday ("mon".."sun"): ["HH:MM", "HH:MM"] opening and closing '
+                "time in the location's timezone, or null when closed."
+            }
+        }
+
+
+class LocationHitSerializer(LocationSerializer):
+    """A location in a search result (a stores.selectors.LocationHit): the location's fields plus
+    its distance and availability when asked for."""
+
+    distance_km = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="Great-circle km from `near`; null without `near`."
+    )
+    available = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="Units of `sku` available now (on hand - reserved - held - safety stock, never "
+        "below 0); null without `sku`.",
+    )
+
+    class Meta(LocationSerializer.Meta):
+        fields = [*LocationSerializer.Meta.fields, "distance_km", "available"]
+        read_only_fields = fields
+
+    def to_representation(self, hit):
+        plain = getattr(self, "_plain", None)
+        if plain is None:
+            plain = self._plain = LocationSerializer(context=self.context)
+        data = plain.to_representation(hit.location)
+        data["distance_km"] = hit.distance_km
+        data["available"] = hit.available
+        return data
