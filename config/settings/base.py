@@ -134,6 +134,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema enum per choice set that several serializers share a field name for.
+    "ENUM_NAME_OVERRIDES": {
+        "LocationKindEnum": "stores.models.LocationKind",
+        "MovementKindEnum": "inventory.models.MovementKind",
+        "TransferStatusEnum": "inventory.models.TransferStatus",
+        "FulfillmentMethodEnum": "orders.models.FulfillmentMethod",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------
