@@ -674,13 +674,13 @@ def order_place(
         f.location = resolved.pickup_location or Location(
             pk=f.location_id, code=location_codes.get(f.location_id, "")
         )
-        f._prefetched_objects_cache = {"lines": []}
+        f._prefetched_objects_cache = {"lines": _cached(FulfillmentLine.objects.filter(fulfillment=f), [])}
         for sku_id, qty in by_location[f.location_id]:
             fl = FulfillmentLine(
                 fulfillment=f, order_line=line_by_sku[sku_id], sku=sku_by_id[sku_id], quantity=qty
             )
             f_lines.append(fl)
-            f._prefetched_objects_cache["lines"].append(fl)
+            f._prefetched_objects_cache["lines"]._result_cache.append(fl)
     FulfillmentLine.objects.bulk_create(f_lines)
 
     channel_label = channel
@@ -693,7 +693,13 @@ def order_place(
                 actor=who,
                 channel=channel_label,
                 reason=f"{channel} order, {resolved.method}",
-                data={"lines": len(order_lines), "total": str(subtotal), "currency": currency},
+                data={
+                    "lines": [
+                        {"sku": sku.code, "name": sku.name, "quantity": ln.quantity} for ln, sku in parsed
+                    ],
+                    "total": str(subtotal),
+                    "currency": currency,
+                },
             ),
             OrderEvent(
                 order=order,
@@ -705,9 +711,19 @@ def order_place(
             ),
         ]
     )
+    order._prefetched_objects_cache = {
+        "lines": _cached(OrderLine.objects.filter(order=order), order_lines),
+        "fulfillments": _cached(Fulfillment.objects.filter(order=order), fulfillments),
+    }
     emit(events)
-    order._prefetched_objects_cache = {"lines": order_lines, "fulfillments": fulfillments}
     return order
+
+
+def _cached(qs, objs):
+    """A queryset already holding `objs`, as prefetch_related leaves it: related reads cost nothing."""
+    qs._result_cache = list(objs)
+    qs._prefetch_done = True
+    return qs
 
 
 def _routing_reason(decision_json: dict, location_codes: dict[int, str]) -> str:

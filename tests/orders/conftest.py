@@ -8,8 +8,14 @@ from orders.services import CustomerIn, FulfillmentIn, LineIn, order_place
 from stores.models import Role
 from tests.factories import LocationFactory, SkuFactory, WarehouseFactory, make_staff, stock
 
-TOKYO = {"line1": "1-1 Marunouchi", "city": "Tokyo", "postal_code": "100-0005", "country": "JP",
-         "latitude": 35.531, "longitude": 139.701}
+TOKYO = {
+    "line1": "1-1 Marunouchi",
+    "city": "Tokyo",
+    "postal_code": "100-0005",
+    "country": "JP",
+    "latitude": 35.531,
+    "longitude": 139.701,
+}
 
 
 @pytest.fixture

@@ -33,9 +33,11 @@ def level(loc, sku):
 
 
 def nothing_written():
-    return Order.objects.count() == 0 and OrderEvent.objects.count() == 0 and not StockLevel.objects.filter(
-        reserved__gt=0
-    ).exists()
+    return (
+        Order.objects.count() == 0
+        and OrderEvent.objects.count() == 0
+        and not StockLevel.objects.filter(reserved__gt=0).exists()
+    )
 
 
 # --- Customers ------------------------------------------------------------------------------
@@ -185,7 +187,11 @@ def test_endless_aisle_records_the_till(net):
         ({"fulfillment": FulfillmentIn(method="pickup")}, InvalidInput, "fulfillment.location"),
         ({"fulfillment": FulfillmentIn(method="drone", address=TOKYO)}, InvalidInput, "fulfillment.method"),
         ({"fulfillment": FulfillmentIn(method="pickup", location="NOPE")}, NotFound, "fulfillment.location"),
-        ({"fulfillment": FulfillmentIn(method="pickup", location="WH-KAWASAKI")}, PickupNotOffered, "fulfillment.location"),
+        (
+            {"fulfillment": FulfillmentIn(method="pickup", location="WH-KAWASAKI")},
+            PickupNotOffered,
+            "fulfillment.location",
+        ),
         ({"currency": "XYZ"}, InvalidInput, "currency"),
         ({"channel": "fax"}, InvalidInput, "channel"),
     ],
@@ -222,7 +228,11 @@ def test_bad_order_input_is_rejected_and_nothing_written(net, kwargs, error, fie
 def test_bad_lines_are_rejected(net, order_lines, error):
     with pytest.raises(error):
         services.order_place(
-            channel="web", customer=CustomerIn(email="x@example.com"), fulfillment=ship(), lines=order_lines, currency="JPY"
+            channel="web",
+            customer=CustomerIn(email="x@example.com"),
+            fulfillment=ship(),
+            lines=order_lines,
+            currency="JPY",
         )
     assert nothing_written()
 
@@ -230,7 +240,11 @@ def test_bad_lines_are_rejected(net, order_lines, error):
 def test_customer_without_contact_is_rejected(net):
     with pytest.raises(InvalidInput):
         services.order_place(
-            channel="web", customer=CustomerIn(name="anon"), fulfillment=ship(), lines=lines(("TEE-0", 1)), currency="JPY"
+            channel="web",
+            customer=CustomerIn(name="anon"),
+            fulfillment=ship(),
+            lines=lines(("TEE-0", 1)),
+            currency="JPY",
         )
     assert nothing_written()
 
@@ -315,7 +329,9 @@ def test_ship_needs_carrier_and_tracking(net, picker):
     _, f = _ship_order(net)
     for carrier, tracking in (("", "1"), ("Yamato", ""), ("Yamato", "  ")):
         with pytest.raises(InvalidInput):
-            services.fulfillment_ship(fulfillment_id=f.pk, carrier=carrier, tracking_number=tracking, user=picker)
+            services.fulfillment_ship(
+                fulfillment_id=f.pk, carrier=carrier, tracking_number=tracking, user=picker
+            )
 
 
 def test_out_of_order_transitions_are_409_and_change_nothing(net, picker):
@@ -425,7 +441,12 @@ def test_short_pick_of_everything_cancels_the_fulfillment(net):
 
 def test_pick_rejects_bad_lines(net, picker):
     _, f = _ship_order(net)
-    for picks in ([PickIn("TEE-2", 1)], [PickIn("TEE-0", 3)], [PickIn("TEE-0", 1), PickIn("TEE-0", 1)], [PickIn("TEE-0", -1)]):
+    for picks in (
+        [PickIn("TEE-2", 1)],
+        [PickIn("TEE-0", 3)],
+        [PickIn("TEE-0", 1), PickIn("TEE-0", 1)],
+        [PickIn("TEE-0", -1)],
+    ):
         with pytest.raises(InvalidInput):
             services.fulfillment_pick(fulfillment_id=f.pk, picks=picks, user=picker)
     assert Fulfillment.objects.get(pk=f.pk).status == "pending"
@@ -469,7 +490,10 @@ def test_cancel_one_fulfillment_of_two_partial_status(net, picker):
     services.fulfillment_cancel(fulfillment_id=other.pk, reason="damaged")
     order.refresh_from_db()
     assert order.status == OrderStatus.SHIPPED
-    assert OrderLine.objects.get(order=order).cancelled_quantity == FulfillmentLine.objects.get(fulfillment=other).quantity
+    assert (
+        OrderLine.objects.get(order=order).cancelled_quantity
+        == FulfillmentLine.objects.get(fulfillment=other).quantity
+    )
     assert level(other.location, net.skus[0]).reserved == 0
 
 

@@ -1,0 +1,64 @@
+"""Walk every (from, to) pair of the fulfillment table for both methods."""
+
+import itertools
+
+import pytest
+
+from config.errors import InvalidTransition
+from inventory.models import StockLevel
+from orders import transitions
+from orders.models import Fulfillment, FulfillmentStatus, OrderEvent, OrderStatus
+from orders.transitions import FULFILLMENT_TRANSITIONS, order_status_from
+from tests.orders.conftest import pickup, place
+
+pytestmark = pytest.mark.django_db
+
+STATUSES = list(FulfillmentStatus.values)
+
+
+def _expected(method, a, b):
+    if b not in FULFILLMENT_TRANSITIONS[a]:
+        return False
+    if method == "ship":
+        return b not in ("ready_for_pickup", "collected")
+    return b not in ("packed", "shipped")
+
+
+@pytest.mark.parametrize(
+    ("method", "a", "b"), list(itertools.product(["ship", "pickup"], STATUSES, STATUSES))
+)
+def test_every_pair(net, method, a, b):
+    order = place(("TEE-0", 1), fulfillment=pickup() if method == "pickup" else None)
+    f = order.fulfillments.all()[0]
+    Fulfillment.objects.filter(pk=f.pk).update(status=a)
+    events_before = OrderEvent.objects.count()
+    stock_before = list(StockLevel.objects.values_list("on_hand", "reserved").order_by("pk"))
+    if _expected(method, a, b):
+        f2, events = transitions.transition(f.pk, b, reason="walk")
+        assert Fulfillment.objects.get(pk=f.pk).status == b
+        assert events[0].from_status == a and events[0].to_status == b and events[0].pk
+    else:
+        with pytest.raises(InvalidTransition) as e:
+            transitions.transition(f.pk, b, reason="walk")
+        assert e.value.details["from"] == a and e.value.details["to"] == b
+        assert Fulfillment.objects.get(pk=f.pk).status == a
+        assert OrderEvent.objects.count() == events_before
+    assert list(StockLevel.objects.values_list("on_hand", "reserved").order_by("pk")) == stock_before
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        ([("ship", "pending")], OrderStatus.PLACED),
+        ([("ship", "pending"), ("ship", "picking")], OrderStatus.IN_PROGRESS),
+        ([("ship", "shipped"), ("ship", "packed")], OrderStatus.PARTIALLY_SHIPPED),
+        ([("ship", "shipped"), ("ship", "cancelled")], OrderStatus.SHIPPED),
+        ([("pickup", "ready_for_pickup")], OrderStatus.READY_FOR_PICKUP),
+        ([("pickup", "collected")], OrderStatus.COMPLETED),
+        ([("ship", "shipped"), ("pickup", "collected")], OrderStatus.COMPLETED),
+        ([("ship", "cancelled")], OrderStatus.CANCELLED),
+        ([], OrderStatus.CANCELLED),
+    ],
+)
+def test_order_status_is_derived(statuses, expected):
+    assert order_status_from(statuses) == expected
