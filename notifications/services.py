@@ -784,7 +784,7 @@ def restock_alert_process_batch(*, restock_alert_id: int) -> list[int]:
     Returns the new notification ids (their delivery is enqueued on commit).
     """
     alert = (
-        RestockAlert.objects.select_for_update()
+        RestockAlert.objects.select_for_update(of=("self",))
         .select_related("sku", "location")
         .filter(pk=restock_alert_id)
         .first()
