@@ -115,14 +115,16 @@ def test_place_ship_order_reserves_and_records_everything(net):
         ("TEE-1", 1, Decimal("1980.00")),
     ]
     [f] = order.fulfillments.all()
-    assert f.method == "ship" and f.status == "pending"
+    assert f.method == "ship"
+    assert f.status == "pending"
     reserved = {(fl.sku.code, fl.quantity) for fl in f.lines.all()}
     assert reserved == {("TEE-0", 2), ("TEE-1", 1)}
     assert level(f.location, net.skus[0]).reserved == 2
     types = list(order.events.values_list("type", flat=True))
     assert types == [EventType.PLACED, EventType.ROUTED]
     routed = order.events.get(type=EventType.ROUTED)
-    assert routed.data["allocations"] and routed.data["considered"]
+    assert routed.data["allocations"]
+    assert routed.data["considered"]
     assert ledger_mismatches() == []
 
 
@@ -150,7 +152,8 @@ def test_place_split_across_locations_one_fulfillment_each(net):
 def test_pickup_order_at_the_store(net):
     order = place(("TEE-0", 1), fulfillment=pickup())
     [f] = order.fulfillments.all()
-    assert f.location.code == "TKY-SHIBUYA" and f.method == "pickup"
+    assert f.location.code == "TKY-SHIBUYA"
+    assert f.method == "pickup"
     assert order.pickup_location == net.shibuya
 
 
@@ -167,7 +170,8 @@ def test_nothing_can_fill_is_409_and_nothing_written(net):
     with pytest.raises(InsufficientStock) as e:
         place(("TEE-0", 1), ("TEE-1", 19))  # 18 in the network
     [line] = e.value.details["lines"]
-    assert line["sku"] == "TEE-1" and line["shortfall"] >= 1
+    assert line["sku"] == "TEE-1"
+    assert line["shortfall"] >= 1
     assert nothing_written()
     assert Customer.objects.count() == 0
 
@@ -177,7 +181,8 @@ def test_endless_aisle_records_the_till(net):
     order = place(("TEE-0", 5), channel="store", user=assoc)
     order.refresh_from_db()
     assert (order.channel, order.fulfillment_method) == ("store", "ship")
-    assert order.placed_at_location_id == net.shibuya.pk and order.placed_by == assoc
+    assert order.placed_at_location_id == net.shibuya.pk
+    assert order.placed_by == assoc
 
 
 @pytest.mark.parametrize(
@@ -207,7 +212,8 @@ def test_bad_order_input_is_rejected_and_nothing_written(net, kwargs, error, fie
     with pytest.raises(error) as e:
         services.order_place(**args)
     assert e.value.details.get("field") == field
-    assert nothing_written() and Customer.objects.count() == 0
+    assert nothing_written()
+    assert Customer.objects.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -308,7 +314,9 @@ def test_ship_flow_commits_stock_and_derives_status(net, picker):
     order, f = _ship_order(net)
     assert f.location == net.wh
     claimed = services.fulfillment_claim(location=net.wh, user=picker)
-    assert claimed.pk == f.pk and claimed.status == "picking" and claimed.claimed_by == picker
+    assert claimed.pk == f.pk
+    assert claimed.status == "picking"
+    assert claimed.claimed_by == picker
     assert Order.objects.get(pk=order.pk).status == OrderStatus.IN_PROGRESS
     services.fulfillment_pick(fulfillment_id=f.pk, picks=[], user=picker)
     services.fulfillment_pack(fulfillment_id=f.pk, user=picker)
@@ -319,7 +327,8 @@ def test_ship_flow_commits_stock_and_derives_status(net, picker):
     order.refresh_from_db()
     assert order.status == OrderStatus.SHIPPED
     f.refresh_from_db()
-    assert (f.carrier, f.tracking_number) == ("Yamato", "1234") and f.shipped_at
+    assert (f.carrier, f.tracking_number) == ("Yamato", "1234")
+    assert f.shipped_at
     kinds = list(OrderEvent.objects.filter(order=order).values_list("type", "to_status"))
     assert (EventType.STATUS_CHANGED, "shipped") in kinds
     assert ledger_mismatches() == []
@@ -362,7 +371,8 @@ def test_pickup_flow_with_code(net, associate):
     f = order.fulfillments.all()[0]
     services.fulfillment_claim(location=net.shibuya, user=associate)
     f = services.fulfillment_ready(fulfillment_id=f.pk, user=associate)
-    assert len(f.pickup_code) == 6 and f.pickup_code.isdigit()
+    assert len(f.pickup_code) == 6
+    assert f.pickup_code.isdigit()
     assert Order.objects.get(pk=order.pk).status == OrderStatus.READY_FOR_PICKUP
     wrong = "000000" if f.pickup_code != "000000" else "111111"
     with pytest.raises(WrongPickupCode):
@@ -381,7 +391,8 @@ def test_curbside_arrival(net, associate):
     order = place(("TEE-0", 1), fulfillment=pickup(method="curbside"))
     services.order_customer_arrived(number=order.number, note="blue car, bay 3")
     f = Fulfillment.objects.get(order=order)
-    assert f.customer_arrived_at and f.arrival_note == "blue car, bay 3"
+    assert f.customer_arrived_at
+    assert f.arrival_note == "blue car, bay 3"
     assert OrderEvent.objects.filter(order=order, type=EventType.CUSTOMER_ARRIVED).count() == 1
     shipped = place(("TEE-1", 1), email="s@example.com")
     with pytest.raises(PolicyViolation):
@@ -398,11 +409,13 @@ def test_short_pick_reroutes_the_missing_units(net, picker):
     # 3 not found: reservation released and on hand counted down by 3
     assert (wh_before.on_hand - wh_after.on_hand, wh_before.reserved - wh_after.reserved) == (3, 3)
     count = StockMovement.objects.get(kind=MovementKind.CYCLE_COUNT, location=net.wh)
-    assert count.on_hand_delta == -3 and count.reference == order.number
+    assert count.on_hand_delta == -3
+    assert count.reference == order.number
     fs = list(Fulfillment.objects.filter(order=order).order_by("pk"))
     assert len(fs) == 2
     new = fs[1]
-    assert new.location != net.wh and new.status == "pending"
+    assert new.location != net.wh
+    assert new.status == "pending"
     assert [(fl.sku.code, fl.quantity) for fl in new.lines.all()] == [("TEE-0", 3)]
     assert level(new.location, net.skus[0]).reserved == 3
     assert FulfillmentLine.objects.get(fulfillment=f, sku=net.skus[0]).quantity == 1
@@ -436,7 +449,9 @@ def test_short_pick_of_everything_cancels_the_fulfillment(net):
     services.fulfillment_pick(fulfillment_id=f.pk, picks=[PickIn("TEE-0", 0)], user=store_staff)
     f.refresh_from_db()
     order.refresh_from_db()
-    assert f.status == "cancelled" and order.status == OrderStatus.CANCELLED and order.total == 0
+    assert f.status == "cancelled"
+    assert order.status == OrderStatus.CANCELLED
+    assert order.total == 0
 
 
 def test_pick_rejects_bad_lines(net, picker):
@@ -459,7 +474,8 @@ def test_cancel_order_releases_everything(net):
     order = place(("TEE-0", 12))  # split over two locations
     services.order_cancel(number=order.number, reason="changed my mind")
     order.refresh_from_db()
-    assert order.status == OrderStatus.CANCELLED and order.total == 0
+    assert order.status == OrderStatus.CANCELLED
+    assert order.total == 0
     assert not StockLevel.objects.filter(reserved__gt=0).exists()
     assert set(Fulfillment.objects.filter(order=order).values_list("status", flat=True)) == {"cancelled"}
     assert OrderEvent.objects.filter(order=order, type=EventType.CANCELLED).count() == 1
