@@ -1,22 +1,24 @@
 """What routing reads: stock joined with location fields, today's capacity use, nearby sources.
 
-At most three queries per routing decision: the stock rows of the order's SKUs joined with the
-location fields routing needs (one query), expired-but-unreclaimed checkout holds (only when a
-row has held units), and today's fulfillment count (only for locations with a daily capacity).
+At most three queries per routing decision: the available units of the order's SKUs per location
+(live checkout holds only: expired ones are added back inside the same query) with the SKUs'
+codes, the fields of those locations, and today's fulfillment count (only for locations with a
+daily capacity).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db.models import Count, F, Q
+from django.db import connection
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from inventory.models import StockLevel
-from inventory.selectors import expired_held
+from inventory.models import HoldLine, Sku, StockLevel
 from stores.models import Location
 from stores.selectors import haversine_km
 
@@ -32,16 +34,6 @@ _LOCATION_FIELDS = (
     "fulfillment_priority",
     "daily_capacity",
     "timezone",
-)
-_ROW_FIELDS = (
-    "location_id",
-    "sku_id",
-    "sku__code",
-    "on_hand",
-    "reserved",
-    "held",
-    "safety_stock",
-    *(f"location__{f}" for f in _LOCATION_FIELDS),
 )
 
 
@@ -72,7 +64,7 @@ class Candidate:
         "used_today",
     )
 
-    def __init__(self, location_id: int, fields: tuple) -> None:
+    def __init__(self, location_id: int, fields: Sequence) -> None:
         self.location_id = location_id
         (
             self.code,
@@ -87,6 +79,12 @@ class Candidate:
             self.capacity,
             self.timezone,
         ) = fields
+        # SQLite returns booleans as 0/1.
+        self.is_active, self.ships_orders, self.offers_pickup = (
+            bool(self.is_active),
+            bool(self.ships_orders),
+            bool(self.offers_pickup),
+        )
         self.stock: dict[int, int] = {}  # sku_id -> available units
         self.distance_km: float | None = None
         self.skip: list[str] = []  # why it cannot be used at all (empty = eligible)
@@ -102,46 +100,80 @@ class Candidate:
         return f"<Candidate {self.code} {self.stock}>"
 
 
+@functools.cache
+def _statements(vendor: str) -> tuple[str, str]:
+    """The two hand-written statements (table and column names from the models' _meta)."""
+    q = connection.ops.quote_name
+    stock, hold = q(StockLevel._meta.db_table), q(HoldLine._meta.db_table)
+    sku, loc = q(Sku._meta.db_table), q(Location._meta.db_table)
+    loc_cols = ", ".join(f"l.{q(Location._meta.get_field(f).column)}" for f in ("id", *_LOCATION_FIELDS))
+    # {skus}: the SKU placeholders; {where}: an optional extra condition on s.
+    available = (
+        f"SELECT s.location_id, s.sku_id, s.on_hand - s.reserved - s.safety_stock - CASE WHEN s.held = 0 "
+        f"THEN 0 ELSE s.held - COALESCE((SELECT SUM(h.quantity) FROM {hold} h WHERE h.sku_id = s.sku_id "
+        f"AND h.location_id = s.location_id AND h.expires_at <= %s), 0) END, NULL "
+        f"FROM {stock} s WHERE s.sku_id IN ({{skus}}) AND s.on_hand > s.reserved + s.safety_stock{{where}} "
+        f"UNION ALL SELECT NULL, k.id, NULL, k.code FROM {sku} k WHERE k.id IN ({{skus}})"
+    )
+    locations = (
+        f"SELECT {loc_cols} FROM {loc} l WHERE l.id IN (SELECT s.location_id FROM {stock} s "
+        f"WHERE s.sku_id IN ({{skus}}) AND s.on_hand > s.reserved + s.safety_stock)"
+    )
+    return available, locations
+
+
 def load_candidates(
     *, sku_ids: Iterable[int], location_id: int | None = None, near: tuple[float, float] | None = None
 ) -> tuple[dict[int, Candidate], dict[int, str]]:
-    """Locations with any stock of `sku_ids` that might be available, with their available units.
+    """Locations holding stock of `sku_ids` (or just `location_id`), with their available units.
 
-    Inactive and non-shipping locations are kept (with their stock) so the engine can say why it
-    skipped them. Returns ({location_id: Candidate}, {sku_id: sku code}).
+    Two statements. The first reads, per location, available = on_hand - reserved - safety_stock -
+    live held of each SKU, and the SKUs' codes (UNION ALL): for a row with held units, the units of
+    its expired (not yet reclaimed) hold lines are added back by a correlated subquery that the CASE
+    evaluates only for those rows, so expiry takes effect at once without another query. The
+    second reads the fields of those locations. They are hand-written and run on a plain cursor:
+    routing reads thousands of narrow rows on every order, and compiling querysets and iterating
+    them would cost more than the queries themselves.
+
+    Inactive and non-shipping locations are kept so the engine can say why it skipped them; with
+    `location_id` that location is returned even when it has none of the SKUs.
+    Returns ({location_id: Candidate}, {sku_id: sku code}).
     """
-    sku_ids = list(sku_ids)
-    qs = StockLevel.objects.filter(sku_id__in=sku_ids, on_hand__gt=F("reserved") + F("safety_stock"))
-    if location_id is not None:
-        qs = qs.filter(location_id=location_id)
-    rows = list(qs.values_list(*_ROW_FIELDS))
-    expired = (
-        expired_held(sku_ids=sku_ids, location_ids=[location_id] if location_id is not None else None)
-        if any(r[5] for r in rows)
-        else {}
-    )
-    cands: dict[int, Candidate] = {}
+    sku_ids = [int(s) for s in dict.fromkeys(sku_ids)]
+    if not sku_ids:
+        return {}, {}
+    available_sql, locations_sql = _statements(connection.vendor)
+    marks = ", ".join(["%s"] * len(sku_ids))
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    stock: dict[int, dict[int, int]] = defaultdict(dict)
     sku_codes: dict[int, str] = {}
-    for row in rows:
-        loc_id, sku_id, sku_code, on_hand, reserved, held, safety = row[:7]
-        sku_codes[sku_id] = sku_code
-        c = cands.get(loc_id)
-        if c is None:
-            c = cands[loc_id] = Candidate(loc_id, row[7:])
+    with connection.cursor() as cursor:
+        if location_id is None:
+            cursor.execute(available_sql.format(skus=marks, where=""), [now, *sku_ids, *sku_ids])
+        else:
+            cursor.execute(
+                available_sql.format(skus=marks, where=" AND s.location_id = %s"),
+                [now, *sku_ids, location_id, *sku_ids],
+            )
+        for loc_id, sku_id, available, sku_code in cursor.fetchall():
+            if loc_id is None:
+                sku_codes[sku_id] = sku_code
+            elif available > 0:
+                stock[loc_id][sku_id] = available
+        if location_id is not None:
+            rows = Location.objects.filter(pk=location_id).values_list("pk", *_LOCATION_FIELDS)
+        elif stock:
+            cursor.execute(locations_sql.format(skus=marks), sku_ids)
+            rows = cursor.fetchall()
+        else:
+            rows = []
+        cands: dict[int, Candidate] = {}
+        for loc_id, *fields in rows:
+            c = cands[loc_id] = Candidate(loc_id, fields)
+            c.stock = stock.get(loc_id, {})
             if near is not None:
                 c.distance_km = round(haversine_km(near[0], near[1], c.latitude, c.longitude), 2)
-        if held:
-            held -= expired.get((loc_id, sku_id), 0)
-        available = on_hand - reserved - held - safety
-        if available > 0:
-            c.stock[sku_id] = available
     return cands, sku_codes
-
-
-def load_location(*, location_id: int) -> Candidate | None:
-    """One location as a candidate with no stock (used when it has none of the order's SKUs)."""
-    row = Location.objects.filter(pk=location_id).values_list(*_LOCATION_FIELDS).first()
-    return Candidate(location_id, row) if row is not None else None
 
 
 def _zone(name: str) -> dt.tzinfo:

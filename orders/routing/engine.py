@@ -20,7 +20,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from .base import RoutingContext, RoutingStrategy
-from .data import Candidate, fulfillments_today, load_candidates, load_location
+from .data import Candidate, fulfillments_today, load_candidates
 from .types import METHODS, Allocation, RoutingDecision, RoutingLine, RoutingRequest
 
 DEFAULT_STRATEGY_MODULE = "orders.routing.strategies"
@@ -98,7 +98,7 @@ def _route_pickup(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingD
     if loc_id is None:
         raise ValueError(f"{request.method} routing needs pickup_location_id")
     cands, codes = load_candidates(sku_ids=[ln.sku_id for ln in lines], location_id=loc_id)
-    c = cands.get(loc_id) or load_location(location_id=loc_id)
+    c = cands.get(loc_id)
     decision = RoutingDecision(
         allocations=[],
         unfilled=[],
