@@ -12,7 +12,7 @@ class ErrorBodySerializer(serializers.Serializer):
     details = serializers.DictField(
         help_text=(
             "Context. Input errors found by the request's serializer list them per field in `fields` "
-            '(`{"fields": {"lines": [{}, {"quantity": ["..."]}]}}`); errors found by the domain name the '
+            '(`{"fields": {"lines": {"1": {"quantity": ["..."]}}}}`: list items by index); errors found by the domain name the '
             'offending field in `field`; `insufficient_stock` carries `lines`: `[{"sku", "location", '
             '"requested", "available", "shortfall"}]`.'
         )
@@ -41,7 +41,11 @@ _EXAMPLES = {
             "error": {
                 "code": "invalid",
                 "message": "lines: ...",
-                "details": {"fields": {"lines": [{"quantity": ["Ensure this value is greater than 0."]}]}},
+                "details": {
+                    "fields": {
+                        "lines": {"0": {"quantity": ["Ensure this value is greater than or equal to 1."]}}
+                    }
+                },
             }
         },
         response_only=True,

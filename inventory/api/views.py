@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.permissions import IsStaff, IsStorefrontOrStaff
+from config.idempotency import idempotent
 from inventory import services
 from inventory.selectors import (
     availability_for_sku,
@@ -52,14 +53,6 @@ from .serializers import (
     TransferQuerySerializer,
     TransferSerializer,
 )
-
-try:  # the Idempotency-Key header (API.md: accepted by the stock-changing staff calls)
-    from config.idempotency import idempotent
-except ImportError:  # pragma: no cover - until config.idempotency lands
-
-    def idempotent(*, required: bool = False):
-        return lambda handler: handler
-
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
