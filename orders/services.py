@@ -534,7 +534,7 @@ def _placed_at(*, channel: str, user, placed_at: str | None) -> Location | None:
     if role in (Role.ASSOCIATE, Role.MANAGER):
         ids = user_location_ids(user) or set()
         if len(ids) == 1:
-            return Location(pk=next(iter(ids)))
+            return Location.objects.get(pk=next(iter(ids)))
         raise InvalidInput(
             "Say which store the order is placed at (placed_at).", details={"field": "placed_at"}
         )

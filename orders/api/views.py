@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import django_filters
 from rest_framework import generics, status
@@ -11,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.permissions import IsStaff, IsStorefront, IsStorefrontOrStaff
+from config.errors import NotFound
 from config.idempotency import idempotent
 from inventory.services import hold_extend, hold_release
 from stores.models import Role
@@ -298,6 +300,15 @@ class HoldCreateApi(APIView):
         return Response(_hold_out(hold), status=status.HTTP_201_CREATED)
 
 
+def _hold_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(
+            "Unknown or expired hold.", code="unknown_hold", details={"hold": str(value)}
+        ) from None
+
+
 class HoldExtendApi(APIView):
     permission_classes = [CanPlaceOrders]
 
@@ -305,7 +316,7 @@ class HoldExtendApi(APIView):
         data = s.HoldExtendIn(data=request.data)
         data.is_valid(raise_exception=True)
         ttl = data.validated_data.get("ttl_seconds")
-        hold = hold_extend(hold_id=hold_id, ttl=dt.timedelta(seconds=ttl) if ttl else None)
+        hold = hold_extend(hold_id=_hold_id(hold_id), ttl=dt.timedelta(seconds=ttl) if ttl else None)
         hold.allocated = _hold_lines(hold)
         return Response(_hold_out(hold))
 
@@ -314,7 +325,7 @@ class HoldDetailApi(APIView):
     permission_classes = [CanPlaceOrders]
 
     def delete(self, request, hold_id):
-        hold_release(hold_id=hold_id, user=request.user)
+        hold_release(hold_id=_hold_id(hold_id), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
