@@ -68,7 +68,8 @@ def _sku(codes: dict[int, str], sku_id: int) -> str:
     return codes.get(sku_id) or f"sku #{sku_id}"
 
 
-def _shortages(c: Candidate, lines: Iterable[RoutingLine], codes: dict[int, str]) -> list[str]:
+def _shortages(c: Candidate, lines: Iterable[RoutingLine], codes: dict[int, str]) -> str | None:
+    """What the location lacks of the order, e.g. "short of SKU-A (2 of 5), SKU-B (none of 1)"."""
     out = []
     for line in lines:
         have = c.stock.get(line.sku_id, 0)
@@ -76,11 +77,8 @@ def _shortages(c: Candidate, lines: Iterable[RoutingLine], codes: dict[int, str]
             if len(out) == MAX_SHORT_REASONS:
                 out.append("...")
                 break
-            sku = _sku(codes, line.sku_id)
-            out.append(
-                f"no stock of {sku}" if have == 0 else f"only {have} of {line.quantity} {sku} available"
-            )
-    return out
+            out.append(f"{_sku(codes, line.sku_id)} ({have or 'none'} of {line.quantity})")
+    return "short of " + ", ".join(out) if out else None
 
 
 def _entry(c: Candidate, *, chosen: bool, reasons: list[str]) -> dict:
@@ -126,8 +124,7 @@ def _route_pickup(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingD
         if take < line.quantity:
             decision.unfilled.append(RoutingLine(line.sku_id, line.quantity - take))
     if usable:
-        short = _shortages(c, lines, codes)
-        reasons.extend(short or ["can fill the whole order"])
+        reasons.append(_shortages(c, lines, codes) or "can fill the whole order")
     if decision.unfilled:
         reasons.append("never allocated elsewhere: pickup is at the chosen store only")
     decision.considered.append(_entry(c, chosen=bool(decision.allocations), reasons=reasons))
@@ -158,29 +155,30 @@ def _eligibility(request: RoutingRequest, cands: dict[int, Candidate]) -> list[C
 
 
 def _prepare_step(eligible: list[Candidate], remaining: dict[int, int]) -> list[Candidate]:
-    """Set what each candidate would take of `remaining`; return those that would take something."""
-    order = list(remaining.items())
-    best = dict.fromkeys(remaining, 0)
+    """Set what each candidate would take of `remaining`; return those that would take something.
+
+    A candidate takes a line completely when it has enough; it takes part of a line only when
+    no eligible location has enough for that line (the only case in which a line is split).
+    """
+    index = {sku_id: 1 << i for i, sku_id in enumerate(remaining)}
+    best: dict[int, int] = {}
     for c in eligible:
-        stock = c.stock
-        for sku_id, _ in order:
-            a = stock.get(sku_id, 0)
-            if a > best[sku_id]:
+        for sku_id, a in c.stock.items():
+            if a > best.get(sku_id, 0):
                 best[sku_id] = a
-    split = {sku_id for sku_id, q in order if best[sku_id] < q}
-    n = len(order)
+    split = {sku_id for sku_id, q in remaining.items() if best.get(sku_id, 0) < q}
+    n = len(remaining)
     pool = []
     for c in eligible:
-        stock = c.stock
         take: dict[int, int] = {}
         mask = full = units = 0
-        for i, (sku_id, q) in enumerate(order):
-            a = stock.get(sku_id, 0)
-            if a <= 0:
+        for sku_id, a in c.stock.items():
+            q = remaining.get(sku_id)
+            if q is None or a <= 0:
                 continue
             if a >= q:
                 take[sku_id] = q
-                mask |= 1 << i
+                mask |= index[sku_id]
                 full += 1
                 units += q
             elif sku_id in split:
@@ -197,6 +195,7 @@ def _route_ship(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingDec
     cands, codes = load_candidates(sku_ids=[ln.sku_id for ln in lines], near=request.destination)
     eligible = _eligibility(request, cands)
     remaining = {ln.sku_id: ln.quantity for ln in lines}
+    line_pos = {ln.sku_id: i for i, ln in enumerate(lines)}
     allocations: list[Allocation] = []
     chosen: list[tuple[Candidate, list[str]]] = []
     # location_id -> (how far it got in the last tournament it lost, its loss reason)
@@ -233,17 +232,15 @@ def _route_ship(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingDec
             lost[c.location_id] = (i, f"step {step}: {reason}")
         reasons = [f"chosen at step {step}"]
         reasons.extend(s.describe(winner, ctx) for s in pipeline)
-        reasons.append(
-            "ships " + ", ".join(f"{q} x {_sku(codes, sku_id)}" for sku_id, q in winner.take.items())
-        )
-        for sku_id, q in winner.take.items():
+        take = sorted(winner.take.items(), key=lambda item: line_pos[item[0]])
+        reasons.append("ships " + ", ".join(f"{q} x {_sku(codes, sku_id)}" for sku_id, q in take))
+        for sku_id, q in take:
             allocations.append(Allocation(winner.location_id, sku_id, q))
             left = remaining[sku_id] - q
             if left:
                 remaining[sku_id] = left
             else:
                 del remaining[sku_id]
-            winner.stock[sku_id] -= q
         lost.pop(winner.location_id, None)
         chosen.append((winner, reasons))
         eligible.remove(winner)
@@ -253,12 +250,12 @@ def _route_ship(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingDec
     for c in eligible:
         if c.location_id in lost:
             reached, reason = lost[c.location_id]
-            losers.append(
-                ((0, -reached, c.distance_km or 0.0, c.code), c, [reason, *_shortages(c, lines, codes)])
-            )
+            key = (0, -reached, c.distance_km or 0.0, c.code)
         else:
-            reasons = ["cannot fill any remaining line completely", *_shortages(c, lines, codes)]
-            losers.append(((1, 0, c.distance_km or 0.0, c.code), c, reasons))
+            reason = "cannot fill any remaining line completely"
+            key = (1, 0, c.distance_km or 0.0, c.code)
+        short = _shortages(c, lines, codes)
+        losers.append((key, c, [reason, short] if short else [reason]))
     losers.sort(key=lambda t: t[0])
     considered.extend(_entry(c, chosen=False, reasons=r) for _, c, r in losers)
     skipped = sorted((c for c in cands.values() if c.skip), key=lambda c: (c.distance_km or 0.0, c.code))

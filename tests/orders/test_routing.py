@@ -188,7 +188,7 @@ def test_safety_stock_is_respected(skus):
     assert allocs(ship((a, 2))) == [("NEAR", "SKU-A", 2)]
     d = ship((a, 3))
     assert allocs(d) == [("FAR", "SKU-A", 3)]
-    assert "only 2 of 3 SKU-A available" in reasons(d, "NEAR")
+    assert "short of SKU-A (2 of 3)" in reasons(d, "NEAR")
 
 
 def test_held_stock_is_respected_until_the_hold_expires(skus):

@@ -1,0 +1,156 @@
+"""Each routing strategy on its own, on in-memory candidates (no database), and the pipeline setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from orders.routing import RoutingContext, RoutingLine, RoutingRequest, RoutingStrategy, routing_pipeline
+from orders.routing.base import LOOKAHEAD_MAX_LINES
+from orders.routing.data import Candidate
+from orders.routing.engine import _prepare_step
+from orders.routing.strategies import (
+    FewestShipments,
+    LocationPriority,
+    MostStockFirst,
+    NearestToDestination,
+    SingleLocationFirst,
+    StoresBeforeWarehouses,
+    WarehousesBeforeStores,
+)
+
+_ids = iter(range(1, 10_000))
+
+
+def cand(code: str, stock: dict[int, int], *, kind="store", priority=100, distance=None) -> Candidate:
+    c = Candidate(
+        next(_ids),
+        (code, code, kind, 35.0, 139.0, True, True, kind == "store", priority, 0, "Asia/Tokyo"),
+    )
+    c.stock = dict(stock)
+    c.distance_km = distance
+    return c
+
+
+def context(remaining: dict[int, int], *cands: Candidate, step: int = 1) -> RoutingContext:
+    pool = _prepare_step(list(cands), remaining)
+    request = RoutingRequest(
+        lines=tuple(RoutingLine(s, q) for s, q in remaining.items()), method="ship", destination=None
+    )
+    return RoutingContext(request=request, remaining=remaining, pool=pool, step=step, sku_codes={})
+
+
+def best(strategy: RoutingStrategy, ctx: RoutingContext) -> list[str]:
+    """Codes of the candidates the strategy ranks best."""
+    ranks = [(strategy.rank(c, ctx), c.code) for c in ctx.pool]
+    top = min(r for r, _ in ranks)
+    return sorted(code for r, code in ranks if r == top)
+
+
+def test_single_location_first_prefers_locations_that_fill_everything():
+    full = cand("FULL", {1: 2, 2: 1})
+    part = cand("PART", {1: 5})
+    ctx = context({1: 2, 2: 1}, full, part)
+    s = SingleLocationFirst()
+
+    assert best(s, ctx) == ["FULL"]
+    assert s.describe(full, ctx) == "can fill the whole order on its own"
+    assert s.describe(part, ctx) == "cannot fill the whole order on its own (1 of 2 lines)"
+    assert "all remaining lines" in s.describe(full, context({1: 2}, full, step=2))
+
+
+def test_fewest_shipments_looks_ahead_for_a_two_location_cover():
+    # Lines 1, 2, 3. AB + C covers in two; A alone leaves 2 and 3, which nobody holds together.
+    ab = cand("AB", {1: 1, 2: 1})
+    a = cand("A", {1: 1})
+    c = cand("C", {3: 1})
+    bc = cand("B", {2: 1})
+    ctx = context({1: 1, 2: 1, 3: 1}, ab, a, c, bc)
+    s = FewestShipments()
+
+    assert s.rank(ab, ctx)[0] == 2
+    assert s.rank(c, ctx)[0] == 2  # C + AB
+    assert s.rank(a, ctx)[0] == 3
+    assert best(s, ctx) == ["AB"]  # two shipments and more lines filled than C
+    assert s.describe(ab, ctx).startswith("2 shipments with it")
+
+
+def test_fewest_shipments_prefers_more_units_for_a_line_that_must_be_split():
+    big = cand("BIG", {1: 6})
+    small = cand("SMALL", {1: 2})
+    ctx = context({1: 10}, big, small)
+
+    assert [c.take for c in (big, small)] == [{1: 6}, {1: 2}]
+    assert best(FewestShipments(), ctx) == ["BIG"]
+
+
+def test_one_location_covers_needs_no_lookahead_for_huge_orders():
+    lines = dict.fromkeys(range(1, LOOKAHEAD_MAX_LINES + 3), 1)
+    half1 = cand("H1", dict.fromkeys(list(lines)[: len(lines) // 2], 1))
+    half2 = cand("H2", dict.fromkeys(list(lines)[len(lines) // 2 :], 1))
+    ctx = context(lines, half1, half2)
+
+    assert ctx.one_location_covers(half2.mask) is False  # no look-ahead: greedy only
+    small = context({1: 1, 2: 1}, cand("X", {1: 1}), cand("Y", {2: 1}))
+    assert small.one_location_covers(0b10) is True
+    assert small.one_location_covers(0b11) is False
+
+
+def test_nearest_to_destination_ranks_by_distance_and_abstains_without_one():
+    near = cand("NEAR", {1: 1}, distance=3.2)
+    far = cand("FAR", {1: 1}, distance=40.0)
+    s = NearestToDestination()
+
+    ctx = context({1: 1}, near, far)
+    assert best(s, ctx) == ["NEAR"]
+    assert s.loss_reason(far, near, ctx) == "farther: 40 km (NEAR is 3.2 km)"
+
+    x, y = cand("X", {1: 1}), cand("Y", {1: 1})
+    ctx = context({1: 1}, x, y)
+    assert best(s, ctx) == ["X", "Y"]
+    assert s.describe(x, ctx) == "no destination to measure from"
+
+
+def test_location_priority_lower_first():
+    hi = cand("HI", {1: 1}, priority=5)
+    lo = cand("LO", {1: 1}, priority=50)
+    ctx = context({1: 1}, hi, lo)
+
+    assert best(LocationPriority(), ctx) == ["HI"]
+    assert LocationPriority().loss_reason(lo, hi, ctx) == "lower priority: 50 (HI has 5)"
+
+
+def test_stores_before_warehouses_and_the_reverse():
+    st = cand("ST", {1: 1}, kind="store")
+    wh = cand("WH", {1: 1}, kind="warehouse")
+    ctx = context({1: 1}, st, wh)
+
+    assert best(StoresBeforeWarehouses(), ctx) == ["ST"]
+    assert best(WarehousesBeforeStores(), ctx) == ["WH"]
+    assert "stores go first" in StoresBeforeWarehouses().loss_reason(wh, st, ctx)
+
+
+def test_most_stock_first_prefers_the_deepest_stock():
+    deep = cand("DEEP", {1: 40, 2: 10})
+    shallow = cand("SHALLOW", {1: 2, 2: 1})
+    ctx = context({1: 1, 2: 1}, deep, shallow)
+
+    assert best(MostStockFirst(), ctx) == ["DEEP"]
+    assert MostStockFirst().describe(deep, ctx) == "50 units available of what it would ship"
+
+
+def test_strategy_names_default_to_the_class_name():
+    assert [s.name for s in routing_pipeline()] == [
+        "SingleLocationFirst",
+        "FewestShipments",
+        "NearestToDestination",
+        "LocationPriority",
+    ]
+
+
+def test_pipeline_setting_accepts_bare_names_and_rejects_non_strategies(settings):
+    settings.OMS = {**settings.OMS, "ROUTING_PIPELINE": ["StoresBeforeWarehouses", "LocationPriority"]}
+    assert [s.name for s in routing_pipeline()] == ["StoresBeforeWarehouses", "LocationPriority"]
+
+    settings.OMS = {**settings.OMS, "ROUTING_PIPELINE": ["orders.routing.types.RoutingLine"]}
+    with pytest.raises(TypeError, match="not a RoutingStrategy"):
+        routing_pipeline()
