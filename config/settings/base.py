@@ -173,6 +173,8 @@ OMS = {
     "HOLD_TTL": timedelta(minutes=env.int("OMS_HOLD_TTL_MINUTES", default=10)),
     "HOLD_MAX_TTL": timedelta(minutes=env.int("OMS_HOLD_MAX_TTL_MINUTES", default=60)),
     "IDEMPOTENCY_TTL": timedelta(hours=24),
+    # Routing policy, applied in order (orders/routing/base.py). Also available: StoresBeforeWarehouses
+    # (clear store stock first), WarehousesBeforeStores, MostStockFirst; bare class names are accepted.
     "ROUTING_PIPELINE": env.list(
         "OMS_ROUTING_PIPELINE",
         default=[
