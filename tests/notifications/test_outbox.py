@@ -260,8 +260,8 @@ def test_broker_down_does_not_fail_the_commit(customer, settings, caplog):
 
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    old_url, old_options = app.conf.broker_url, app.conf.broker_transport_options
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    saved = {k: app.conf[k] for k in ("broker_url", "broker_write_url", "broker_transport_options")}
+    app.conf.broker_url = app.conf.broker_write_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     app.conf.broker_transport_options = {"max_retries": 0, "socket_connect_timeout": 0.5}
     app._pool = None
     app.amqp._producer_pool = None
@@ -279,6 +279,6 @@ def test_broker_down_does_not_fail_the_commit(customer, settings, caplog):
         assert n.status == NotificationStatus.PENDING
         assert n.kicked_at is None
     finally:
-        app.conf.broker_url, app.conf.broker_transport_options = old_url, old_options
+        app.conf.update(saved)
         app._pool = None
         app.amqp._producer_pool = None
