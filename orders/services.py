@@ -804,6 +804,14 @@ def _start_picking(f: Fulfillment, user) -> Fulfillment:
 
 
 @service
+def fulfillment_start(*, fulfillment_id, user=None) -> Fulfillment:
+    """Claim one particular pending fulfillment (the admin's "claim" on a chosen row)."""
+    f = _locked_for(fulfillment_id, user)
+    transitions.check(f, FS.PICKING)
+    return _start_picking(f, user)
+
+
+@service
 def fulfillment_pick(*, fulfillment_id, picks: Sequence[PickIn], user=None) -> Fulfillment:
     """Record what was found on the shelf. Lines not mentioned are picked in full.
 

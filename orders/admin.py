@@ -1,0 +1,365 @@
+"""Admin for people at work: the fulfillment queue of one's own locations and read-only orders.
+
+Every button calls the same service as the API (orders.services); nothing is edited by hand.
+Staff (associate, warehouse, manager) see only their locations; superusers see everything.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.db.models import Case, IntegerField, Q, Value, When
+from django.utils.html import format_html, format_html_join
+
+from config.errors import DomainError
+from stores.models import Role
+from stores.selectors import user_location_ids, user_role
+
+from . import services
+from .models import Customer, Fulfillment, FulfillmentLine, FulfillmentStatus, Order, OrderEvent, OrderLine
+
+STAFF_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE, Role.MANAGER)
+
+
+def _is_staff(user) -> bool:
+    return bool(user.is_active and user.is_staff and (user.is_superuser or user_role(user) in STAFF_ROLES))
+
+
+def _scoped(qs, user, *fields: str):
+    ids = user_location_ids(user)
+    if ids is None:
+        return qs
+    cond = Q()
+    for f in fields:
+        cond |= Q(**{f"{f}__in": ids})
+    return qs.filter(cond).distinct()
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return _is_staff(request.user)
+
+
+# --- The fulfillment queue --------------------------------------------------------------------
+
+
+class FulfillmentActionForm(ActionForm):
+    carrier = forms.CharField(required=False, max_length=64, label="Carrier")
+    tracking_number = forms.CharField(required=False, max_length=64, label="Tracking no.")
+    pickup_code = forms.CharField(required=False, max_length=12, label="Pickup code")
+    reason = forms.CharField(required=False, max_length=255, label="Reason")
+
+
+class FulfillmentLineInline(_ReadOnlyInline):
+    model = FulfillmentLine
+    fields = ("sku", "quantity", "picked_quantity")
+    readonly_fields = fields
+
+
+def _run(modeladmin, request, queryset, verb: str, call) -> None:
+    done, failed = 0, []
+    for f in queryset.order_by("pk"):
+        try:
+            call(f)
+            done += 1
+        except DomainError as e:
+            failed.append(f"F{f.pk}: {e.message}")
+    if done:
+        modeladmin.message_user(request, f"{verb}: {done} fulfillment(s).", messages.SUCCESS)
+    for msg in failed:
+        modeladmin.message_user(request, msg, messages.ERROR)
+
+
+@admin.register(Fulfillment)
+class FulfillmentAdmin(admin.ModelAdmin):
+    """The work queue: live tasks first, oldest first; one action per step."""
+
+    action_form = FulfillmentActionForm
+    list_display = ("id", "order_number", "location", "method", "status", "claimed_by", "created_at", "items")
+    list_filter = ("status", "method", "location")
+    search_fields = ("order__number", "pickup_code", "order__customer__email", "order__customer__phone")
+    list_select_related = ("order", "location", "claimed_by")
+    inlines = [FulfillmentLineInline]
+    readonly_fields = (
+        "order",
+        "location",
+        "method",
+        "status",
+        "claimed_by",
+        "claimed_at",
+        "carrier",
+        "tracking_number",
+        "customer_arrived_at",
+        "arrival_note",
+        "shipped_at",
+        "ready_at",
+        "collected_at",
+        "created_at",
+    )
+    exclude = ("pickup_code",)  # the customer brings it; staff type it in to hand over
+    actions = ["claim", "pick_all", "pack", "ship", "ready", "collect", "cancel"]
+
+    def get_queryset(self, request):
+        return _scoped(super().get_queryset(request), request.user, "location_id")
+
+    def get_ordering(self, request):
+        live = [
+            FulfillmentStatus.PENDING,
+            FulfillmentStatus.PICKING,
+            FulfillmentStatus.PACKED,
+            FulfillmentStatus.READY_FOR_PICKUP,
+        ]
+        work_first = Case(When(status__in=live, then=Value(0)), default=Value(1), output_field=IntegerField())
+        return (work_first.asc(), "pk")
+
+    @admin.display(description="Order", ordering="order__number")
+    def order_number(self, f):
+        return f.order.number
+
+    @admin.display(description="Items")
+    def items(self, f):
+        return ", ".join(
+            f"{ln.quantity}×{ln.sku.code}" for ln in f.lines.select_related("sku").order_by("pk")
+        )
+
+    def has_module_permission(self, request):
+        return _is_staff(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return _is_staff(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return _is_staff(request.user)  # actions only: every field is read-only
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _form(self, request, name: str) -> str:
+        return (request.POST.get(name) or "").strip()
+
+    @admin.action(description="Claim (start picking)")
+    def claim(self, request, queryset):
+        _run(
+            self,
+            request,
+            queryset,
+            "Claimed",
+            lambda f: services.fulfillment_start(fulfillment_id=f.pk, user=request.user),
+        )
+
+    @admin.action(description="Pick all (everything found)")
+    def pick_all(self, request, queryset):
+        _run(
+            self,
+            request,
+            queryset,
+            "Picked",
+            lambda f: services.fulfillment_pick(fulfillment_id=f.pk, picks=[], user=request.user),
+        )
+
+    @admin.action(description="Pack")
+    def pack(self, request, queryset):
+        _run(
+            self,
+            request,
+            queryset,
+            "Packed",
+            lambda f: services.fulfillment_pack(fulfillment_id=f.pk, user=request.user),
+        )
+
+    @admin.action(description="Ship (fill in carrier and tracking no.)")
+    def ship(self, request, queryset):
+        carrier, tracking = self._form(request, "carrier"), self._form(request, "tracking_number")
+        _run(
+            self,
+            request,
+            queryset,
+            "Shipped",
+            lambda f: services.fulfillment_ship(
+                fulfillment_id=f.pk, carrier=carrier, tracking_number=tracking, user=request.user
+            ),
+        )
+
+    @admin.action(description="Ready for pickup")
+    def ready(self, request, queryset):
+        _run(
+            self,
+            request,
+            queryset,
+            "Ready",
+            lambda f: services.fulfillment_ready(fulfillment_id=f.pk, user=request.user),
+        )
+
+    @admin.action(description="Collect (fill in the customer's pickup code)")
+    def collect(self, request, queryset):
+        code = self._form(request, "pickup_code")
+        _run(
+            self,
+            request,
+            queryset,
+            "Collected",
+            lambda f: services.fulfillment_collect(fulfillment_id=f.pk, pickup_code=code, user=request.user),
+        )
+
+    @admin.action(description="Cancel (fill in a reason)")
+    def cancel(self, request, queryset):
+        reason = self._form(request, "reason") or "cancelled in the admin"
+        _run(
+            self,
+            request,
+            queryset,
+            "Cancelled",
+            lambda f: services.fulfillment_cancel(
+                fulfillment_id=f.pk, user=request.user, reason=reason, channel="admin"
+            ),
+        )
+
+
+# --- Orders (read-only) -----------------------------------------------------------------------
+
+
+class OrderLineInline(_ReadOnlyInline):
+    model = OrderLine
+    fields = ("sku", "quantity", "cancelled_quantity", "unit_price", "line_total")
+    readonly_fields = fields
+
+
+class FulfillmentInline(_ReadOnlyInline):
+    model = Fulfillment
+    fields = (
+        "id",
+        "location",
+        "method",
+        "status",
+        "claimed_by",
+        "carrier",
+        "tracking_number",
+        "customer_arrived_at",
+    )
+    readonly_fields = fields
+    show_change_link = True
+
+
+class OrderEventInline(_ReadOnlyInline):
+    model = OrderEvent
+    fields = ("created_at", "type", "from_status", "to_status", "actor", "channel", "reason", "decision")
+    readonly_fields = fields
+    ordering = ("pk",)
+
+    @admin.display(description="Routing decision")
+    def decision(self, ev):
+        data = ev.data or {}
+        if "allocations" not in data:
+            return ""
+        allocations = format_html_join(
+            ", ", "{}×{} @ {}", ((a["quantity"], a["sku"], a["location"]) for a in data["allocations"])
+        )
+        considered = format_html_join(
+            "",
+            "<li>{} {}: {}</li>",
+            (
+                ("✔" if c.get("chosen") else "✘", c.get("location"), "; ".join(c.get("reasons", [])))
+                for c in data.get("considered", [])
+            ),
+        )
+        return format_html("{}<ul>{}</ul>", allocations, considered)
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = (
+        "number",
+        "status",
+        "channel",
+        "customer",
+        "fulfillment_method",
+        "total",
+        "currency",
+        "created_at",
+    )
+    list_filter = ("status", "channel", "fulfillment_method")
+    search_fields = ("number", "customer__email", "customer__phone", "fulfillments__pickup_code")
+    list_select_related = ("customer",)
+    inlines = [OrderLineInline, FulfillmentInline, OrderEventInline]
+    readonly_fields = (
+        "number",
+        "status",
+        "channel",
+        "customer",
+        "currency",
+        "subtotal",
+        "total",
+        "fulfillment_method",
+        "pickup_location",
+        "ship_address",
+        "placed_by",
+        "placed_at_location",
+        "created_at",
+    )
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return _scoped(
+            qs, request.user, "fulfillments__location_id", "pickup_location_id", "placed_at_location_id"
+        )
+
+    def has_module_permission(self, request):
+        return _is_staff(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return _is_staff(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "email", "phone", "language", "preferred_location", "created_at")
+    search_fields = ("email", "phone", "name")
+    readonly_fields = (
+        "email",
+        "phone",
+        "name",
+        "language",
+        "notify_channels",
+        "preferred_location",
+        "created_at",
+    )
+
+    def has_view_permission(self, request, obj=None):
+        return (
+            request.user.is_active
+            and request.user.is_staff
+            and (request.user.is_superuser or user_role(request.user) == Role.MANAGER)
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
