@@ -130,7 +130,7 @@ class FulfillmentAdmin(admin.ModelAdmin):
     @admin.display(description="Items")
     def items(self, f):
         return ", ".join(
-            f"{ln.quantity}×{ln.sku.code}" for ln in f.lines.select_related("sku").order_by("pk")
+            f"{ln.quantity}x{ln.sku.code}" for ln in f.lines.select_related("sku").order_by("pk")
         )
 
     def has_module_permission(self, request):
@@ -266,7 +266,7 @@ class OrderEventInline(_ReadOnlyInline):
         if "allocations" not in data:
             return ""
         allocations = format_html_join(
-            ", ", "{}×{} @ {}", ((a["quantity"], a["sku"], a["location"]) for a in data["allocations"])
+            ", ", "{}x{} @ {}", ((a["quantity"], a["sku"], a["location"]) for a in data["allocations"])
         )
         considered = format_html_join(
             "",
