@@ -44,6 +44,7 @@ class Candidate:
         "capacity",
         "code",
         "covers_all",
+        "covers_order",
         "distance_km",
         "full_lines",
         "is_active",
@@ -95,6 +96,7 @@ class Candidate:
         self.full_lines = 0
         self.units = 0
         self.covers_all = False
+        self.covers_order = False  # could fill the whole order at the first step
 
     def __repr__(self) -> str:
         return f"<Candidate {self.code} {self.stock}>"

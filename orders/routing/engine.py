@@ -161,12 +161,13 @@ def _prepare_step(eligible: list[Candidate], remaining: dict[int, int]) -> list[
     no eligible location has enough for that line (the only case in which a line is split).
     """
     index = {sku_id: 1 << i for i, sku_id in enumerate(remaining)}
-    best: dict[int, int] = {}
+    split = set(remaining)  # lines no single candidate can fill, found by elimination
     for c in eligible:
         for sku_id, a in c.stock.items():
-            if a > best.get(sku_id, 0):
-                best[sku_id] = a
-    split = {sku_id for sku_id, q in remaining.items() if best.get(sku_id, 0) < q}
+            if sku_id in split and a >= remaining[sku_id]:
+                split.discard(sku_id)
+        if not split:
+            break
     n = len(remaining)
     pool = []
     for c in eligible:
@@ -191,9 +192,20 @@ def _prepare_step(eligible: list[Candidate], remaining: dict[int, int]) -> list[
 
 
 def _route_ship(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingDecision:
-    pipeline = routing_pipeline()
     cands, codes = load_candidates(sku_ids=[ln.sku_id for ln in lines], near=request.destination)
     eligible = _eligibility(request, cands)
+    return decide(request, lines, cands, eligible, codes, routing_pipeline())
+
+
+def decide(
+    request: RoutingRequest,
+    lines: list[RoutingLine],
+    cands: dict[int, Candidate],
+    eligible: list[Candidate],
+    codes: dict[int, str],
+    pipeline: tuple[RoutingStrategy, ...],
+) -> RoutingDecision:
+    """The ship decision on loaded candidates (no queries): the pipeline chooses one location per step."""
     remaining = {ln.sku_id: ln.quantity for ln in lines}
     line_pos = {ln.sku_id: i for i, ln in enumerate(lines)}
     allocations: list[Allocation] = []
@@ -203,6 +215,9 @@ def _route_ship(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingDec
     step = 0
     while remaining and eligible:
         pool = _prepare_step(eligible, remaining)
+        if step == 0:
+            for c in eligible:
+                c.covers_order = c.covers_all
         if not pool:
             break
         step += 1
@@ -254,7 +269,7 @@ def _route_ship(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingDec
         else:
             reason = "cannot fill any remaining line completely"
             key = (1, 0, c.distance_km or 0.0, c.code)
-        short = _shortages(c, lines, codes)
+        short = None if c.covers_order else _shortages(c, lines, codes)
         losers.append((key, c, [reason, short] if short else [reason]))
     losers.sort(key=lambda t: t[0])
     considered.extend(_entry(c, chosen=False, reasons=r) for _, c, r in losers)
