@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import (
@@ -187,6 +188,7 @@ class OrderOut(serializers.ModelSerializer):
             "created_at",
         ]
 
+    @extend_schema_field(FulfillmentWithCodeOut(many=True))
     def get_fulfillments(self, order):
         cls = FulfillmentWithCodeOut if self.context.get("show_pickup_code") else FulfillmentOut
         return cls(order.fulfillments.all(), many=True).data
@@ -236,9 +238,31 @@ class CustomerOut(serializers.ModelSerializer):
             "created_at",
         ]
 
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {"code": {"type": "string"}, "name": {"type": "string"}},
+        }
+    )
     def get_preferred_location(self, c):
         loc = c.preferred_location
         return {"code": loc.code, "name": loc.name} if loc else None
 
+    @extend_schema_field(OrderBriefOut(many=True))
     def get_orders(self, c):
         return OrderBriefOut(self.context.get("orders", []), many=True).data
+
+
+class HoldLineOut(serializers.Serializer):
+    sku = serializers.CharField()
+    location = serializers.CharField()
+    quantity = serializers.IntegerField()
+
+
+class HoldOut(serializers.Serializer):
+    """Documentation of the hold response ({"id", "expires_at", "lines"})."""
+
+    id = serializers.UUIDField()
+    expires_at = serializers.DateTimeField()
+    lines = HoldLineOut(many=True)

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import django_filters
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -19,8 +20,17 @@ from stores.models import Role
 from stores.selectors import location_get, user_role
 
 from .. import selectors, services
-from ..models import Channel, Fulfillment, FulfillmentMethod, FulfillmentStatus, Order, OrderStatus
+from ..models import (
+    Channel,
+    Fulfillment,
+    FulfillmentMethod,
+    FulfillmentStatus,
+    Order,
+    OrderEvent,
+    OrderStatus,
+)
 from . import serializers as s
+from .schema import IDEMPOTENCY_KEY_REQUIRED, errors
 
 
 class CanPlaceOrders(BasePermission):
@@ -75,11 +85,26 @@ class OrderListCreateApi(generics.ListAPIView):
     filterset_class = OrderFilter
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Order.objects.none()
         return selectors.order_list(user=self.request.user)
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "show_pickup_code": _show_code(self.request.user)}
 
+    @extend_schema(
+        operation_id="orders_create",
+        summary="Place an order from any channel",
+        description=(
+            "Routes the lines to locations, reserves the stock and records the order, its fulfillments and the "
+            "routing decision in one transaction. Totals are computed by the server. With `hold`, the checkout "
+            "hold becomes the order's reservations (its lines must be the order's lines). Storefront for any "
+            "customer; associates and managers at the till (channel `store`, `placed_at`)."
+        ),
+        request=s.OrderCreateIn,
+        parameters=[IDEMPOTENCY_KEY_REQUIRED],
+        responses={201: s.OrderOut, **errors(400, 401, 403, 404, 409, 422)},
+    )
     @idempotent(required=True)
     def post(self, request):
         data = s.OrderCreateIn(data=request.data)
@@ -110,6 +135,7 @@ class OrderListCreateApi(generics.ListAPIView):
 class OrderDetailApi(APIView):
     permission_classes = [IsStorefrontOrStaff]
 
+    @extend_schema(operation_id="orders_retrieve", responses={200: s.OrderOut, **errors(401, 403, 404)})
     def get(self, request, number):
         order = selectors.order_get(number=number, user=request.user)
         return Response(s.OrderOut(order, context={"show_pickup_code": _show_code(request.user)}).data)
@@ -120,6 +146,8 @@ class OrderEventsApi(generics.ListAPIView):
     serializer_class = s.OrderEventOut
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return OrderEvent.objects.none()
         order = selectors.order_get(number=self.kwargs["number"], user=self.request.user)
         return selectors.order_events(order=order)
 
@@ -127,6 +155,12 @@ class OrderEventsApi(generics.ListAPIView):
 class OrderCancelApi(APIView):
     permission_classes = [IsStorefront]
 
+    @extend_schema(
+        operation_id="orders_cancel",
+        summary="Cancel the order; what is still reserved is released",
+        request=s.ReasonIn,
+        responses={200: s.OrderOut, **errors(400, 401, 403, 404, 409)},
+    )
     def post(self, request, number):
         data = s.ReasonIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -141,6 +175,12 @@ class OrderCancelApi(APIView):
 class OrderArrivedApi(APIView):
     permission_classes = [IsStorefrontOrStaff]
 
+    @extend_schema(
+        operation_id="orders_arrived",
+        summary="Curbside: the customer is here",
+        request=s.ArrivedIn,
+        responses={200: s.OrderOut, **errors(400, 401, 403, 404, 409, 422)},
+    )
     def post(self, request, number):
         data = s.ArrivedIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -171,12 +211,17 @@ class FulfillmentListApi(generics.ListAPIView):
     filterset_class = FulfillmentFilter
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Fulfillment.objects.none()
         return selectors.fulfillment_list(user=self.request.user)
 
 
 class FulfillmentDetailApi(APIView):
     permission_classes = [IsStaff]
 
+    @extend_schema(
+        operation_id="fulfillments_retrieve", responses={200: s.StaffFulfillmentOut, **errors(401, 403, 404)}
+    )
     def get(self, request, pk):
         return Response(
             s.StaffFulfillmentOut(selectors.fulfillment_get(fulfillment_id=pk, user=request.user)).data
@@ -186,6 +231,12 @@ class FulfillmentDetailApi(APIView):
 class FulfillmentClaimApi(APIView):
     permission_classes = [IsStaff]
 
+    @extend_schema(
+        operation_id="fulfillments_claim",
+        summary="The next pending task of a location, to this worker only",
+        request=s.ClaimIn,
+        responses={200: s.StaffFulfillmentOut, 204: None, **errors(400, 401, 403, 404)},
+    )
     def post(self, request):
         data = s.ClaimIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -205,6 +256,9 @@ class _FulfillmentCommand(APIView):
     def run(self, request, pk, data):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    @extend_schema(
+        request=None, responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422)}
+    )
     def post(self, request, pk):
         data = {}
         if self.input_serializer is not None:
@@ -218,6 +272,7 @@ class _FulfillmentCommand(APIView):
         )
 
 
+@extend_schema(request=s.PickIn)
 class FulfillmentPickApi(_FulfillmentCommand):
     input_serializer = s.PickIn
 
@@ -234,6 +289,7 @@ class FulfillmentPackApi(_FulfillmentCommand):
         services.fulfillment_pack(fulfillment_id=pk, user=request.user)
 
 
+@extend_schema(request=s.ShipIn)
 class FulfillmentShipApi(_FulfillmentCommand):
     input_serializer = s.ShipIn
 
@@ -251,6 +307,7 @@ class FulfillmentReadyApi(_FulfillmentCommand):
         services.fulfillment_ready(fulfillment_id=pk, user=request.user)
 
 
+@extend_schema(request=s.CollectIn)
 class FulfillmentCollectApi(_FulfillmentCommand):
     input_serializer = s.CollectIn
 
@@ -258,6 +315,7 @@ class FulfillmentCollectApi(_FulfillmentCommand):
         services.fulfillment_collect(fulfillment_id=pk, pickup_code=data["pickup_code"], user=request.user)
 
 
+@extend_schema(request=s.ReasonIn)
 class FulfillmentCancelApi(_FulfillmentCommand):
     input_serializer = s.ReasonIn
 
@@ -288,6 +346,12 @@ def _hold_lines(hold) -> list[dict]:
 class HoldCreateApi(APIView):
     permission_classes = [CanPlaceOrders]
 
+    @extend_schema(
+        operation_id="holds_create",
+        summary="Hold the cart's stock during checkout",
+        request=s.HoldCreateIn,
+        responses={201: s.HoldOut, **errors(400, 401, 403, 404, 409, 422)},
+    )
     def post(self, request):
         data = s.HoldCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -312,6 +376,11 @@ def _hold_id(value: str) -> uuid.UUID:
 class HoldExtendApi(APIView):
     permission_classes = [CanPlaceOrders]
 
+    @extend_schema(
+        operation_id="holds_extend",
+        request=s.HoldExtendIn,
+        responses={200: s.HoldOut, **errors(400, 401, 403, 404)},
+    )
     def post(self, request, hold_id):
         data = s.HoldExtendIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -324,6 +393,7 @@ class HoldExtendApi(APIView):
 class HoldDetailApi(APIView):
     permission_classes = [CanPlaceOrders]
 
+    @extend_schema(operation_id="holds_release", responses={204: None, **errors(401, 403, 404)})
     def delete(self, request, hold_id):
         hold_release(hold_id=_hold_id(hold_id), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -335,6 +405,7 @@ class HoldDetailApi(APIView):
 class CustomerDetailApi(APIView):
     permission_classes = [IsStorefront]
 
+    @extend_schema(operation_id="customers_retrieve", responses={200: s.CustomerOut, **errors(401, 403, 404)})
     def get(self, request, pk):
         customer = selectors.customer_get(customer_id=pk, user=request.user)
         orders = selectors.customer_orders(customer=customer)
@@ -344,6 +415,11 @@ class CustomerDetailApi(APIView):
 class CustomerPreferencesApi(APIView):
     permission_classes = [IsStorefront]
 
+    @extend_schema(
+        operation_id="customers_preferences",
+        request=s.PreferencesIn,
+        responses={200: s.CustomerOut, **errors(400, 401, 403, 404, 422)},
+    )
     def patch(self, request, pk):
         data = s.PreferencesIn(data=request.data)
         data.is_valid(raise_exception=True)

@@ -1,0 +1,41 @@
+"""OpenAPI descriptions for the orders endpoints (the error shape is shared with inventory's)."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+from inventory.api.schema import ErrorResponseSerializer
+
+_DESCRIPTIONS = {
+    400: "Malformed input (`invalid`, `duplicate_line`, `unknown_currency`, `currency_mismatch`, "
+    "`idempotency_key_required`, `idempotency_key_invalid`); the offending field is in `details`. Nothing was written.",
+    401: "No or invalid `Authorization: Token <key>` header.",
+    403: "The role may not do this (`forbidden`) or the user is not assigned to the location (`location_forbidden`).",
+    404: "Unknown SKU (`unknown_sku`), location (`unknown_location`), order (`unknown_order`), fulfillment "
+    "(`unknown_fulfillment`, also outside the user's locations), hold (`unknown_hold`, `hold_expired`) or customer.",
+    409: "`insufficient_stock` (per line: `sku`, `requested`, `available`, `shortfall`, `nearby` locations that have "
+    "it), `invalid_transition` (`details.from`, `details.to`) or `idempotency_in_progress`. Nothing was written.",
+    422: "Well-formed but not allowed: `pickup_not_offered`, `hold_mismatch`, `wrong_pickup_code`, `not_curbside`, "
+    "`idempotency_key_reused`, `sku_inactive`.",
+}
+
+
+def errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {
+        s: OpenApiResponse(response=ErrorResponseSerializer, description=_DESCRIPTIONS[s]) for s in statuses
+    }
+
+
+IDEMPOTENCY_KEY_REQUIRED = OpenApiParameter(
+    name="Idempotency-Key",
+    type=OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=True,
+    description=(
+        "Required, at most 255 printable ASCII characters, scoped to the user. The same key with the same body "
+        "replays the first response byte for byte (header `Idempotent-Replayed: true`); with another body: 422 "
+        "`idempotency_key_reused`; while the first request is still running: 409 `idempotency_in_progress`. "
+        "Errors are not stored (a retry runs again). Keys are kept 24 h."
+    ),
+)
