@@ -309,7 +309,7 @@ class SafetyStockApi(APIView):
         description=f"{_STAFF} Setting the current value again writes nothing (`movements` is empty).",
         request=SafetyStockInputSerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses={200: StockChangeSerializer, **errors(400, 401, 403, 404, 422)},
+        responses={200: StockChangeSerializer, **errors(400, 401, 403, 404, 409, 422)},
     )
     @idempotent()
     def put(self, request):
@@ -332,7 +332,7 @@ class SafetyStockApi(APIView):
         summary="Same as PUT (for clients that only POST)",
         request=SafetyStockInputSerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses={200: StockChangeSerializer, **errors(400, 401, 403, 404, 422)},
+        responses={200: StockChangeSerializer, **errors(400, 401, 403, 404, 409, 422)},
     )
     def post(self, request):
         return self.put(request)

@@ -113,6 +113,8 @@ def test_near_orders_by_distance_and_radius_cuts(storefront, network):
 
 def test_sku_adds_available_everywhere_and_quantity_keeps_those_that_can_give_it(storefront, network):
     sku = SkuFactory(code="TEE")
+    network["SHIBUYA"].opening_hours = {"mon": ["10:00", "20:00"], "sun": None}
+    network["SHIBUYA"].save()
     stock(network["SHIBUYA"], sku, 5, safety_stock=1)  # 4 available
     stock(network["SHINJUKU"], sku, 1)
     stock(network["YOKOHAMA"], sku, 9)
@@ -131,6 +133,13 @@ def test_sku_adds_available_everywhere_and_quantity_keeps_those_that_can_give_it
 
     r = storefront.get(URL, {"sku": "TEE", "quantity": "2", "near": "35.6595,139.7005"})
     assert [(i["code"], i["available"]) for i in r.json()["results"]] == [("SHIBUYA", 4), ("YOKOHAMA", 9)]
+    shibuya = r.json()["results"][0]
+    assert shibuya["opening_hours"] == {"mon": ["10:00", "20:00"], "sun": None}
+    assert (shibuya["offers_pickup"], shibuya["is_active"], shibuya["address"]) == (
+        True,
+        True,
+        network["SHIBUYA"].address,
+    )
 
     r = storefront.get(URL, {"sku": "TEE", "quantity": "1", "near": "35.6595,139.7005", "radius_km": "10"})
     assert codes(r) == ["SHIBUYA", "SHINJUKU"]
