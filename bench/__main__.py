@@ -4,7 +4,8 @@
   spread  the same over 10,000 SKUs (a random SKU per reservation).
   avail   10,000 SKUs x 500 locations (5M stock rows): availability and nearby-with-stock through the
           HTTP API (gunicorn -w 2, 8 concurrent clients) beside the DRF framework floor.
-  all     the three, one after the other (each in its own process).
+  breakdown  where a service-layer reservation's time goes, step by step (one process, no contention).
+  all     hot, spread, avail and breakdown, one after the other (each in its own process).
 
 --quick is a smoke mode: small data, 2 s phases, docs/benchmarks.md left alone (unless --doc).
 Databases (PostgreSQL at BENCH_PG, default postgres://postgres@127.0.0.1:5432): oms_bench_perf for
@@ -22,7 +23,7 @@ from . import common
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("name", choices=["hot", "spread", "avail", "all"])
+    ap.add_argument("name", choices=["hot", "spread", "avail", "breakdown", "all"])
     ap.add_argument("--quick", action="store_true", help="smoke mode: small data, 2 s per phase")
     ap.add_argument("--workers", type=int, help="worker processes (hot/spread; default 64, quick 8)")
     ap.add_argument("--duration", type=float, help="seconds per phase (default 10, quick 2)")
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.name == "all":
         rc = 0
-        for name in ("hot", "spread", "avail"):
+        for name in ("hot", "spread", "avail", "breakdown"):
             cmd = [sys.executable, "-m", "bench", name, *(a for a in (argv or sys.argv[1:]) if a != "all")]
             print(f"\n=== {' '.join(cmd[1:])}", flush=True)
             rc |= subprocess.call(cmd, cwd=common.ROOT)
@@ -69,6 +70,25 @@ def main(argv: list[str] | None = None) -> int:
             title = "1. Hot SKU" if n_skus == 1 else "2. Reservations spread over many SKUs"
             common.update_doc(args.name, body + reserve.DOC_NOTES, title=title)
         return 0 if ok else 1
+
+    if args.name == "breakdown":
+        common.configure("oms_bench_perf")
+        from . import breakdown
+
+        info = common.machine()
+        tbl, out = breakdown.run()
+        info["loadavg_after"] = common.loadavg()
+        summary = breakdown.summary(out)
+        print(tbl)
+        print(summary)
+        if write_doc:
+            body = (
+                "`python -m bench breakdown`: one process reserves one unit of one SKU again and again, "
+                "each step timed alone (client CPU per call, best of 5 rounds of 400 calls).\n\n"
+                f"{common.machine_md(info)}\n\n{tbl}\n\n{summary}\n"
+            )
+            common.update_doc("breakdown", body, title="Where a service-layer reservation's time goes")
+        return 0
 
     from . import avail
 
