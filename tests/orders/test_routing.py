@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from inventory.models import HoldLine
@@ -361,3 +362,89 @@ def test_route_reads_with_at_most_three_queries(skus, django_assert_max_num_quer
     with django_assert_max_num_queries(3):
         d = ship(*((s, 2) for s in skus))
     assert d.complete
+
+
+def test_route_never_writes_and_needs_no_capacity_query_without_capacities(skus, django_assert_num_queries):
+    a, b = skus[:2]
+    stock(LocationFactory(code="X", **at(1)), a, 3)
+    stock(LocationFactory(code="Y", **at(2)), b, 3)
+
+    with django_assert_num_queries(2) as captured:
+        d = ship((a, 1), (b, 1))
+    assert d.complete
+    assert all(q["sql"].lstrip().upper().startswith("SELECT") for q in captured.captured_queries)
+
+    with django_assert_num_queries(2):
+        route(
+            RoutingRequest(
+                lines=(RoutingLine(a.pk, 1),), method="pickup", pickup_location_id=d.location_ids[0]
+            )
+        )
+
+
+def test_capacity_counts_the_locations_own_day(skus):
+    a = skus[0]
+    tokyo = LocationFactory(code="TOKYO", daily_capacity=1, timezone="Asia/Tokyo", **at(1))
+    utc = LocationFactory(code="UTC", daily_capacity=1, timezone="UTC", **at(2))
+    stock(tokyo, a, 5)
+    stock(utc, a, 5)
+    customer = Customer.objects.create(email="tz@example.com")
+    order = Order.objects.create(
+        channel="web",
+        customer=customer,
+        currency="JPY",
+        subtotal=Decimal(0),
+        total=Decimal(0),
+        fulfillment_method="ship",
+    )
+    # 14:00 UTC on the 22nd is 23:00 on the 22nd in Tokyo; "now" is 16:30 UTC = 01:30 on the 23rd in Tokyo.
+    earlier = dt.datetime(2026, 11, 22, 14, 0, tzinfo=dt.UTC)
+    for loc in (tokyo, utc):
+        f = Fulfillment.objects.create(order=order, location=loc, method="ship")
+        Fulfillment.objects.filter(pk=f.pk).update(created_at=earlier)
+
+    with time_machine.travel(dt.datetime(2026, 11, 22, 16, 30, tzinfo=dt.UTC), tick=False):
+        d = ship((a, 1))
+
+    assert "daily capacity full (1 of 1 fulfillments today)" in reasons(d, "UTC")
+    assert allocs(d) == [("TOKYO", "SKU-A", 1)]
+
+
+def test_a_split_line_next_to_whole_lines(skus):
+    a, b, _, _, _ = skus
+    one = LocationFactory(code="ONE", **at(1))
+    two = LocationFactory(code="TWO", **at(2))
+    stock(one, a, 4)
+    stock(two, a, 3)
+    stock(two, b, 2)
+
+    d = ship((a, 6), (b, 2))
+
+    assert d.complete
+    # TWO fills B whole and gives 3 of A; ONE gives the other 3 of A: two shipments.
+    assert allocs(d) == [("ONE", "SKU-A", 3), ("TWO", "SKU-A", 3), ("TWO", "SKU-B", 2)]
+
+
+def test_lines_are_merged_and_bad_requests_are_refused(skus):
+    a = skus[0]
+    stock(LocationFactory(code="M", **at(1)), a, 5)
+
+    d = route(RoutingRequest(lines=(RoutingLine(a.pk, 1), RoutingLine(a.pk, 2)), method="ship"))
+    assert allocs(d) == [("M", "SKU-A", 3)]
+    with pytest.raises(ValueError, match="positive integer"):
+        route(RoutingRequest(lines=(RoutingLine(a.pk, 0),), method="ship"))
+    with pytest.raises(ValueError, match="unknown fulfillment method"):
+        route(RoutingRequest(lines=(RoutingLine(a.pk, 1),), method="drone"))
+    with pytest.raises(ValueError, match="pickup_location_id"):
+        route(RoutingRequest(lines=(RoutingLine(a.pk, 1),), method="pickup"))
+
+
+def test_as_json_keeps_the_first_locations_and_counts_the_rest(skus):
+    a = skus[0]
+    for i in range(5):
+        stock(LocationFactory(code=f"L-{i}", **at(i + 1)), a, 2)
+
+    data = ship((a, 1)).as_json(max_considered=3)
+
+    assert [c["location"] for c in data["considered"]] == ["L-0", "L-1", "L-2"]
+    assert data["considered_omitted"] == 2
