@@ -1,5 +1,7 @@
 """A real Celery worker (subprocess `celery -A config worker`) against a real Redis and PostgreSQL.
 
+Orders are placed through the real `POST /api/v1/orders/` (APIClient in this process).
+
 Needs PostgreSQL (DATABASE_URL) and a broker (CELERY_BROKER_URL; locally redis db 6, in CI the
 CI Redis): skipped otherwise. Each test uses its own queue name, so the worker never consumes
 messages other tests left on the shared broker. The fault tests start a PRIVATE redis-server on
@@ -226,53 +228,44 @@ def fast_sweep(settings):
     settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "SWEEP_AFTER_SECONDS": 0}
 
 
-def place_order(email: str):
-    """An order through orders.services.order_place when it exists; else a PLACED event emitted directly."""
+def place_order(client, email: str):
+    """POST /api/v1/orders/ as the storefront (in this process); returns the Order."""
+    from orders.models import Order
     from tests.factories import SkuFactory, WarehouseFactory, stock
 
     wh, sku = WarehouseFactory(), SkuFactory()
     stock(wh, sku, 5)
-    try:
-        from orders.services import CustomerIn, FulfillmentIn, LineIn, order_place
-    except ImportError:
-        order_place = None
-    if order_place is not None:
-        return order_place(
-            channel="web",
-            customer=CustomerIn(email=email, name="Hana"),
-            fulfillment=FulfillmentIn(
-                method="ship",
-                address={
-                    "line1": "1-1",
-                    "city": "Tokyo",
-                    "country": "JP",
-                    "latitude": 35.6,
-                    "longitude": 139.7,
-                },
-            ),
-            lines=[LineIn(sku=sku.code, quantity=1, unit_price="1980.00")],
-            currency="JPY",
-        )
-    from orders import hooks
-    from orders.models import Customer, EventType, OrderEvent
-
-    from .conftest import make_order
-
-    order = make_order(Customer.objects.create(email=email, name="Hana"), location=wh, sku=sku)
-    hooks.emit([OrderEvent.objects.create(order=order, type=EventType.PLACED)])
-    return order
+    body = {
+        "channel": "web",
+        "customer": {"email": email, "name": "Hana"},
+        "fulfillment": {
+            "method": "ship",
+            "address": {
+                "line1": "1-1",
+                "city": "Tokyo",
+                "country": "JP",
+                "latitude": 35.6,
+                "longitude": 139.7,
+            },
+        },
+        "lines": [{"sku": sku.code, "quantity": 1, "unit_price": "1980.00"}],
+        "currency": "JPY",
+    }
+    r = client.post("/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
+    assert r.status_code == 201, r.content
+    return Order.objects.get(number=r.json()["number"])
 
 
 # --- The tests ---------------------------------------------------------------------------------
 
 
-def test_an_order_produces_exactly_one_email(sink, shared_broker):
+def test_an_order_produces_exactly_one_email(storefront, sink, shared_broker):
     queue = f"itest-{uuid.uuid4().hex[:8]}"
     worker = Worker(broker=shared_broker, queue=queue, sink=sink)
     try:
         worker.start()
         with publishing_to(shared_broker, queue):
-            order = place_order("one@example.com")
+            order = place_order(storefront, "one@example.com")
             (n,) = Notification.objects.filter(order=order)
             wait_for(lambda: sent_lines(sink), 20, "the email")
             time.sleep(0.5)  # a duplicate would show up now
@@ -288,7 +281,7 @@ def test_an_order_produces_exactly_one_email(sink, shared_broker):
         worker.stop()
 
 
-def test_broker_down_the_order_commits_and_the_email_arrives_after(sink, tmp_path, fast_sweep):
+def test_broker_down_the_order_commits_and_the_email_arrives_after(storefront, sink, tmp_path, fast_sweep):
     redis = PrivateRedis(tmp_path)
     queue = f"itest-{uuid.uuid4().hex[:8]}"
     worker = Worker(broker=redis.url, queue=queue, sink=sink)
@@ -298,7 +291,9 @@ def test_broker_down_the_order_commits_and_the_email_arrives_after(sink, tmp_pat
         redis.stop()  # the broker goes away
         with publishing_to(redis.url, queue):
             started = time.monotonic()
-            order = place_order("down@example.com")  # commits; the on-commit publish fails and is logged
+            order = place_order(
+                storefront, "down@example.com"
+            )  # commits; the on-commit publish fails and is logged
             assert time.monotonic() - started < 10
             (n,) = Notification.objects.filter(order=order)
             assert n.status == NotificationStatus.PENDING
@@ -316,7 +311,7 @@ def test_broker_down_the_order_commits_and_the_email_arrives_after(sink, tmp_pat
         redis.stop()
 
 
-def test_a_worker_killed_mid_delivery_causes_no_duplicate(sink, tmp_path, fast_sweep):
+def test_a_worker_killed_mid_delivery_causes_no_duplicate(storefront, sink, tmp_path, fast_sweep):
     redis = PrivateRedis(tmp_path)
     queue = f"itest-{uuid.uuid4().hex[:8]}"
     worker = Worker(broker=redis.url, queue=queue, sink=sink, lease_seconds=3)
@@ -325,7 +320,7 @@ def test_a_worker_killed_mid_delivery_causes_no_duplicate(sink, tmp_path, fast_s
         worker.start()
         with publishing_to(redis.url, queue):
             (sink / "block").write_text("")
-            order = place_order("killed@example.com")
+            order = place_order(storefront, "killed@example.com")
             (n,) = Notification.objects.filter(order=order)
             # The pool process is inside the send (claimed the row, provider call in flight).
             wait_for(lambda: (sink / "blocked").exists(), 20, "the send to start")
