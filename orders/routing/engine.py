@@ -1,7 +1,9 @@
 """The routing engine: which locations fill which lines. Read only: it never writes.
 
 Pickup and curbside: only the chosen store, and only if it is active, offers pickup and is not
-excluded; what it cannot fill is returned in `unfilled` (never allocated elsewhere).
+excluded; what it cannot fill is returned in `unfilled` (never allocated elsewhere). Its daily
+capacity is not applied: the customer chose the store. The decision's pipeline is
+["ChosenPickupStore"].
 
 Ship: eligible locations are active, ship orders, are not excluded, have available stock of
 the order's SKUs (on hand - reserved - active holds - safety stock) and have free daily capacity
