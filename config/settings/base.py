@@ -140,6 +140,8 @@ SPECTACULAR_SETTINGS = {
         "MovementKindEnum": "inventory.models.MovementKind",
         "TransferStatusEnum": "inventory.models.TransferStatus",
         "FulfillmentMethodEnum": "orders.models.FulfillmentMethod",
+        "SubscriptionStatusEnum": "notifications.models.SubscriptionStatus",
+        "WebhookStatusEnum": "notifications.models.WebhookStatus",
     },
 }
 
