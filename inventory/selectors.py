@@ -374,6 +374,73 @@ def locations_with_sku(
     return out
 
 
+def cart_check(
+    *,
+    lines: Sequence[tuple[Sku, int]],
+    method: str,
+    pickup_location: Location | None = None,
+    destination: tuple[float, float] | None = None,
+    explain: bool = False,
+) -> dict:
+    """Could this cart be fulfilled this way now, and from where? Reads only: nothing is reserved.
+
+    Asks the order routing engine (orders.routing.route) what placing the cart would allocate,
+    so the answer is the one order placement would get. Lines it cannot fill list `alternatives`:
+    the nearest locations with some available (nearest the destination or the chosen store).
+    At most five queries: routing's three, plus two for the alternatives when a line is short.
+    """
+    from orders.routing import RoutingLine, RoutingRequest, nearby_sources, route
+
+    decision = route(
+        RoutingRequest(
+            lines=tuple(RoutingLine(sku.pk, quantity) for sku, quantity in lines),
+            method=method,
+            pickup_location_id=pickup_location.pk if pickup_location else None,
+            destination=destination,
+        )
+    )
+    unfilled = {u.sku_id: u.quantity for u in decision.unfilled}
+    near = destination
+    if near is None and pickup_location is not None:
+        near = (pickup_location.latitude, pickup_location.longitude)
+    alternatives = nearby_sources(sku_ids=list(unfilled), near=near) if unfilled else {}
+    distances = {c["location_id"]: c.get("distance_km") for c in decision.considered}
+    code = decision.location_codes.get
+    out_lines = []
+    for sku, quantity in lines:
+        shortfall = unfilled.get(sku.pk, 0)
+        line = {
+            "sku": sku.code,
+            "quantity": quantity,
+            "fulfillable": shortfall == 0,
+            "shortfall": shortfall,
+            "locations": [
+                {
+                    "location": code(a.location_id, str(a.location_id)),
+                    "quantity": a.quantity,
+                    "distance_km": distances.get(a.location_id),
+                }
+                for a in decision.allocations
+                if a.sku_id == sku.pk
+            ],
+        }
+        if shortfall:
+            line["alternatives"] = [
+                {k: e[k] for k in ("location", "kind", "available", "distance_km", "offers_pickup")}
+                for e in alternatives.get(sku.pk, [])
+            ]
+        out_lines.append(line)
+    out = {
+        "fulfillable": decision.complete,
+        "method": method,
+        "locations": [code(i, str(i)) for i in decision.location_ids],
+        "lines": out_lines,
+    }
+    if explain:
+        out["routing"] = decision.as_json()
+    return out
+
+
 def available_at(*, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
     """Available units for (location_id, sku_id) pairs: one query for stock, one for expired holds."""
     if not pairs:

@@ -163,6 +163,12 @@ class AvailabilityQuerySerializer(serializers.Serializer):
         return attrs
 
 
+class ExplainQuerySerializer(serializers.Serializer):
+    explain = serializers.BooleanField(
+        required=False, default=False, help_text="Include the routing decision (reasons per location)."
+    )
+
+
 class SkuListQuerySerializer(serializers.Serializer):
     search = serializers.CharField(
         required=False, max_length=100, help_text="Part of the code or name, or the exact barcode."
@@ -271,7 +277,10 @@ class AvailabilitySerializer(serializers.Serializer):
     name = serializers.CharField()
     available = serializers.IntegerField(help_text="Units available at the locations that count.")
     ship_available = serializers.IntegerField(help_text="Of which at locations that ship orders.")
-    low_stock = serializers.BooleanField(help_text="available <= low_stock_threshold.")
+    in_stock = serializers.BooleanField(help_text="available > 0.")
+    low_stock = serializers.BooleanField(
+        help_text='available <= low_stock_threshold (also when 0): show "only N left" when in stock.'
+    )
     low_stock_threshold = serializers.IntegerField()
     locations = AvailabilityLocationSerializer(
         many=True,
@@ -307,6 +316,7 @@ class AvailabilitySerializer(serializers.Serializer):
             "name": result.sku.name,
             "available": available,
             "ship_available": result.ship_available,
+            "in_stock": available > 0,
             "low_stock": available <= result.low_stock_threshold,
             "low_stock_threshold": result.low_stock_threshold,
             "locations": locations,

@@ -17,6 +17,7 @@ from config.idempotency import idempotent
 from inventory import services
 from inventory.selectors import (
     availability_for_sku,
+    cart_check,
     movement_list,
     movements_by_ids,
     sku_get,
@@ -26,7 +27,6 @@ from inventory.selectors import (
     transfer_get,
     transfer_list,
 )
-from orders.routing import RoutingLine, RoutingRequest, nearby_sources, route
 from stores.selectors import (
     location_get,
     require_any_location_access,
@@ -41,6 +41,7 @@ from .serializers import (
     AvailabilityCheckSerializer,
     AvailabilityQuerySerializer,
     AvailabilitySerializer,
+    ExplainQuerySerializer,
     MovementQuerySerializer,
     MovementSerializer,
     ReceiptInputSerializer,
@@ -164,67 +165,25 @@ class AvailabilityCheckApi(APIView):
             "one line (400 `duplicate_line`). With `?explain=true` the routing decision is included."
         ),
         request=AvailabilityCheckInputSerializer,
-        parameters=[OpenApiParameter("explain", OpenApiTypes.BOOL, required=False)],
+        parameters=[ExplainQuerySerializer],
         responses={200: AvailabilityCheckSerializer, **errors(*READ_ERRORS)},
     )
     def post(self, request):
         data = _valid(AvailabilityCheckInputSerializer, request.data)
+        explain = _valid(ExplainQuerySerializer, request.query_params)["explain"]
         f = data["fulfillment"]
         skus = skus_by_code(codes=[ln["sku"] for ln in data["lines"]])
-        pickup_location = location_get(code=f["location"]) if f["method"] != "ship" else None
         address = f.get("address") or {}
-        destination = None
-        if address.get("latitude") is not None:
-            destination = (address["latitude"], address["longitude"])
-        lines = tuple(RoutingLine(skus[ln["sku"]].pk, ln["quantity"]) for ln in data["lines"])
-        decision = route(
-            RoutingRequest(
-                lines=lines,
-                method=f["method"],
-                pickup_location_id=pickup_location.pk if pickup_location else None,
-                destination=destination,
-            )
+        result = cart_check(
+            lines=[(skus[ln["sku"]], ln["quantity"]) for ln in data["lines"]],
+            method=f["method"],
+            pickup_location=location_get(code=f["location"]) if f["method"] != "ship" else None,
+            destination=(address["latitude"], address["longitude"])
+            if address.get("latitude") is not None
+            else None,
+            explain=explain,
         )
-        unfilled = {u.sku_id: u.quantity for u in decision.unfilled}
-        near = destination or (
-            (pickup_location.latitude, pickup_location.longitude) if pickup_location else None
-        )
-        alternatives = nearby_sources(sku_ids=list(unfilled), near=near) if unfilled else {}
-        distances = {c["location_id"]: c.get("distance_km") for c in decision.considered}
-        out_lines = []
-        for ln in data["lines"]:
-            sku = skus[ln["sku"]]
-            shortfall = unfilled.get(sku.pk, 0)
-            line = {
-                "sku": sku.code,
-                "quantity": ln["quantity"],
-                "fulfillable": shortfall == 0,
-                "shortfall": shortfall,
-                "locations": [
-                    {
-                        "location": decision.location_codes.get(a.location_id, str(a.location_id)),
-                        "quantity": a.quantity,
-                        "distance_km": distances.get(a.location_id),
-                    }
-                    for a in decision.allocations
-                    if a.sku_id == sku.pk
-                ],
-            }
-            if shortfall:
-                line["alternatives"] = [
-                    {k: e[k] for k in ("location", "kind", "available", "distance_km", "offers_pickup")}
-                    for e in alternatives.get(sku.pk, [])
-                ]
-            out_lines.append(line)
-        body = {
-            "fulfillable": decision.complete,
-            "method": f["method"],
-            "locations": [decision.location_codes.get(i, str(i)) for i in decision.location_ids],
-            "lines": out_lines,
-        }
-        if request.query_params.get("explain", "").lower() in ("1", "true", "yes"):
-            body["routing"] = decision.as_json()
-        return Response(AvailabilityCheckSerializer(body).data)
+        return Response(AvailabilityCheckSerializer(result).data)
 
 
 # --- Stock (staff) -------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def test_availability_shape_and_arithmetic(storefront, net):
     assert body["sku"] == "TEE"
     assert body["available"] == 4 + 20 + 5  # SHIBUYA: 10 - 3 reserved - 1 held - 2 safety
     assert body["ship_available"] == 24  # SHOWROOM does not ship
+    assert body["in_stock"] is True
     assert body["low_stock"] is False
     assert [(loc["location"], loc["available"]) for loc in body["locations"]] == [
         ("WH", 20),
@@ -143,6 +144,7 @@ def test_available_is_never_below_zero(storefront, net):
     stock(net["SHIBUYA"], sku, 2, safety_stock=5)
     body = storefront.get("/api/v1/availability/TEE/", {"explain": "true"}).json()
     assert body["available"] == 0
+    assert (body["in_stock"], body["low_stock"]) == (False, True)
     shibuya = next(loc for loc in body["locations"] if loc["location"] == "SHIBUYA")
     assert shibuya["available"] == 0
     assert shibuya["excluded"] == ["nothing available"]
