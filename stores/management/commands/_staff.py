@@ -1,0 +1,165 @@
+"""Operator-side user setup shared by `create_api_user` and `load_demo`.
+
+Admin access is granted through one auth Group per role ("OMS associate", "OMS warehouse",
+"OMS manager"), created or refreshed here with the model permissions in ROLE_PERMISSIONS.
+Staff roles get `is_staff=True` so they can log in to /admin/; what they see there is
+scoped to their assigned locations by the ModelAdmins themselves. The storefront service
+account is API-only (`is_staff=False`, no group).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import CommandError
+from django.db import transaction
+from knox.models import AuthToken
+
+from stores.models import Location, LocationKind, Role, StaffAssignment, StaffProfile
+
+STAFF_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE, Role.MANAGER)
+# Roles that only act somewhere: they need at least one location.
+LOCATED_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE)
+# The kind of location each located role may be assigned to.
+ROLE_LOCATION_KIND = {Role.ASSOCIATE: LocationKind.STORE, Role.WAREHOUSE: LocationKind.WAREHOUSE}
+
+_FLOOR = [
+    "stores.view_location",
+    "inventory.view_sku",
+    "inventory.view_stocklevel",
+    "inventory.change_stocklevel",  # the receive / count / adjust / safety-stock forms and CSV import
+    "inventory.view_stockmovement",
+    "inventory.view_transfer",
+    "inventory.change_transfer",  # the "receive transfer" action
+]
+# Other apps may extend these lists (app_label.codename); the commands re-sync groups on every run.
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    Role.ASSOCIATE: list(_FLOOR),
+    Role.WAREHOUSE: list(_FLOOR),
+    Role.MANAGER: [*_FLOOR, "stores.change_location", "inventory.add_sku", "inventory.change_sku"],
+}
+
+
+def group_name(role: str) -> str:
+    return f"OMS {role}"
+
+
+def role_groups_sync() -> dict[str, Group]:
+    """Create the per-role groups and set exactly their permissions. Safe to run any number of times."""
+    groups = {}
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=group_name(role))
+        wanted = set()
+        for perm in perms:
+            app_label, codename = perm.split(".", 1)
+            wanted |= set(
+                Permission.objects.filter(content_type__app_label=app_label, codename=codename).values_list(
+                    "pk", flat=True
+                )
+            )
+        current = set(group.permissions.values_list("pk", flat=True))
+        if current != wanted:
+            group.permissions.set(wanted)
+        groups[role] = group
+    return groups
+
+
+def _validate(username: str, role: str, location_codes: Sequence[str] | None) -> list[Location] | None:
+    User = get_user_model()
+    if not username or not username.strip():
+        raise CommandError("--username must not be empty.")
+    try:
+        User.username_validator(username)
+    except Exception as exc:
+        raise CommandError(f"--username {username!r} is not a valid username: {exc}") from None
+    if role not in Role.values:
+        raise CommandError(f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
+    if location_codes is None:
+        return None
+    if role == Role.STOREFRONT and location_codes:
+        raise CommandError("A storefront account acts for the whole network; give it no --location.")
+    codes = list(dict.fromkeys(location_codes))
+    found = {loc.code: loc for loc in Location.objects.filter(code__in=codes)}
+    missing = [c for c in codes if c not in found]
+    if missing:
+        known = ", ".join(Location.objects.order_by("code").values_list("code", flat=True)[:20]) or "none"
+        raise CommandError(f"Unknown location(s): {', '.join(missing)}. Known: {known}.")
+    wanted_kind = ROLE_LOCATION_KIND.get(role)
+    if wanted_kind:
+        wrong = [c for c in codes if found[c].kind != wanted_kind]
+        if wrong:
+            raise CommandError(f"Role {role} works at {wanted_kind}s only; not at: {', '.join(wrong)}.")
+    return [found[c] for c in codes]
+
+
+@transaction.atomic
+def api_user_upsert(
+    *,
+    username: str,
+    role: str,
+    location_codes: Sequence[str] | None = None,
+    password_hash: str | None = None,
+    email: str = "",
+) -> tuple[object, bool]:
+    """Create or update a user with `role`; replace its assignments when `location_codes` is given.
+
+    Raises CommandError (and writes nothing) on an unknown role or location, or a staff role
+    that would end up with no location. Returns (user, created).
+    """
+    locations = _validate(username, role, location_codes)
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    created = user is None
+    if role in LOCATED_ROLES:
+        has_assignments = (
+            bool(locations)
+            if locations is not None
+            else (not created and StaffAssignment.objects.filter(user=user).exists())
+        )
+        if not has_assignments:
+            raise CommandError(f"Role {role} needs at least one --location CODE.")
+
+    if created:
+        user = User(username=username, email=email)
+        if password_hash:
+            user.password = password_hash
+        else:
+            user.set_unusable_password()
+    is_staff = role in STAFF_ROLES or user.is_superuser
+    if created or user.is_staff != is_staff or not user.is_active:
+        user.is_staff = is_staff
+        user.is_active = True
+        user.save()
+
+    profile = StaffProfile.objects.filter(user=user).first()
+    if profile is None:
+        StaffProfile.objects.create(user=user, role=role)
+    elif profile.role != role:
+        profile.role = role
+        profile.save(update_fields=["role"])
+
+    if locations is not None:
+        wanted = {loc.pk for loc in locations}
+        current = set(StaffAssignment.objects.filter(user=user).values_list("location_id", flat=True))
+        if wanted != current:
+            StaffAssignment.objects.filter(user=user).exclude(location_id__in=wanted).delete()
+            StaffAssignment.objects.bulk_create(
+                [StaffAssignment(user=user, location_id=pk) for pk in sorted(wanted - current)]
+            )
+
+    groups = role_groups_sync()
+    role_group_ids = {g.pk for g in groups.values()}
+    current_groups = set(user.groups.filter(pk__in=role_group_ids).values_list("pk", flat=True))
+    wanted_groups = {groups[role].pk} if role in groups else set()
+    if current_groups != wanted_groups:
+        user.groups.remove(*(current_groups - wanted_groups))
+        user.groups.add(*(wanted_groups - current_groups))
+    return user, created
+
+
+def api_token_create(user) -> str:
+    """A new API token for `user` (earlier tokens stay valid until revoked)."""
+    _, token = AuthToken.objects.create(user=user)
+    return token

@@ -1,0 +1,55 @@
+"""Create or update an API user with a role and locations, and print a new API token.
+
+    manage.py create_api_user --username shop --role storefront
+    manage.py create_api_user --username hanako --role associate --location TKY-SHIBUYA --location TKY-GINZA
+
+--location replaces the user's assignments; without it an existing user keeps them.
+Staff roles (associate, warehouse, manager) get is_staff and their role's admin group;
+set a password for the admin with `manage.py changepassword NAME`.
+"""
+
+from django.core.management.base import BaseCommand
+
+from stores.models import Role
+
+from ._staff import api_token_create, api_user_upsert
+
+
+class Command(BaseCommand):
+    help = "Create or update an API user (role + locations) and print a new API token."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", required=True)
+        parser.add_argument("--role", required=True, help=f"one of: {', '.join(Role.values)}")
+        parser.add_argument(
+            "--location",
+            action="append",
+            dest="locations",
+            metavar="CODE",
+            help="location code (repeat for several); replaces the user's assignments",
+        )
+        parser.add_argument("--email", default="")
+        parser.add_argument("--no-token", action="store_true", help="do not create a token")
+        parser.add_argument(
+            "--token-only", action="store_true", help="print only the token (for scripts: TOKEN=$(...))"
+        )
+
+    def handle(self, *args, username, role, locations, email, no_token, token_only, **options):
+        user, created = api_user_upsert(
+            username=username.strip() if username else username,
+            role=role,
+            location_codes=locations,
+            email=email,
+        )
+        if token_only:
+            self.stdout.write(api_token_create(user))
+            return
+        codes = sorted(user.assignments.values_list("location__code", flat=True))
+        self.stdout.write(
+            f"{'Created' if created else 'Updated'} user {user.username!r}: role {role}, "
+            f"locations {', '.join(codes) or '(none: whole network)'}, admin login {'yes' if user.is_staff else 'no'}."
+        )
+        if not no_token:
+            token = api_token_create(user)
+            self.stdout.write(f"API token (shown once): {token}")
+            self.stdout.write(f"Use it as the header   Authorization: Token {token}")
