@@ -27,6 +27,8 @@ from .models import HoldLine, Sku, StockLevel, StockMovement, Transfer, Transfer
 
 def sku_get(*, code: str) -> Sku:
     try:
+        if "\x00" in code:  # no code has one, and PostgreSQL refuses it in a query (a 500)
+            raise Sku.DoesNotExist
         return Sku.objects.get(code=code)
     except Sku.DoesNotExist:
         raise UnknownSku(f"Unknown SKU {code!r}.", details={"sku": code}) from None
@@ -34,7 +36,7 @@ def sku_get(*, code: str) -> Sku:
 
 def skus_by_code(*, codes: Iterable[str]) -> dict[str, Sku]:
     codes = set(codes)
-    found = {s.code: s for s in Sku.objects.filter(code__in=codes)}
+    found = {s.code: s for s in Sku.objects.filter(code__in=[c for c in codes if "\x00" not in c])}
     missing = sorted(codes - found.keys())
     if missing:
         raise UnknownSku("Unknown SKU(s).", details={"skus": missing})

@@ -63,6 +63,8 @@ def require_any_location_access(user, locations: Iterable[Location]) -> None:
 
 def location_get(*, code: str) -> Location:
     try:
+        if "\x00" in code:  # no code has one, and PostgreSQL refuses it in a query (a 500)
+            raise Location.DoesNotExist
         return Location.objects.get(code=code)
     except Location.DoesNotExist:
         raise NotFound(
@@ -72,7 +74,7 @@ def location_get(*, code: str) -> Location:
 
 def locations_by_code(*, codes: Iterable[str]) -> dict[str, Location]:
     codes = set(codes)
-    found = {loc.code: loc for loc in Location.objects.filter(code__in=codes)}
+    found = {loc.code: loc for loc in Location.objects.filter(code__in=[c for c in codes if "\x00" not in c])}
     missing = sorted(codes - found.keys())
     if missing:
         raise NotFound("Unknown location(s).", code="unknown_location", details={"locations": missing})

@@ -462,3 +462,19 @@ def test_malformed_json_is_400(storefront):
     r = storefront.generic("POST", CHECK, "{not json", content_type="application/json")
     assert r.status_code == 400
     assert error(r)["code"] == "parse_error"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/availability/%00/",
+        "/api/v1/skus/%00/",
+        "/api/v1/locations/%00/",
+        "/api/v1/locations/?sku=%00",
+        "/api/v1/skus/?search=%00",
+        "/api/v1/availability/TEE/?near=%00",
+    ],
+)
+def test_nul_characters_are_a_4xx_never_a_500(storefront, url):
+    SkuFactory(code="TEE")
+    assert storefront.get(url).status_code in (400, 404)

@@ -607,3 +607,18 @@ def test_movements_page_has_a_flat_query_count(api_client_for, a, tee, django_as
         r = staff.get("/api/v1/stock/movements/", {"page_size": 50})
     assert len(r.json()["results"]) == 30
     assert {m["kind"] for m in r.json()["results"]} == {MovementKind.RECEIPT}
+
+
+def test_nul_characters_are_a_4xx_never_a_500(associate, a, tee):
+    for url in (
+        "/api/v1/stock/movements/?location=%00",
+        "/api/v1/stock/movements/?sku=%00",
+        "/api/v1/stock/transfers/?location=%00",
+    ):
+        assert associate.get(url).status_code in (400, 404), url
+    r = post(
+        associate,
+        "/api/v1/stock/receipts/",
+        {"location": "STORE-A\x00", "lines": [{"sku": "TEE\x00", "quantity": 1}]},
+    )
+    assert r.status_code == 400
