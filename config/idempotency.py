@@ -168,7 +168,7 @@ def idempotent(*, required: bool = False) -> Callable:
         @functools.wraps(handler)
         def wrapper(view, request, *args, **kwargs):
             key = read_key(request, required=required)
-            if key is None:
+            if key is None or not request.user.is_authenticated:  # keys are scoped per user
                 return handler(view, request, *args, **kwargs)
             fp = fingerprint(method=request.method, path=request.path, data=request.data)
             return idempotent_run(

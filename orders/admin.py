@@ -158,7 +158,7 @@ class FulfillmentAdmin(admin.ModelAdmin):
             request,
             queryset,
             "Claimed",
-            lambda f: services.fulfillment_start(fulfillment_id=f.pk, user=request.user),
+            lambda f: services.fulfillment_start(fulfillment_id=f.pk, user=request.user, channel="admin"),
         )
 
     @admin.action(description="Pick all (everything found)")
@@ -168,7 +168,9 @@ class FulfillmentAdmin(admin.ModelAdmin):
             request,
             queryset,
             "Picked",
-            lambda f: services.fulfillment_pick(fulfillment_id=f.pk, picks=[], user=request.user),
+            lambda f: services.fulfillment_pick(
+                fulfillment_id=f.pk, picks=[], user=request.user, channel="admin"
+            ),
         )
 
     @admin.action(description="Pack")
@@ -178,7 +180,7 @@ class FulfillmentAdmin(admin.ModelAdmin):
             request,
             queryset,
             "Packed",
-            lambda f: services.fulfillment_pack(fulfillment_id=f.pk, user=request.user),
+            lambda f: services.fulfillment_pack(fulfillment_id=f.pk, user=request.user, channel="admin"),
         )
 
     @admin.action(description="Ship (fill in carrier and tracking no.)")
@@ -190,7 +192,11 @@ class FulfillmentAdmin(admin.ModelAdmin):
             queryset,
             "Shipped",
             lambda f: services.fulfillment_ship(
-                fulfillment_id=f.pk, carrier=carrier, tracking_number=tracking, user=request.user
+                fulfillment_id=f.pk,
+                carrier=carrier,
+                tracking_number=tracking,
+                user=request.user,
+                channel="admin",
             ),
         )
 
@@ -201,7 +207,7 @@ class FulfillmentAdmin(admin.ModelAdmin):
             request,
             queryset,
             "Ready",
-            lambda f: services.fulfillment_ready(fulfillment_id=f.pk, user=request.user),
+            lambda f: services.fulfillment_ready(fulfillment_id=f.pk, user=request.user, channel="admin"),
         )
 
     @admin.action(description="Collect (fill in the customer's pickup code)")
@@ -212,7 +218,9 @@ class FulfillmentAdmin(admin.ModelAdmin):
             request,
             queryset,
             "Collected",
-            lambda f: services.fulfillment_collect(fulfillment_id=f.pk, pickup_code=code, user=request.user),
+            lambda f: services.fulfillment_collect(
+                fulfillment_id=f.pk, pickup_code=code, user=request.user, channel="admin"
+            ),
         )
 
     @admin.action(description="Cancel (fill in a reason)")

@@ -760,7 +760,7 @@ def _event(f: Fulfillment, type_: str, *, user, channel="", reason="", data=None
 
 
 @service
-def fulfillment_claim(*, location: Location, user) -> Fulfillment | None:
+def fulfillment_claim(*, location: Location, user, channel: str = "") -> Fulfillment | None:
     """Hand the oldest pending task of `location` to `user`, or None when the queue is empty.
 
     SELECT ... FOR UPDATE SKIP LOCKED: any number of workers claiming at once get different tasks.
@@ -777,6 +777,7 @@ def fulfillment_claim(*, location: Location, user) -> Fulfillment | None:
         f,
         FS.PICKING,
         actor=user,
+        channel=channel,
         reason="claimed",
         locked=True,
         updates={"claimed_by": _user(user), "claimed_at": timezone.now()},
@@ -790,12 +791,13 @@ class PickIn:
     quantity: int
 
 
-def _start_picking(f: Fulfillment, user) -> Fulfillment:
+def _start_picking(f: Fulfillment, user, channel: str = "") -> Fulfillment:
     if f.status == FS.PENDING:
         f, _ = transitions.transition(
             f,
             FS.PICKING,
             actor=user,
+            channel=channel,
             reason="picking started",
             locked=True,
             updates={"claimed_by": _user(user), "claimed_at": timezone.now()},
@@ -804,15 +806,15 @@ def _start_picking(f: Fulfillment, user) -> Fulfillment:
 
 
 @service
-def fulfillment_start(*, fulfillment_id, user=None) -> Fulfillment:
+def fulfillment_start(*, fulfillment_id, user=None, channel: str = "") -> Fulfillment:
     """Claim one particular pending fulfillment (the admin's "claim" on a chosen row)."""
     f = _locked_for(fulfillment_id, user)
     transitions.check(f, FS.PICKING)
-    return _start_picking(f, user)
+    return _start_picking(f, user, channel)
 
 
 @service
-def fulfillment_pick(*, fulfillment_id, picks: Sequence[PickIn], user=None) -> Fulfillment:
+def fulfillment_pick(*, fulfillment_id, picks: Sequence[PickIn], user=None, channel: str = "") -> Fulfillment:
     """Record what was found on the shelf. Lines not mentioned are picked in full.
 
     A quantity below the ordered one is a short pick: the missing units' reservation is released,
@@ -850,7 +852,7 @@ def fulfillment_pick(*, fulfillment_id, picks: Sequence[PickIn], user=None) -> F
                 details={"field": f"lines[{i}].quantity", "ordered": by_code[p.sku].quantity},
             )
         found[p.sku] = p.quantity
-    f = _start_picking(f, user)
+    f = _start_picking(f, user, channel)
     short: list[tuple[FulfillmentLine, int]] = []
     for ln in lines:
         picked = found.get(ln.sku.code, ln.quantity)
@@ -860,13 +862,15 @@ def fulfillment_pick(*, fulfillment_id, picks: Sequence[PickIn], user=None) -> F
         ln.quantity = picked
     FulfillmentLine.objects.bulk_update(lines, ["picked_quantity", "quantity"])
     if short:
-        _short_pick(f, short, user=user)
+        _short_pick(f, short, user=user, channel=channel)
     if all(ln.quantity == 0 for ln in lines):
-        transitions.transition(f, FS.CANCELLED, actor=user, reason="nothing found on the shelf", locked=True)
+        transitions.transition(
+            f, FS.CANCELLED, actor=user, channel=channel, reason="nothing found on the shelf", locked=True
+        )
     return f
 
 
-def _short_pick(f: Fulfillment, short: list[tuple[FulfillmentLine, int]], *, user) -> None:
+def _short_pick(f: Fulfillment, short: list[tuple[FulfillmentLine, int]], *, user, channel: str = "") -> None:
     from orders.routing import route
 
     order = f.order
@@ -893,6 +897,7 @@ def _short_pick(f: Fulfillment, short: list[tuple[FulfillmentLine, int]], *, use
             f,
             EventType.SHORT_PICK,
             user=user,
+            channel=channel,
             reason=", ".join(f"{ln.sku.code} {m} missing" for ln, m in short),
             data={
                 "location": f.location.code,
@@ -923,7 +928,9 @@ def _short_pick(f: Fulfillment, short: list[tuple[FulfillmentLine, int]], *, use
     if decision.allocations:
         try:
             with transaction.atomic():
-                filled = _reroute(order, f, decision, order_line_ids, skus, user=user, events=events)
+                filled = _reroute(
+                    order, f, decision, order_line_ids, skus, user=user, events=events, channel=channel
+                )
         except InsufficientStock:
             filled = {}
     unfilled = {s: q - filled.get(s, 0) for s, q in missing.items() if q - filled.get(s, 0) > 0}
@@ -934,6 +941,7 @@ def _short_pick(f: Fulfillment, short: list[tuple[FulfillmentLine, int]], *, use
                 f,
                 EventType.LINE_CANCELLED,
                 user=user,
+                channel=channel,
                 reason="not available anywhere after a short pick",
                 data={"lines": [{"sku": skus[s].code, "quantity": q} for s, q in unfilled.items()]},
             )
@@ -942,7 +950,7 @@ def _short_pick(f: Fulfillment, short: list[tuple[FulfillmentLine, int]], *, use
     emit(events)
 
 
-def _reroute(order, f, decision, order_line_ids, skus, *, user, events) -> dict[int, int]:
+def _reroute(order, f, decision, order_line_ids, skus, *, user, events, channel="") -> dict[int, int]:
     """Reserve the re-routed units and put them in a pending fulfillment at each new location."""
     stock_reserve(
         lines=[Line(a.location_id, a.sku_id, a.quantity) for a in decision.allocations],
@@ -982,6 +990,7 @@ def _reroute(order, f, decision, order_line_ids, skus, *, user, events) -> dict[
                 target,
                 EventType.REROUTED,
                 user=user,
+                channel=channel,
                 reason=f"short pick at {f.location.code} re-routed to {decision.location_codes.get(loc_id, loc_id)}",
                 data={
                     "from_location": f.location.code,
@@ -1011,14 +1020,14 @@ def _recompute_totals(order: Order) -> None:
 
 
 @service
-def fulfillment_pack(*, fulfillment_id, user=None) -> Fulfillment:
+def fulfillment_pack(*, fulfillment_id, user=None, channel: str = "") -> Fulfillment:
     """Picked and packed (ship). Lines without a recorded pick count as picked in full."""
     f = _locked_for(fulfillment_id, user)
     transitions.check(f, FS.PACKED)
     FulfillmentLine.objects.filter(fulfillment=f, picked_quantity__isnull=True).update(
         picked_quantity=F("quantity")
     )
-    f, _ = transitions.transition(f, FS.PACKED, actor=user, reason="packed", locked=True)
+    f, _ = transitions.transition(f, FS.PACKED, actor=user, channel=channel, reason="packed", locked=True)
     return f
 
 
@@ -1029,7 +1038,9 @@ def _commit(f: Fulfillment, *, user, reason: str) -> None:
 
 
 @service
-def fulfillment_ship(*, fulfillment_id, carrier: str, tracking_number: str, user=None) -> Fulfillment:
+def fulfillment_ship(
+    *, fulfillment_id, carrier: str, tracking_number: str, user=None, channel: str = ""
+) -> Fulfillment:
     """Handed to the carrier: the reserved stock is committed (on hand and reserved both go down)."""
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     if not carrier:
@@ -1047,6 +1058,7 @@ def fulfillment_ship(*, fulfillment_id, carrier: str, tracking_number: str, user
         f,
         FS.SHIPPED,
         actor=user,
+        channel=channel,
         reason=f"shipped with {carrier}",
         locked=True,
         updates={"carrier": carrier, "tracking_number": tracking_number, "shipped_at": timezone.now()},
@@ -1060,7 +1072,7 @@ def new_pickup_code() -> str:
 
 
 @service
-def fulfillment_ready(*, fulfillment_id, user=None) -> Fulfillment:
+def fulfillment_ready(*, fulfillment_id, user=None, channel: str = "") -> Fulfillment:
     """At the counter (pickup, curbside): the customer gets a 6-digit pickup code."""
     f = _locked_for(fulfillment_id, user)
     transitions.check(f, FS.READY_FOR_PICKUP)
@@ -1071,6 +1083,7 @@ def fulfillment_ready(*, fulfillment_id, user=None) -> Fulfillment:
         f,
         FS.READY_FOR_PICKUP,
         actor=user,
+        channel=channel,
         reason="ready for pickup",
         locked=True,
         updates={"pickup_code": new_pickup_code(), "ready_at": timezone.now()},
@@ -1079,7 +1092,7 @@ def fulfillment_ready(*, fulfillment_id, user=None) -> Fulfillment:
 
 
 @service
-def fulfillment_collect(*, fulfillment_id, pickup_code: str, user=None) -> Fulfillment:
+def fulfillment_collect(*, fulfillment_id, pickup_code: str, user=None, channel: str = "") -> Fulfillment:
     """Handed to the customer who showed the right code: the stock is committed."""
     f = _locked_for(fulfillment_id, user)
     transitions.check(f, FS.COLLECTED)
@@ -1088,7 +1101,13 @@ def fulfillment_collect(*, fulfillment_id, pickup_code: str, user=None) -> Fulfi
         raise WrongPickupCode("The pickup code does not match.", details={"field": "pickup_code"})
     _commit(f, user=user, reason="collected")
     f, _ = transitions.transition(
-        f, FS.COLLECTED, actor=user, reason="collected", locked=True, updates={"collected_at": timezone.now()}
+        f,
+        FS.COLLECTED,
+        actor=user,
+        channel=channel,
+        reason="collected",
+        locked=True,
+        updates={"collected_at": timezone.now()},
     )
     return f
 

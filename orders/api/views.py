@@ -241,7 +241,7 @@ class FulfillmentClaimApi(APIView):
         data = s.ClaimIn(data=request.data)
         data.is_valid(raise_exception=True)
         location = location_get(code=data.validated_data["location"])
-        f = services.fulfillment_claim(location=location, user=request.user)
+        f = services.fulfillment_claim(location=location, user=request.user, channel="api")
         if f is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(
@@ -281,12 +281,13 @@ class FulfillmentPickApi(_FulfillmentCommand):
             fulfillment_id=pk,
             picks=[services.PickIn(sku=ln["sku"], quantity=ln["quantity"]) for ln in data["lines"]],
             user=request.user,
+            channel="api",
         )
 
 
 class FulfillmentPackApi(_FulfillmentCommand):
     def run(self, request, pk, data):
-        services.fulfillment_pack(fulfillment_id=pk, user=request.user)
+        services.fulfillment_pack(fulfillment_id=pk, user=request.user, channel="api")
 
 
 @extend_schema(request=s.ShipIn)
@@ -299,12 +300,13 @@ class FulfillmentShipApi(_FulfillmentCommand):
             carrier=data["carrier"],
             tracking_number=data["tracking_number"],
             user=request.user,
+            channel="api",
         )
 
 
 class FulfillmentReadyApi(_FulfillmentCommand):
     def run(self, request, pk, data):
-        services.fulfillment_ready(fulfillment_id=pk, user=request.user)
+        services.fulfillment_ready(fulfillment_id=pk, user=request.user, channel="api")
 
 
 @extend_schema(request=s.CollectIn)
@@ -312,7 +314,9 @@ class FulfillmentCollectApi(_FulfillmentCommand):
     input_serializer = s.CollectIn
 
     def run(self, request, pk, data):
-        services.fulfillment_collect(fulfillment_id=pk, pickup_code=data["pickup_code"], user=request.user)
+        services.fulfillment_collect(
+            fulfillment_id=pk, pickup_code=data["pickup_code"], user=request.user, channel="api"
+        )
 
 
 @extend_schema(request=s.ReasonIn)

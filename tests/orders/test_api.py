@@ -302,6 +302,17 @@ def test_warehouse_flow_over_the_api(net, storefront, api_client_for):
         "invalid_transition",
     )
     assert storefront.get(f"{URL}{o['number']}/").json()["status"] == "shipped"
+    timeline = storefront.get(f"{URL}{o['number']}/events/").json()["results"]
+    moves = [
+        (e["from_status"], e["to_status"], e["channel"], e["actor"])
+        for e in timeline
+        if e["fulfillment"] == fid
+    ]
+    assert moves == [
+        ("pending", "picking", "api", worker.user.username),
+        ("picking", "packed", "api", worker.user.username),
+        ("packed", "shipped", "api", worker.user.username),
+    ]
     err(storefront.post(f"{URL}{o['number']}/cancel/", {}, format="json"), 409, "invalid_transition")
     assert storefront.get(F).status_code == 403  # the storefront does not work queues
 
