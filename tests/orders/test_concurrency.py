@@ -108,3 +108,40 @@ def test_concurrent_duplicates_of_one_idempotency_key_make_one_order():
             assert b"idempotency_in_progress" in c
     assert IdempotencyKey.objects.count() == 1
     assert StockLevel.objects.get(location=wh, sku=sku).reserved == 1
+
+
+def test_a_duplicate_while_the_first_is_running_is_409_then_replays():
+    """Deterministic: the first request is held inside its transaction while the duplicate arrives."""
+    from rest_framework.response import Response
+
+    from config.idempotency import IdempotencyInProgress, IdempotencyKeyReused, idempotent_run
+
+    user = make_staff(role=Role.STOREFRONT)
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow_work():
+        calls.append("first")
+        started.set()
+        release.wait(10)
+        return Response({"ok": True}, status=201)
+
+    def first():
+        try:
+            return idempotent_run(owner_id=user.pk, key="slow", fp="fp-1", work=slow_work)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(first)
+        assert started.wait(10)
+        with pytest.raises(IdempotencyInProgress):
+            idempotent_run(owner_id=user.pk, key="slow", fp="fp-1", work=lambda: calls.append("dup"))
+        release.set()
+        original = future.result(timeout=10)
+    assert original.status_code == 201
+    replay = idempotent_run(owner_id=user.pk, key="slow", fp="fp-1", work=lambda: calls.append("dup"))
+    assert (replay.status_code, replay.content) == (201, original.content)
+    with pytest.raises(IdempotencyKeyReused):
+        idempotent_run(owner_id=user.pk, key="slow", fp="fp-2", work=lambda: calls.append("dup"))
+    assert calls == ["first"]
