@@ -87,3 +87,18 @@ def test_listeners_add_a_constant(catalog, storefront):
     assert service[20] == service[2] == service[1] + 1
     assert request[20] == request[2] == request[1] + 1
     assert request[20] == service[20] + REQUEST_OVERHEAD
+
+
+def test_hold_conversion_statements_do_not_grow(catalog, no_listeners):
+    """Placement with a checkout hold: hold_convert (hold, its lines, the reservation, the hold's
+    deletion) replaces routing; 15 statements for 2..20 lines."""
+    from orders.services import LineIn, checkout_hold_create
+    from tests.orders.conftest import ship
+
+    counts = {}
+    for n in (1, 2, 20):
+        hold = checkout_hold_create(lines=[LineIn(s.code, 1) for s in catalog[:n]], fulfillment=ship())
+        with CaptureQueriesContext(connection) as ctx:
+            place(*[(s.code, 1) for s in catalog[:n]], hold_id=hold.pk)
+        counts[n] = _count(ctx)
+    assert counts == {1: 14, 2: 15, 20: 15}
