@@ -323,6 +323,32 @@ def probe(base: str, token: str, path: str) -> tuple[int, str]:
         return e.code, e.read(300).decode(errors="replace")
 
 
+def inprocess_cost(ep: Endpoint, *, token, n_skus, n_levels, points, n: int = 40) -> dict | None:
+    """CPU per request inside one process (Django test client, no HTTP, no contention), and SQL count.
+
+    Independent of the machine's other load, unlike requests/s: what a request costs the app tier.
+    """
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    rng = random.Random(3)
+    paths = [fill(ep.template, rng, n_skus=n_skus, n_levels=n_levels, points=points) for _ in range(n)]
+    if client.get(paths[0]).status_code != 200:
+        return None
+    best = float("inf")
+    size = 0
+    for _ in range(3):
+        t = time.process_time()
+        for path in paths:
+            size += len(client.get(path).content)
+        best = min(best, (time.process_time() - t) / n * 1000)
+    with CaptureQueriesContext(connection) as q:
+        client.get(paths[0])
+    return {"cpu_ms": best, "queries": len(q), "kb": size / (3 * n) / 1024}
+
+
 # --- load generators ----------------------------------------------------------------------------
 
 WRK_LUA = """
@@ -487,6 +513,7 @@ def merge_rounds(rounds: list[dict]) -> dict:
 
 def main(*, quick, duration, clients, reload, python_client, write_doc) -> int:
     spec = QUICK if quick else FULL
+    os.environ["ROOT_URLCONF"] = "bench.urls"  # the in-process measurement needs the floor views too
     url = common.configure(spec["db"])
     from django.db import connections
 
@@ -503,6 +530,10 @@ def main(*, quick, duration, clients, reload, python_client, write_doc) -> int:
 
     n_levels = StockLevel.objects.count()
     token = api_token()
+    costs = {
+        ep.key: inprocess_cost(ep, token=token, n_skus=spec["skus"], n_levels=n_levels, points=query_points())
+        for ep in endpoints()
+    }
     connections.close_all()
     points = query_points()
     use_wrk = shutil.which("wrk") is not None and not python_client
@@ -554,8 +585,9 @@ def main(*, quick, duration, clients, reload, python_client, write_doc) -> int:
     for ep in endpoints():
         r = results.get(ep.key)
         if r is None:
-            rows.append([ep.label, f"not served ({samples.get(ep.key, ('?',))[0]})", "", "", "", "", ""])
+            rows.append([ep.label, f"not served ({samples.get(ep.key, ('?',))[0]})", "", "", "", "", "", ""])
             continue
+        cost = costs.get(ep.key) or {}
         ratio = r["rps"] / floor["rps"] if floor else math.nan
         ratio_na = r["rps"] / floor_na["rps"] if floor_na else math.nan
         rows.append(
@@ -567,6 +599,7 @@ def main(*, quick, duration, clients, reload, python_client, write_doc) -> int:
                 r["errors"],
                 f"{ratio:.2f}",
                 f"{ratio_na:.2f}",
+                f"{cost['cpu_ms']:.1f} / {cost['queries']} / {cost['kb']:.1f}" if cost else "",
             ]
         )
         if not ep.floor:
@@ -580,7 +613,17 @@ def main(*, quick, duration, clients, reload, python_client, write_doc) -> int:
             )
     missing = [ep.label for ep in endpoints() if ep.key not in results]
     tbl = common.table(
-        ["endpoint", "requests/s", "p50 ms", "p99 ms", "errors", "x floor", "x no-auth floor"], rows
+        [
+            "endpoint",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "x floor",
+            "x no-auth floor",
+            "in-process CPU ms / SQL queries / KB per request",
+        ],
+        rows,
     )
     summary = "\n".join(
         verdicts
@@ -611,7 +654,9 @@ def main(*, quick, duration, clients, reload, python_client, write_doc) -> int:
 
 
 DOC_NOTES = """
-How to read it: *x floor* is the endpoint's requests/s divided by the floor's, measured minutes apart
+How to read it: the last column is measured inside one process with Django's test client, no HTTP
+and no concurrency (best of 3 passes over 40 random requests): what one request costs the app tier,
+largely independent of what else the shared machine was doing. *x floor* is the endpoint's requests/s divided by the floor's, measured minutes apart
 in the same run on the same server; the floor is a DRF APIView with the project's knox token
 authentication reading one stock level by primary key (`bench/urls.py`). Client, server and
 PostgreSQL share the 2 cores, so requests/s are CPU-bound and include the load generator's own CPU.
