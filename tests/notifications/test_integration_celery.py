@@ -206,6 +206,15 @@ def publishing_to(broker: str, queue: str):
         reset()
 
 
+def forget_queue(broker: str, queue: str) -> None:
+    """Leave nothing of this test's queue on the shared broker."""
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    client.close()
+
+
 def sent_lines(sink: Path) -> list[str]:
     p = sink / "sent.log"
     return p.read_text().splitlines() if p.exists() else []
@@ -279,6 +288,7 @@ def test_an_order_produces_exactly_one_email(storefront, sink, shared_broker):
             assert len(sent_lines(sink)) == 1
     finally:
         worker.stop()
+        forget_queue(shared_broker, queue)
 
 
 def test_broker_down_the_order_commits_and_the_email_arrives_after(storefront, sink, tmp_path, fast_sweep):
