@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connections, router
-from django.db.models import Prefetch, Q, QuerySet, Sum
+from django.db.models import F, Prefetch, Q, QuerySet, Sum
 from django.db.models.base import ModelState
 from django.utils import timezone
 
@@ -513,6 +513,46 @@ def stock_levels_at(*, location: Location, sku_ids: Iterable[int]) -> list[Stock
         .select_related("sku", "location")
         .order_by("sku__code")
     )
+
+
+def location_stock(
+    *,
+    location: Location,
+    sku_codes: Iterable[str] | None = None,
+    search: str | None = None,
+    in_stock: bool = False,
+) -> QuerySet[StockLevel]:
+    """Stock levels at one location, by SKU code, with the SKU loaded (a store's shelf).
+
+    `in_stock` keeps levels with on hand - reserved - held - safety stock > 0, counting the held
+    units of expired holds not yet reclaimed (the sweep gives them back within a minute); use
+    `with_active_holds` on the page for the exact figures.
+    """
+    qs = StockLevel.objects.filter(location=location, sku__is_active=True).select_related("sku")
+    if sku_codes is not None:
+        qs = qs.filter(sku__code__in=[c for c in sku_codes if "\x00" not in c])
+    if search:
+        qs = qs.filter(
+            Q(sku__code__icontains=search) | Q(sku__name__icontains=search) | Q(sku__barcode=search)
+        )
+    if in_stock:
+        qs = qs.filter(on_hand__gt=F("reserved") + F("held") + F("safety_stock"))
+    return qs.order_by("sku__code")
+
+
+def with_active_holds(levels: Sequence[StockLevel]) -> Sequence[StockLevel]:
+    """Set `active_held` (held minus expired, unreclaimed holds) and `available` on each level. One query
+    at most (none when nothing is held)."""
+    held = [lvl for lvl in levels if lvl.held]
+    expired = (
+        expired_held(sku_ids={lvl.sku_id for lvl in held}, location_ids={lvl.location_id for lvl in held})
+        if held
+        else {}
+    )
+    for lvl in levels:
+        lvl.active_held = lvl.held - expired.get((lvl.location_id, lvl.sku_id), 0)
+        lvl.available = max(0, lvl.on_hand - lvl.reserved - lvl.active_held - lvl.safety_stock)
+    return levels
 
 
 def movements_by_ids(*, ids: Iterable[int]) -> list[StockMovement]:

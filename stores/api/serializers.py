@@ -3,6 +3,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from inventory.api.fields import QuantityField
+from inventory.models import StockLevel
+from inventory.selectors import low_stock_threshold
 from stores.models import Location, LocationKind
 
 from .fields import NearField, RadiusField
@@ -92,3 +94,37 @@ class LocationHitSerializer(LocationSerializer):
         data["distance_km"] = hit.distance_km
         data["available"] = hit.available
         return data
+
+
+class LocationStockQuerySerializer(serializers.Serializer):
+    sku = serializers.CharField(
+        required=False, max_length=2000, help_text="Comma-separated SKU codes (at most 100): only these."
+    )
+    search = serializers.CharField(
+        required=False, max_length=100, help_text="Part of the SKU code or name, or the exact barcode."
+    )
+    in_stock = serializers.BooleanField(required=False, default=False, help_text="Only SKUs available now.")
+
+    def validate_sku(self, value: str) -> list[str]:
+        codes = [c.strip() for c in value.split(",") if c.strip()]
+        if not codes or len(codes) > 100:
+            raise serializers.ValidationError("Give 1 to 100 comma-separated SKU codes.")
+        return codes
+
+
+class LocationStockSerializer(serializers.ModelSerializer):
+    """A SKU's stock at the location (a StockLevel after inventory.selectors.with_active_holds)."""
+
+    sku = serializers.CharField(source="sku.code")
+    name = serializers.CharField(source="sku.name")
+    held = serializers.IntegerField(source="active_held", help_text="In active checkout holds.")
+    available = serializers.IntegerField(help_text="on_hand - reserved - held - safety_stock, never below 0.")
+    low_stock = serializers.SerializerMethodField(help_text="available <= the SKU's low-stock threshold.")
+
+    class Meta:
+        model = StockLevel
+        fields = ["sku", "name", "on_hand", "reserved", "held", "safety_stock", "available", "low_stock"]
+        read_only_fields = fields
+
+    def get_low_stock(self, level: StockLevel) -> bool:
+        return level.available <= low_stock_threshold(level.sku)

@@ -7,10 +7,16 @@ from rest_framework import generics
 
 from config.api.permissions import IsStorefrontOrStaff
 from inventory.api.schema import READ_ERRORS, errors
-from inventory.selectors import locations_with_sku, sku_get
+from inventory.selectors import location_stock, locations_with_sku, sku_get, with_active_holds
 from stores.selectors import location_get, location_search
 
-from .serializers import LocationHitSerializer, LocationListQuerySerializer, LocationSerializer
+from .serializers import (
+    LocationHitSerializer,
+    LocationListQuerySerializer,
+    LocationSerializer,
+    LocationStockQuerySerializer,
+    LocationStockSerializer,
+)
 
 
 class LocationListApi(generics.ListAPIView):
@@ -66,3 +72,36 @@ class LocationDetailApi(generics.RetrieveAPIView):
 
     def get_object(self):
         return location_get(code=self.kwargs["code"])
+
+
+class LocationStockApi(generics.ListAPIView):
+    permission_classes = [IsStorefrontOrStaff]
+    serializer_class = LocationStockSerializer
+    filter_backends: list = []
+
+    @extend_schema(
+        operation_id="locations_stock_list",
+        summary="What one location has: its stock levels by SKU code",
+        description=(
+            "Every active SKU with a stock level at the location (or only `sku=A,B,C`), with its "
+            "counters and `available`. `in_stock=true` keeps those available now."
+        ),
+        parameters=[LocationStockQuerySerializer],
+        responses={200: LocationStockSerializer(many=True), **errors(*READ_ERRORS)},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        query = LocationStockQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        p = query.validated_data
+        return location_stock(
+            location=location_get(code=self.kwargs["code"]),
+            sku_codes=p.get("sku"),
+            search=p.get("search"),
+            in_stock=p["in_stock"],
+        )
+
+    def paginate_queryset(self, queryset):
+        return with_active_holds(super().paginate_queryset(queryset))

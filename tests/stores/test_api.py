@@ -265,6 +265,7 @@ def test_schema_renders_valid_openapi_with_our_paths_and_errors(anon_client):
     for path in (
         "/api/v1/locations/",
         "/api/v1/locations/{code}/",
+        "/api/v1/locations/{code}/stock/",
         "/api/v1/skus/",
         "/api/v1/skus/{code}/",
         "/api/v1/availability/{sku}/",
@@ -294,3 +295,89 @@ def test_docs_and_health_probes(anon_client):
     r = anon_client.get("/readyz")
     assert r.status_code == 200
     assert r.json()["checks"]["database"] == "ok"
+
+
+# --- What one location has ----------------------------------------------------------------------------
+
+
+def test_location_stock_lists_the_shelf(storefront, network, django_assert_max_num_queries):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from inventory.models import HoldLine
+    from inventory.services import Line, hold_create, stock_reserve
+
+    tee, mug, cap = (
+        SkuFactory(code="TEE"),
+        SkuFactory(code="MUG", low_stock_threshold=0),
+        SkuFactory(code="CAP"),
+    )
+    shibuya = network["SHIBUYA"]
+    stock(shibuya, tee, 6, safety_stock=1)
+    stock_reserve(lines=[Line(shibuya.pk, tee.pk, 2)], reference="O-1")
+    hold = hold_create(lines=[Line(shibuya.pk, tee.pk, 1)])
+    stock(shibuya, mug, 1)
+    stock(shibuya, cap, 1)
+    stock_reserve(lines=[Line(shibuya.pk, cap.pk, 1)], reference="O-2")  # nothing left
+    stock(network["SHINJUKU"], tee, 9)
+
+    with django_assert_max_num_queries(8):
+        r = storefront.get(URL + "SHIBUYA/stock/")
+    assert r.status_code == 200
+    rows = r.json()["results"]
+    assert rows == [
+        {
+            "sku": "CAP",
+            "name": cap.name,
+            "on_hand": 1,
+            "reserved": 1,
+            "held": 0,
+            "safety_stock": 0,
+            "available": 0,
+            "low_stock": True,
+        },
+        {
+            "sku": "MUG",
+            "name": mug.name,
+            "on_hand": 1,
+            "reserved": 0,
+            "held": 0,
+            "safety_stock": 0,
+            "available": 1,
+            "low_stock": False,
+        },
+        {
+            "sku": "TEE",
+            "name": tee.name,
+            "on_hand": 6,
+            "reserved": 2,
+            "held": 1,
+            "safety_stock": 1,
+            "available": 2,
+            "low_stock": True,
+        },
+    ]
+    assert [
+        x["sku"] for x in storefront.get(URL + "SHIBUYA/stock/", {"in_stock": "true"}).json()["results"]
+    ] == ["MUG", "TEE"]
+    assert [
+        x["sku"] for x in storefront.get(URL + "SHIBUYA/stock/", {"sku": "TEE, CAP,NOPE"}).json()["results"]
+    ] == ["CAP", "TEE"]
+    assert [x["sku"] for x in storefront.get(URL + "SHIBUYA/stock/", {"search": "mu"}).json()["results"]] == [
+        "MUG"
+    ]
+
+    HoldLine.objects.filter(hold=hold).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    tee_row = storefront.get(URL + "SHIBUYA/stock/", {"sku": "TEE"}).json()["results"][0]
+    assert (tee_row["held"], tee_row["available"]) == (0, 3)  # an expired hold stops counting at once
+
+
+def test_location_stock_errors(storefront, anon_client, network):
+    assert error(storefront.get(URL + "NOWHERE/stock/"))["code"] == "unknown_location"
+    r = storefront.get(URL + "SHIBUYA/stock/", {"sku": ","})
+    assert r.status_code == 400
+    assert "sku" in error(r)["details"]["fields"]
+    r = storefront.get(URL + "SHIBUYA/stock/", {"in_stock": "perhaps"})
+    assert r.status_code == 400
+    assert anon_client.get(URL + "SHIBUYA/stock/").status_code == 401
