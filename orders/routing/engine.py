@@ -71,7 +71,7 @@ def _sku(codes: dict[int, str], sku_id: int) -> str:
 
 
 def _shortages(c: Candidate, lines: Iterable[RoutingLine], codes: dict[int, str]) -> str | None:
-    """What the location lacks of the order, e.g. "short of SKU-A (2 of 5), SKU-B (none of 1)"."""
+    """What the location lacks of the order, e.g. "short: no stock of SKU-B, only 2 of 5 SKU-A"."""
     out = []
     for line in lines:
         have = c.stock.get(line.sku_id, 0)
@@ -79,8 +79,9 @@ def _shortages(c: Candidate, lines: Iterable[RoutingLine], codes: dict[int, str]
             if len(out) == MAX_SHORT_REASONS:
                 out.append("...")
                 break
-            out.append(f"{_sku(codes, line.sku_id)} ({have or 'none'} of {line.quantity})")
-    return "short of " + ", ".join(out) if out else None
+            sku = _sku(codes, line.sku_id)
+            out.append(f"only {have} of {line.quantity} {sku}" if have else f"no stock of {sku}")
+    return "short: " + ", ".join(out) if out else None
 
 
 def _entry(c: Candidate, *, chosen: bool, reasons: list[str]) -> dict:

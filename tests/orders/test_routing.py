@@ -71,6 +71,7 @@ def test_single_location_preferred_over_a_nearer_split(skus):
     assert allocs(d) == [("FAR-WH", "SKU-A", 2), ("FAR-WH", "SKU-B", 1)]
     assert "can fill the whole order on its own" in reasons(d, "FAR-WH")
     assert "SingleLocationFirst" in reasons(d, "NEAR-1")
+    assert "short: no stock of SKU-B" in reasons(d, "NEAR-1")
     assert entry(d, "NEAR-1")["chosen"] is False
 
 
@@ -189,7 +190,7 @@ def test_safety_stock_is_respected(skus):
     assert allocs(ship((a, 2))) == [("NEAR", "SKU-A", 2)]
     d = ship((a, 3))
     assert allocs(d) == [("FAR", "SKU-A", 3)]
-    assert "short of SKU-A (2 of 3)" in reasons(d, "NEAR")
+    assert "short: only 2 of 3 SKU-A" in reasons(d, "NEAR")
 
 
 def test_held_stock_is_respected_until_the_hold_expires(skus):
