@@ -1,0 +1,80 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from stores.management.commands._staff import api_user_upsert
+from stores.models import Location, Role, StaffAssignment
+from tests.factories import LocationFactory
+
+User = get_user_model()
+
+
+@pytest.fixture
+def admin_client_(db):
+    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def login(username, role, codes):
+    user, _ = api_user_upsert(username=username, role=role, location_codes=codes)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db
+def test_location_list_search_and_filters_for_a_superuser(admin_client_, store, warehouse):
+    url = reverse("admin:stores_location_changelist")
+    assert {loc.code for loc in admin_client_.get(url).context["cl"].result_list} == {
+        store.code,
+        warehouse.code,
+    }
+    assert [loc.code for loc in admin_client_.get(url, {"q": "shibuya"}).context["cl"].result_list] == [
+        store.code
+    ]
+    assert [
+        loc.code for loc in admin_client_.get(url, {"kind__exact": "warehouse"}).context["cl"].result_list
+    ] == [warehouse.code]
+    assert admin_client_.get(reverse("admin:stores_location_change", args=[store.pk])).status_code == 200
+
+
+@pytest.mark.django_db
+def test_manager_sees_and_edits_only_their_locations(store, warehouse):
+    other = LocationFactory(code="TKY-UENO")
+    client = login("boss", Role.MANAGER, [store.code, warehouse.code])
+    url = reverse("admin:stores_location_changelist")
+    assert {loc.code for loc in client.get(url).context["cl"].result_list} == {store.code, warehouse.code}
+    assert client.get(reverse("admin:stores_location_change", args=[other.pk])).status_code == 302
+    response = client.get(reverse("admin:stores_location_change", args=[store.pk]))
+    assert response.status_code == 200
+    assert 'name="daily_capacity"' in response.content.decode()  # managers may change their locations
+    assert client.get(reverse("admin:stores_location_add")).status_code == 403
+    assert client.get(reverse("admin:stores_location_delete", args=[store.pk])).status_code == 403
+
+
+@pytest.mark.django_db
+def test_associate_sees_their_store_read_only(store, warehouse):
+    client = login("hanako", Role.ASSOCIATE, [store.code])
+    response = client.get(reverse("admin:stores_location_change", args=[store.pk]))
+    assert response.status_code == 200
+    assert 'name="daily_capacity"' not in response.content.decode()
+    client.post(reverse("admin:stores_location_change", args=[store.pk]), {"name": "Renamed"})
+    assert Location.objects.get(pk=store.pk).name == "Shibuya"
+    assert client.get(reverse("admin:auth_user_changelist")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_user_admin_shows_role_and_assignments_inline(admin_client_, store, warehouse):
+    user, _ = api_user_upsert(username="hanako", role=Role.ASSOCIATE, location_codes=[store.code])
+    response = admin_client_.get(reverse("admin:auth_user_changelist"))
+    assert response.status_code == 200
+    assert "TKY-SHIBUYA" in response.content.decode()
+    response = admin_client_.get(reverse("admin:auth_user_change", args=[user.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="staff_profile-0-role"' in html
+    assert 'name="assignments-0-location"' in html
+    assert StaffAssignment.objects.filter(user=user).count() == 1
