@@ -483,3 +483,33 @@ def test_customer_detail_and_preferences(net, storefront, api_client_for):
     assert assoc.get(f"/api/v1/customers/{cid}/").status_code == 403
     manager = api_client_for(Role.MANAGER, locations=[net.shibuya])
     assert manager.get(f"/api/v1/customers/{cid}/").status_code == 200
+
+
+def test_managers_act_at_their_locations_superuser_everywhere(net, storefront, api_client_for):
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    o = post(storefront, body(("TEE-0", 1))).json()  # at the warehouse
+    osaka_manager = api_client_for(Role.MANAGER, locations=[net.osaka])
+    err(osaka_manager.post(f"{URL}{o['number']}/cancel/", {}, format="json"), 404, "unknown_order")
+    assert osaka_manager.post(f"{F}{o['fulfillments'][0]['id']}/pack/").status_code == 404
+    wh_manager = api_client_for(Role.MANAGER, locations=[net.wh])
+    assert wh_manager.get(f"{URL}{o['number']}/").status_code == 200
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456!")
+    admin_client = APIClient()
+    admin_client.force_authenticate(root)
+    assert admin_client.get(F).json()["count"] == 1
+    assert admin_client.post(f"{F}claim/", {"location": "WH-KAWASAKI"}, format="json").status_code == 200
+    r = admin_client.post(f"{URL}{o['number']}/cancel/", {"reason": "ops"}, format="json")
+    assert r.json()["status"] == "cancelled"
+
+
+def test_phone_only_customer_from_the_till_is_the_same_customer(net, storefront, api_client_for):
+    web = post(storefront, body(("TEE-0", 1))).json()
+    assoc = api_client_for(Role.ASSOCIATE, locations=[net.shibuya])
+    till = body(("TEE-1", 1), method="pickup", channel="store") | {"customer": {"phone": "+81 90 1234 5678"}}
+    r = post(assoc, till, key="till-1")
+    assert r.status_code == 201, r.content
+    assert r.json()["customer"]["id"] == web["customer"]["id"]
+    c = storefront.get(f"/api/v1/customers/{web['customer']['id']}/").json()
+    assert {x["channel"] for x in c["orders"]} == {"web", "store"}
