@@ -1,4 +1,4 @@
-"""What routing reads: stock joined with location fields, today's capacity use, nearby sources.
+"""What routing reads: available units per location, the locations, today's capacity use, nearby sources.
 
 At most three queries per routing decision: the available units of the order's SKUs per location
 (live checkout holds only: expired ones are added back inside the same query) with the SKUs'
@@ -227,7 +227,7 @@ def nearby_sources(
 
     Each entry: {"location": code, "location_id", "name", "kind", "ships_orders", "offers_pickup",
     "available": n, "distance_km": float | None}. Every requested SKU id is a key (maybe empty).
-    Two queries at most (stock joined with locations; expired holds when any units are held).
+    Two queries (load_candidates): available units (live holds only) with the SKU codes, the locations.
     """
     sku_ids = list(dict.fromkeys(sku_ids))
     excluded = set(exclude_location_ids)
