@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Min, Q, QuerySet
+from django.utils import timezone
 
 from config.errors import NotFound
 from stores.models import Role
 from stores.selectors import user_role
 
-from .models import Notification, WebhookEndpoint
+from .models import Notification, NotificationStatus, WebhookEndpoint
 
 
 def webhook_endpoints_for(user) -> QuerySet[WebhookEndpoint]:
@@ -29,3 +30,12 @@ def webhook_endpoint_get(*, user, endpoint_id: int) -> WebhookEndpoint:
 
 def notifications_for_order(*, order_id: int) -> QuerySet[Notification]:
     return Notification.objects.filter(order_id=order_id).order_by("id")
+
+
+def outbox_lag_seconds() -> float:
+    """Age of the oldest undelivered notification that is due (0 when none): the outbox health gauge."""
+    now = timezone.now()
+    oldest = Notification.objects.filter(
+        Q(status=NotificationStatus.PENDING, next_attempt_at__lte=now) | Q(status=NotificationStatus.SENDING)
+    ).aggregate(m=Min("created_at"))["m"]
+    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0

@@ -282,3 +282,36 @@ def test_broker_down_does_not_fail_the_commit(customer, settings, caplog):
         app.conf.update(saved)
         app._pool = None
         app.amqp._producer_pool = None
+
+
+def test_outbox_lag_is_the_age_of_the_oldest_due_row(customer):
+    from notifications.selectors import outbox_lag_seconds
+
+    assert outbox_lag_seconds() == 0.0
+    (n,) = enqueue(customer)
+    Notification.objects.filter(pk=n.pk).update(created_at=timezone.now() - dt.timedelta(seconds=90))
+    assert 89 < outbox_lag_seconds() < 120
+    notification_deliver(notification_id=n.pk)
+    assert outbox_lag_seconds() == 0.0
+
+
+def test_a_slow_batch_hands_the_rest_to_a_new_task(customer, monkeypatch):
+    """Past the time budget, the unclaimed rest goes to a new task (before the task time limit hits)."""
+    rows = [enqueue(customer, key=f"slow:{i}")[0] for i in range(45)]
+    ticks = iter([0.0, 0.0])  # budget start, first group; every later check is past the budget
+
+    class Clock:
+        @staticmethod
+        def monotonic():
+            return next(ticks, 1000.0)
+
+    handed = []
+    monkeypatch.setattr(services, "time", Clock)
+    monkeypatch.setattr(
+        services, "enqueue_deliveries", lambda *, notification_ids: handed.extend(notification_ids)
+    )
+    counts = services.notifications_deliver(notification_ids=[r.pk for r in rows])
+    assert counts == {"sent": 20, "handed_on": 25}
+    assert handed == [r.pk for r in rows[20:]]
+    assert len(mail.outbox) == 20
+    assert Notification.objects.filter(status=NotificationStatus.PENDING).count() == 25
