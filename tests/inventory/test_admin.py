@@ -72,10 +72,10 @@ def test_associate_sees_only_their_store_stock(associate_client, levels, store, 
 
 @pytest.mark.django_db
 def test_stock_search_by_barcode_and_sku_code(associate_client, levels, store, sku):
-    other = SkuFactory(code="MUG-WHT", barcode="4900000000017")
+    other = SkuFactory(code="MUG-WHT", barcode="4512345678901")
     stock(store, other, 2)
     url = reverse("admin:inventory_stocklevel_changelist")
-    found = associate_client.get(url, {"q": "4900000000017"}).context["cl"].result_list
+    found = associate_client.get(url, {"q": "4512345678901"}).context["cl"].result_list
     assert [lv.sku.code for lv in found] == ["MUG-WHT"]
     found = associate_client.get(url, {"q": sku.code}).context["cl"].result_list
     assert [lv.sku.code for lv in found] == [sku.code]
