@@ -315,3 +315,38 @@ def test_a_slow_batch_hands_the_rest_to_a_new_task(customer, monkeypatch):
     assert handed == [r.pk for r in rows[20:]]
     assert len(mail.outbox) == 20
     assert Notification.objects.filter(status=NotificationStatus.PENDING).count() == 25
+
+
+@pytest.mark.parametrize(
+    ("event", "context", "expected"),
+    [
+        (
+            NotificationEvent.PICKUP_REMINDER,
+            {
+                "order_number": "P1",
+                "store_name": "Shibuya",
+                "pickup_code": "123456",
+                "expires_at": "2026-11-30",
+            },
+            ["Reminder: order P1 is waiting for you", "123456", "by 2026-11-30"],
+        ),
+        (
+            NotificationEvent.PICKUP_EXPIRED,
+            {"order_number": "P1", "store_name": "Shibuya", "refund_amount": "1980.00", "currency": "JPY"},
+            ["Order P1 was not collected and has been cancelled", "1980.00 JPY"],
+        ),
+        (
+            NotificationEvent.RETURN_RECEIVED,
+            {"order_number": "P1", "return_number": "R9", "store_name": "Shibuya"},
+            ["We received your return R9", "at Shibuya"],
+        ),
+    ],
+)
+def test_later_flows_call_the_same_service(db, event, context, expected):
+    """Pickup reminders/expiry and returns plug in through notification_enqueue (their issues land later)."""
+    c = Customer.objects.create(email="later@example.com", language="en")
+    (n,) = notification_enqueue(event=event, customer=c, context=context, dedupe_key=f"{event}:P1")
+    assert notification_deliver(notification_id=n.pk) == NotificationStatus.SENT
+    text = mail.outbox[0].subject + "\n" + mail.outbox[0].body
+    for piece in expected:
+        assert piece in text
