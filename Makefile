@@ -15,8 +15,9 @@ setup: $(BIN)/python
 
 demo: setup
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py load_demo
-	$(BIN)/python manage.py runserver $(HOST)
+	$(BIN)/python manage.py load_demo --base-url http://$(HOST)
+	@# --insecure: serve the admin's and API docs' static files with DEBUG off (the embedded default only).
+	$(BIN)/python manage.py runserver --insecure $(HOST)
 
 test: setup
 	$(BIN)/pytest -q
