@@ -154,3 +154,66 @@ def test_pipeline_setting_accepts_bare_names_and_rejects_non_strategies(settings
     settings.OMS = {**settings.OMS, "ROUTING_PIPELINE": ["orders.routing.types.RoutingLine"]}
     with pytest.raises(TypeError, match="not a RoutingStrategy"):
         routing_pipeline()
+
+
+def _random_case(rng):
+    from stores.models import LocationKind
+
+    n_lines = rng.randint(1, 5)
+    lines = [RoutingLine(sku_id, rng.randint(1, 4)) for sku_id in rng.sample(range(1, 9), n_lines)]
+    cands = []
+    for i in range(rng.randint(0, 7)):
+        stock = {ln.sku_id: rng.randint(1, 5) for ln in lines if rng.random() < 0.5}
+        kind = rng.choice([LocationKind.STORE, LocationKind.WAREHOUSE])
+        c = cand(f"R-{i}", stock, kind=kind, priority=rng.choice([10, 100]), distance=rng.uniform(0, 50))
+        if stock:
+            cands.append(c)
+    return lines, cands
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_decisions_keep_the_invariants_on_random_networks(seed):
+    """Allocations + unfilled = order; nothing over available; split only when no one can fill a line;
+    one location when one can fill everything; two when two can; the same answer every time."""
+    import itertools
+    import random
+
+    from orders.routing.engine import decide
+
+    rng = random.Random(seed)
+    lines, cands = _random_case(rng)
+    request = RoutingRequest(lines=tuple(lines), method="ship", destination=(35.0, 139.0))
+    stock = {c.location_id: dict(c.stock) for c in cands}
+
+    def run():
+        eligible = sorted(cands, key=lambda c: c.code)
+        return decide(
+            request, lines, {c.location_id: c for c in cands}, list(eligible), {}, routing_pipeline()
+        )
+
+    d = run()
+    got: dict[int, int] = {}
+    seen = set()
+    for a in d.allocations:
+        assert (a.location_id, a.sku_id) not in seen
+        seen.add((a.location_id, a.sku_id))
+        assert 0 < a.quantity <= stock[a.location_id].get(a.sku_id, 0)
+        got[a.sku_id] = got.get(a.sku_id, 0) + a.quantity
+    for ln in lines:
+        unfilled = sum(u.quantity for u in d.unfilled if u.sku_id == ln.sku_id)
+        assert got.get(ln.sku_id, 0) + unfilled == ln.quantity
+        sources = {a.location_id for a in d.allocations if a.sku_id == ln.sku_id}
+        if len(sources) > 1:
+            assert max((s.get(ln.sku_id, 0) for s in stock.values()), default=0) < ln.quantity
+
+    def covers(ids):  # every line filled completely by one of `ids`
+        return all(any(stock[i].get(ln.sku_id, 0) >= ln.quantity for i in ids) for ln in lines)
+
+    used = d.location_ids
+    if any(covers([i]) for i in stock):
+        assert len(used) == 1
+        assert d.complete
+    elif any(covers(pair) for pair in itertools.combinations(stock, 2)):
+        assert len(used) == 2
+        assert d.complete
+    assert run().as_json() == d.as_json()
