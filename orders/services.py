@@ -951,12 +951,10 @@ def _short_pick(f: Fulfillment, short: list[tuple[FulfillmentLine, int]], *, use
 
 
 def _reroute(order, f, decision, order_line_ids, skus, *, user, events, channel="") -> dict[int, int]:
-    """Reserve the re-routed units and put them in a pending fulfillment at each new location."""
-    stock_reserve(
-        lines=[Line(a.location_id, a.sku_id, a.quantity) for a in decision.allocations],
-        reference=order.number,
-        user=_user(user),
-    )
+    """Reserve the re-routed units and put them in a pending fulfillment at each new location.
+
+    Pending fulfillments of the order at those locations are locked before the stock (lock order).
+    """
     filled: dict[int, int] = defaultdict(int)
     by_loc: dict[int, list] = defaultdict(list)
     for a in decision.allocations:
@@ -966,8 +964,15 @@ def _reroute(order, f, decision, order_line_ids, skus, *, user, events, channel=
         x.location_id: x
         for x in Fulfillment.objects.filter(
             order=order, method=f.method, status=FS.PENDING, location_id__in=list(by_loc)
-        ).select_for_update(of=("self",))
+        )
+        .select_for_update(of=("self",))
+        .order_by("pk")
     }
+    stock_reserve(
+        lines=[Line(a.location_id, a.sku_id, a.quantity) for a in decision.allocations],
+        reference=order.number,
+        user=_user(user),
+    )
     for loc_id, allocs in by_loc.items():
         target = existing.get(loc_id)
         if target is None:

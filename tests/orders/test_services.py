@@ -546,3 +546,16 @@ def test_pickup_at_inactive_store_is_422(net):
     with pytest.raises(PickupNotOffered):
         place(("TEE-0", 1), fulfillment=pickup("CLOSED"))
     assert closed.pk
+
+
+def test_short_pick_reroute_joins_a_pending_fulfillment_at_the_same_location(net, picker):
+    stock(net.shibuya, net.skus[0], 5)  # Shibuya: 8
+    order = place(("TEE-0", 12))  # warehouse 10 + Shibuya 2
+    wh = Fulfillment.objects.get(order=order, location=net.wh)
+    shibuya = Fulfillment.objects.get(order=order, location=net.shibuya)
+    services.fulfillment_pick(fulfillment_id=wh.pk, picks=[PickIn("TEE-0", 7)], user=picker)
+    assert Fulfillment.objects.filter(order=order).count() == 2  # no third fulfillment
+    assert FulfillmentLine.objects.get(fulfillment=shibuya).quantity == 5
+    assert level(net.shibuya, net.skus[0]).reserved == 5
+    assert OrderEvent.objects.filter(order=order, type=EventType.REROUTED, fulfillment=shibuya).count() == 1
+    assert ledger_mismatches() == []
