@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             what = "one SKU at one store" if n_skus == 1 else f"{n_skus:,} SKUs at one store (random SKU)"
             body = (
                 f"`python -m bench {args.name}{' --quick' if args.quick else ''}`: {workers} worker processes "
-                f"reserve 1 unit at a time of {what} for {duration:g} s through "
-                "`inventory.services.stock_reserve`, then for the same time as the same transaction in raw "
-                "SQL on the same connections (BEGIN; guarded UPDATE; INSERT ledger row; COMMIT).\n\n"
+                f"reserve 1 unit at a time of {what}, {duration:g} s through "
+                "`inventory.services.stock_reserve` and {duration:g} s as the same transaction in raw "
+                "SQL on the same connections (BEGIN; guarded UPDATE; INSERT ledger row; COMMIT), in four "
+                f"interleaved phases of {duration / 2:g} s (service, raw, raw, service).\n\n"
                 f"{common.machine_md(info)}\n\n{tbl}\n\n{summary}\n"
             )
             title = "1. Hot SKU" if n_skus == 1 else "2. Reservations spread over many SKUs"
