@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         if write_doc:
             body = (
                 "`python -m bench breakdown`: one process reserves one unit of one SKU again and again, "
-                "each step timed alone (client CPU per call, best of 5 rounds of 400 calls).\n\n"
+                "each step timed alone (client CPU per call, best of 5 rounds of 200 calls).\n\n"
                 f"{common.machine_md(info)}\n\n{tbl}\n\n{summary}\n"
             )
             common.update_doc("breakdown", body, title="Where a service-layer reservation's time goes")

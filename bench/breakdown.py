@@ -11,7 +11,7 @@ import time
 
 from .common import table
 
-ROUNDS, N = 5, 400
+ROUNDS, N = 5, 200
 
 
 def _best(fn, n: int = N) -> tuple[float, float]:
