@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import smtplib
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -94,10 +95,11 @@ class SmsProvider(Protocol):
 
 
 class ConsoleSmsProvider:
-    """The demo: writes the SMS to the log."""
+    """The demo: prints the SMS to stdout, like Django's console email backend."""
 
     def send(self, *, to: str, body: str, idempotency_key: str) -> str:
-        logger.warning("SMS to %s [%s]: %s", to, idempotency_key, body)
+        sys.stdout.write(f"SMS to {to} [{idempotency_key}]\n{body}\n{'-' * 79}\n")
+        sys.stdout.flush()
         return f"console-{idempotency_key}"
 
 
