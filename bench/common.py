@@ -100,7 +100,7 @@ def machine_md(m: dict[str, str]) -> str:
         f"- Run: {m['date']}, load average before the run {m['loadavg_before']}"
         + (f", after {m['loadavg_after']}" if m.get("loadavg_after") else ""),
         f"- Machine: {m['cpu']}, {m['nproc']} CPUs, {m['ram']} RAM, Linux {m['kernel']}",
-        f"- PostgreSQL {m['postgresql']}",
+        f"- {m['postgresql']}",
         f"- Python {m['python']}, Django {m['django']}, DRF {m['drf']}, psycopg {m['psycopg']}",
     ]
     if m.get("load_generator"):
