@@ -478,3 +478,14 @@ def test_malformed_json_is_400(storefront):
 def test_nul_characters_are_a_4xx_never_a_500(storefront, url):
     SkuFactory(code="TEE")
     assert storefront.get(url).status_code in (400, 404)
+
+
+def test_explain_with_kind_names_the_other_kind(storefront, net):
+    sku = SkuFactory(code="TEE")
+    stock(net["SHIBUYA"], sku, 2)
+    stock(net["WH"], sku, 3)
+    body = storefront.get("/api/v1/availability/TEE/", {"kind": "warehouse", "explain": "true"}).json()
+    by_code = {loc["location"]: loc for loc in body["locations"]}
+    assert by_code["WH"]["excluded"] == []
+    assert by_code["SHIBUYA"]["excluded"] == ["not a warehouse"]
+    assert body["available"] == 3
