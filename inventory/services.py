@@ -150,7 +150,8 @@ def _shortfall_details(failed: list[tuple[_Change, dict | None]]) -> dict:
         available = 0
         if row is not None:
             available = max(0, row["on_hand"] - row["reserved"] - row["held"] - row["safety_stock"])
-        requested = c.reserved + c.held
+        # What the change takes out of availability: reserved or held units, or units leaving (transfer out).
+        requested = max(c.reserved + c.held, -c.on_hand)
         lines.append(
             {
                 "sku": sku_codes.get(c.sku_id),

@@ -479,11 +479,6 @@ def test_transfer_more_than_available_is_409_and_moves_nothing(associate, a, b, 
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inventory.services._shortfall_details counts requested = reserved + held deltas, "
-    "so a transfer (an on_hand delta) reports requested 0 and shortfall 0 (services.py is the lead's)",
-)
 def test_transfer_409_carries_the_shortfall_per_line(associate, a, b, tee, mug):
     r = _overdraw(associate, a, tee, mug)
     assert error(r)["details"]["lines"] == [
