@@ -8,7 +8,7 @@ Placement by orders itself (returning customer, ship, one location):
   or 3 (several: SELECT FOR UPDATE + UPDATE + INSERT, inventory.services), order 1, lines 1,
   fulfillments 1, fulfillment lines 1, events 1  => 11 for one line, 12 for 2..20 lines.
 The notification listener (notifications app, orders.hooks) adds a constant number on top.
-The POST adds authentication (knox token, role) and the Idempotency-Key INSERT and UPDATE.
+The POST adds authentication (one query: token, user and role) and the Idempotency-Key INSERT and UPDATE.
 """
 
 import pytest
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 SERVICE_ONE_LINE = 11
 SERVICE_MANY_LINES = 12
-REQUEST_OVERHEAD = 3 + 2  # knox token (2) + role (1); Idempotency-Key INSERT + UPDATE
+REQUEST_OVERHEAD = 1 + 2  # token with its user and role (1); Idempotency-Key INSERT + UPDATE
 
 
 def _count(ctx) -> int:
