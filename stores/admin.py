@@ -137,6 +137,19 @@ class UserAdmin(BaseUserAdmin):
             .prefetch_related("assignments__location")
         )
 
+    def save_related(self, request, form, formsets, change):
+        """A role set here grants the same admin access as create_api_user: its group and is_staff."""
+        from .management.commands._staff import STAFF_ROLES, user_role_groups_sync
+
+        super().save_related(request, form, formsets, change)
+        user = form.instance
+        profile = StaffProfile.objects.filter(user=user).first()
+        role = profile.role if profile else None
+        user_role_groups_sync(user, role)
+        if role in STAFF_ROLES and not user.is_staff:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+
     @admin.display(description="role", ordering="staff_profile__role")
     def role(self, obj):
         profile = getattr(obj, "staff_profile", None)

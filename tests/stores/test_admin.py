@@ -78,3 +78,32 @@ def test_user_admin_shows_role_and_assignments_inline(admin_client_, store, ware
     assert 'name="staff_profile-0-role"' in html
     assert 'name="assignments-0-location"' in html
     assert StaffAssignment.objects.filter(user=user).count() == 1
+
+
+@pytest.mark.django_db
+def test_role_given_in_the_user_admin_grants_admin_access(admin_client_, store):
+    user = User.objects.create_user("jiro", password="pw")
+    data = {
+        "username": "jiro",
+        "email": "",
+        "is_active": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "10:00:00",
+        "staff_profile-TOTAL_FORMS": "1",
+        "staff_profile-INITIAL_FORMS": "0",
+        "staff_profile-MIN_NUM_FORMS": "0",
+        "staff_profile-MAX_NUM_FORMS": "1",
+        "staff_profile-0-role": Role.ASSOCIATE,
+        "assignments-TOTAL_FORMS": "1",
+        "assignments-INITIAL_FORMS": "0",
+        "assignments-MIN_NUM_FORMS": "0",
+        "assignments-MAX_NUM_FORMS": "1000",
+        "assignments-0-location": str(store.pk),
+    }
+    response = admin_client_.post(reverse("admin:auth_user_change", args=[user.pk]), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    user.refresh_from_db()
+    assert user.staff_profile.role == Role.ASSOCIATE
+    assert user.is_staff
+    assert user.has_perm("inventory.change_stocklevel")
+    assert list(user.assignments.values_list("location_id", flat=True)) == [store.pk]

@@ -149,6 +149,12 @@ def api_user_upsert(
                 [StaffAssignment(user=user, location_id=pk) for pk in sorted(wanted - current)]
             )
 
+    user_role_groups_sync(user, role)
+    return user, created
+
+
+def user_role_groups_sync(user, role: str | None) -> None:
+    """Make the user a member of exactly its role's "OMS <role>" group (none for storefront or no role)."""
     groups = role_groups_sync()
     role_group_ids = {g.pk for g in groups.values()}
     current_groups = set(user.groups.filter(pk__in=role_group_ids).values_list("pk", flat=True))
@@ -156,7 +162,6 @@ def api_user_upsert(
     if current_groups != wanted_groups:
         user.groups.remove(*(current_groups - wanted_groups))
         user.groups.add(*(wanted_groups - current_groups))
-    return user, created
 
 
 def api_token_create(user) -> str:
