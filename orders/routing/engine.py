@@ -28,6 +28,7 @@ from .types import METHODS, Allocation, RoutingDecision, RoutingLine, RoutingReq
 DEFAULT_STRATEGY_MODULE = "orders.routing.strategies"
 PICKUP_PIPELINE = ["ChosenPickupStore"]
 MAX_SHORT_REASONS = 3
+DETAILED_RUNNERS_UP = 50  # losers whose shortages are spelled out
 
 
 @functools.lru_cache(maxsize=16)
@@ -268,14 +269,15 @@ def decide(
     for c in eligible:
         if c.location_id in lost:
             reached, reason = lost[c.location_id]
-            key = (0, -reached, c.distance_km or 0.0, c.code)
+            losers.append(((0, -reached, c.distance_km or 0.0, c.code), c, reason))
         else:
             reason = "cannot fill any remaining line completely"
-            key = (1, 0, c.distance_km or 0.0, c.code)
-        short = None if c.covers_order else _shortages(c, lines, codes)
-        losers.append((key, c, [reason, short] if short else [reason]))
+            losers.append(((1, 0, c.distance_km or 0.0, c.code), c, reason))
     losers.sort(key=lambda t: t[0])
-    considered.extend(_entry(c, chosen=False, reasons=r) for _, c, r in losers)
+    for i, (_, c, reason) in enumerate(losers):
+        # What each of the first runners-up lacks (the ones as_json shows); the rest keep their loss reason.
+        short = None if c.covers_order or i >= DETAILED_RUNNERS_UP else _shortages(c, lines, codes)
+        considered.append(_entry(c, chosen=False, reasons=[reason, short] if short else [reason]))
     skipped = sorted((c for c in cands.values() if c.skip), key=lambda c: (c.distance_km or 0.0, c.code))
     considered.extend(_entry(c, chosen=False, reasons=list(c.skip)) for c in skipped)
 

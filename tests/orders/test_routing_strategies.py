@@ -217,3 +217,20 @@ def test_decisions_keep_the_invariants_on_random_networks(seed):
         assert len(used) == 2
         assert d.complete
     assert run().as_json() == d.as_json()
+
+
+def test_distances_are_stores_haversine():
+    import random
+
+    from orders.routing.data import set_distances
+    from stores.selectors import haversine_km
+
+    rng = random.Random(7)
+    near = (35.68, 139.76)
+    cands = []
+    for i in range(200):
+        c = cand(f"D-{i}", {})
+        c.latitude, c.longitude = rng.uniform(-89, 89), rng.uniform(-179, 179)
+        cands.append(c)
+    set_distances(cands, near)
+    assert all(c.distance_km == round(haversine_km(*near, c.latitude, c.longitude), 2) for c in cands)
