@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from config.errors import InvalidInput, NotFound
 from stores.models import Location
-from stores.selectors import bounding_box, haversine_km
+from stores.selectors import bounding_box, distance_from
 
 from .exceptions import UnknownSku
 from .models import HoldLine, Sku, StockLevel, StockMovement, Transfer, TransferLine
@@ -82,10 +82,11 @@ class LocationAvailability:
     safety_stock: int
     distance_km: float | None = None
     excluded: list[str] = field(default_factory=list)  # why the location is left out, if it is
+    # on_hand - reserved - held - safety_stock, never below 0; computed once (the counters are set once).
+    available: int = field(init=False)
 
-    @functools.cached_property  # read several times per location on the hot path; the counters are set once
-    def available(self) -> int:
-        return max(0, self.on_hand - self.reserved - self.held - self.safety_stock)
+    def __post_init__(self) -> None:
+        self.available = max(0, self.on_hand - self.reserved - self.held - self.safety_stock)
 
 
 @dataclass
@@ -266,12 +267,17 @@ def _location_availabilities(
     *, sku: Sku, rows: list[tuple[Location, int, int, int, int]], near: tuple[float, float] | None
 ) -> list[LocationAvailability]:
     expired = expired_held(sku_ids=[sku.pk]) if any(r[3] for r in rows) else {}
+    sku_id = sku.pk
+    km = distance_from(*near) if near is not None else None
     out = []
+    append = out.append
     for loc, on_hand, reserved, held, safety in rows:
-        la = LocationAvailability(loc, on_hand, reserved, held - expired.get((loc.pk, sku.pk), 0), safety)
-        if near is not None:
-            la.distance_km = round(haversine_km(near[0], near[1], loc.latitude, loc.longitude), 3)
-        out.append(la)
+        if expired:
+            held -= expired.get((loc.id, sku_id), 0)
+        la = LocationAvailability(loc, on_hand, reserved, held, safety)
+        if km is not None:
+            la.distance_km = round(km(loc.latitude, loc.longitude), 3)
+        append(la)
     return out
 
 

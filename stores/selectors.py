@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
@@ -95,6 +95,19 @@ def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     dp, dl = p2 - p1, math.radians(lng2 - lng1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def distance_from(lat: float, lng: float) -> Callable[[float, float], float]:
+    """`haversine_km` from a fixed point, for many points: the point's trigonometry is done once."""
+    p1, cos_p1, rad = math.radians(lat), math.cos(math.radians(lat)), math.radians
+    sin, cos, asin, sqrt = math.sin, math.cos, math.asin, math.sqrt
+
+    def km(lat2: float, lng2: float) -> float:
+        p2 = rad(lat2)
+        a = sin((p2 - p1) / 2) ** 2 + cos_p1 * cos(p2) * sin(rad(lng2 - lng) / 2) ** 2
+        return 2 * EARTH_RADIUS_KM * asin(min(1.0, sqrt(a)))
+
+    return km
 
 
 def bounding_box(lat: float, lng: float, radius_km: float) -> tuple[float, float, float, float]:

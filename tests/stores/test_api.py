@@ -381,3 +381,11 @@ def test_location_stock_errors(storefront, anon_client, network):
     r = storefront.get(URL + "SHIBUYA/stock/", {"in_stock": "perhaps"})
     assert r.status_code == 400
     assert anon_client.get(URL + "SHIBUYA/stock/").status_code == 401
+
+
+def test_distance_from_is_haversine_from_a_fixed_point():
+    from stores.selectors import distance_from, haversine_km
+
+    km = distance_from(*SHIBUYA)
+    for lat, lng in [(35.6909, 139.7003), (34.7025, 135.4959), (-33.86, 151.21), (35.6595, 139.7005)]:
+        assert km(lat, lng) == pytest.approx(haversine_km(*SHIBUYA, lat, lng), abs=1e-9)
