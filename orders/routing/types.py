@@ -82,4 +82,5 @@ class RoutingDecision:
             ],
             "considered": [dict(c, reasons=list(c["reasons"])) for c in considered],
             "considered_omitted": max(0, len(self.considered) - len(considered)),
+            "considered_count": len(self.considered),
         }
