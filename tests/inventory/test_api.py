@@ -262,12 +262,12 @@ def test_availability_query_count_is_flat(storefront, net, django_assert_max_num
         stock(loc, sku, 3)
         if i % 2:
             hold_create(lines=[Line(loc.pk, sku.pk, 1)])
-    # auth token + user (1), knox's token cleanup (1), role (1), SKU (1), stock joined with
-    # locations (1), expired holds (1, only because units are held)
-    with django_assert_max_num_queries(6):
+    # token with user and role (1), SKU (1), stock joined with locations (1), expired holds (1,
+    # only because units are held)
+    with django_assert_max_num_queries(4):
         r = storefront.get("/api/v1/availability/TEE/", {"near": "35.6595,139.7005", "radius_km": "25"})
     assert len(r.json()["locations"]) == 40
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(4):
         r = storefront.get("/api/v1/availability/TEE/", {"explain": "true"})
     assert len(r.json()["locations"]) == 46
 
