@@ -140,6 +140,8 @@ SPECTACULAR_SETTINGS = {
         "MovementKindEnum": "inventory.models.MovementKind",
         "TransferStatusEnum": "inventory.models.TransferStatus",
         "FulfillmentMethodEnum": "orders.models.FulfillmentMethod",
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "FulfillmentStatusEnum": "orders.models.FulfillmentStatus",
         "SubscriptionStatusEnum": "notifications.models.SubscriptionStatus",
         "WebhookStatusEnum": "notifications.models.WebhookStatus",
     },
