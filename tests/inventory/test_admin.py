@@ -90,7 +90,12 @@ def test_change_page_shows_read_only_counters_and_the_ledger(associate_client, l
     assert 'name="on_hand"' not in html  # counters are not editable
     assert response.context["ledger"][0].kind == MovementKind.RECEIPT
     assert 'class="ledger-row"' in html
-    assert 'id="stock-change-form"' in html
+    # The stock form is its own form after the model form's end, not nested in it.
+    model_form = html.index('id="stocklevel_form"')
+    stock_form = html.index('<form id="stock-change-form"')
+    assert model_form < stock_form
+    assert "</form>" in html[model_form:stock_form]
+    assert html.index('<form id="stock-change-form"') < html.index('name="operation"')
     # Posting the model form cannot change counters either.
     associate_client.post(reverse("admin:inventory_stocklevel_change", args=[level.pk]), {"on_hand": 999})
     assert StockLevel.objects.get(pk=level.pk).on_hand == 10
