@@ -154,6 +154,10 @@ class StockLevelAdmin(LocationScopedAdmin):
         ]
         return urls + super().get_urls()
 
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_import_stock": self.has_change_permission(request)}
+        return super().changelist_view(request, extra_context)
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {
             **(extra_context or {}),

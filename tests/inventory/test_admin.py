@@ -167,6 +167,8 @@ def test_import_page_validates_every_row_and_applies_all_or_nothing(
     associate_client, levels, store, ginza, sku
 ):
     url = reverse("admin:inventory_stocklevel_import")
+    changelist = associate_client.get(reverse("admin:inventory_stocklevel_changelist")).content.decode()
+    assert f'href="{url}"' in changelist  # linked from the stock level list
     assert associate_client.get(url).status_code == 200
     before = StockMovement.objects.count()
 
