@@ -170,8 +170,12 @@ def _write_outbox(rows: list[Notification]) -> list[Notification]:
     """Insert rows whose dedupe_key is new; return the rows for all keys (new or already there)."""
     if not rows:
         return []
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    return list(Notification.objects.filter(dedupe_key__in=[r.dedupe_key for r in rows]).order_by("id"))
+    # One statement: INSERT .. ON CONFLICT (dedupe_key) DO UPDATE (a no-op) RETURNING id, so a key
+    # that already has its row gets that row's id instead of a second row. Delivery claims only
+    # pending rows, so enqueueing an existing row again never sends it twice.
+    return Notification.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["dedupe_key"], update_fields=["dedupe_key"]
+    )
 
 
 @service
@@ -548,11 +552,13 @@ def _store_context(location: Location | None) -> dict:
     }
 
 
-def _order_context(order: Order) -> dict:
-    lines = [
-        {"sku": ln.sku.code, "name": ln.sku.name, "quantity": ln.quantity}
-        for ln in order.lines.select_related("sku").order_by("id")
-    ]
+def _order_context(order: Order, event: OrderEvent | None = None) -> dict:
+    lines = (event.data or {}).get("lines") if event is not None else None
+    if not lines:  # the PLACED event carries its lines; other callers read them
+        lines = [
+            {"sku": ln.sku.code, "name": ln.sku.name, "quantity": ln.quantity}
+            for ln in order.lines.select_related("sku").order_by("id")
+        ]
     ctx = {
         "order_number": order.number,
         "lines": lines,
@@ -568,7 +574,7 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
     """Map an OrderEvent to the customer-facing event and its template context, or None."""
     order = ev.order
     if ev.type == EventType.PLACED:
-        return NotificationEvent.ORDER_CONFIRMED, _order_context(order)
+        return NotificationEvent.ORDER_CONFIRMED, _order_context(order, ev)
     if ev.type == EventType.CANCELLED:
         return NotificationEvent.ORDER_CANCELLED, {"order_number": order.number, "reason": ev.reason}
     if ev.type == EventType.LINE_CANCELLED:
