@@ -2,10 +2,11 @@
 
     python -m bench.orders [flash|claims|all] [--quick] [--no-doc] [--config sync_w2|gthread_w2t4|...]
 
-flash   gunicorn (`config.wsgi`, 2 sync workers by default) on PostgreSQL serves the whole app plus a
-        framework-floor view (bench/orders_urls.py). One SKU with exactly 1,000 units at one store
-        (received through inventory.services, so the ledger agrees); 64 concurrent keep-alive HTTP
-        clients (2 processes x 32 asyncio connections) make exactly 1,500 attempts in total to buy one
+flash   gunicorn (`config.wsgi`, 2 sync workers by default) on PostgreSQL serves the whole app plus the
+        framework-floor views of bench/urls.py (or bench/orders_urls.py's own, if that is missing). One
+        SKU with exactly 1,000 units at one store (received through inventory.services, so the ledger
+        agrees); 64 concurrent HTTP/1.1 clients (2 processes x 32 asyncio connections, keep-alive where
+        the server allows it) make exactly 1,500 attempts in total to buy one
         unit each: POST /api/v1/orders/ (pickup of 1 unit, a new customer and a unique Idempotency-Key
         each, storefront token). Verified: 1,000 x 201, 500 x 409 insufficient_stock, no 5xx, no
         oversell, ledger_mismatches() == []. Beside it, in the same run against the same gunicorn: the
@@ -403,7 +404,7 @@ async def _drive(port: int, connections: int, make_request, *, count: int | None
                 raw = make_request(i)
                 t0 = time.monotonic()
                 try:
-                    status, body = await asyncio.wait_for(conn.request(raw), 60)
+                    status, body = await asyncio.wait_for(conn.request(raw), 120)
                 except Exception as exc:
                     r.errors[type(exc).__name__] += 1
                     conn.close()
@@ -922,7 +923,7 @@ def claims_setup(*, tasks: int, reset: bool) -> dict:
     from django.contrib.auth import get_user_model
 
     from inventory.models import Sku
-    from orders.models import Customer, Fulfillment, FulfillmentLine, Order, OrderLine
+    from orders.models import Customer
     from stores.models import Location, LocationKind, Role, StaffAssignment, StaffProfile
 
     if reset:
@@ -939,37 +940,62 @@ def claims_setup(*, tasks: int, reset: bool) -> dict:
         StaffAssignment.objects.create(user=user, location=loc)
         locations[mode] = loc
     for mode, loc in locations.items():
-        prefix = "S" if mode == "service" else "R"
-        for start in range(0, tasks, 2000):
-            n = min(2000, tasks - start)
-            orders = Order.objects.bulk_create(
-                [
-                    Order(
-                        number=f"{prefix}{start + i:09d}",
-                        channel="web",
-                        customer=customer,
-                        currency="JPY",
-                        subtotal=100,
-                        total=100,
-                        fulfillment_method="ship",
-                        ship_address={"line1": "1-1", "city": "Tokyo", "country": "JP"},
-                    )
-                    for i in range(n)
-                ]
-            )
-            lines = OrderLine.objects.bulk_create(
-                [OrderLine(order=o, sku=sku, quantity=1, unit_price=100, line_total=100) for o in orders]
-            )
-            fs = Fulfillment.objects.bulk_create(
-                [Fulfillment(order=o, location=loc, method="ship") for o in orders]
-            )
-            FulfillmentLine.objects.bulk_create(
-                [
-                    FulfillmentLine(fulfillment=f, order_line=ol, sku=sku, quantity=1)
-                    for f, ol in zip(fs, lines, strict=True)
-                ]
-            )
-    return {"user": user, "locations": locations}
+        _queue(loc, tasks, prefix="S" if mode == "service" else "R", customer=customer, sku=sku)
+    return {"user": user, "locations": locations, "customer": customer, "sku": sku}
+
+
+def _queue(loc, tasks: int, *, prefix: str, customer, sku) -> None:
+    """`tasks` pending ship fulfillments at `loc`, each with its order, line and fulfillment line."""
+    from orders.models import Fulfillment, FulfillmentLine, Order, OrderLine
+
+    for start in range(0, tasks, 2000):
+        n = min(2000, tasks - start)
+        orders = Order.objects.bulk_create(
+            [
+                Order(
+                    number=f"{prefix}{start + i:09d}",
+                    channel="web",
+                    customer=customer,
+                    currency="JPY",
+                    subtotal=100,
+                    total=100,
+                    fulfillment_method="ship",
+                    ship_address={"line1": "1-1", "city": "Tokyo", "country": "JP"},
+                )
+                for i in range(n)
+            ]
+        )
+        lines = OrderLine.objects.bulk_create(
+            [OrderLine(order=o, sku=sku, quantity=1, unit_price=100, line_total=100) for o in orders]
+        )
+        fs = Fulfillment.objects.bulk_create(
+            [Fulfillment(order=o, location=loc, method="ship") for o in orders]
+        )
+        FulfillmentLine.objects.bulk_create(
+            [
+                FulfillmentLine(fulfillment=f, order_line=ol, sku=sku, quantity=1)
+                for f, ol in zip(fs, lines, strict=True)
+            ]
+        )
+
+
+def claim_statements(setup: dict) -> list[str]:
+    """The SQL of one claim through the service (a fresh one-task queue, after the run)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orders.services import fulfillment_claim
+    from stores.selectors import user_location_ids
+
+    loc = setup["locations"]["service"]
+    _queue(loc, 1, prefix="C", customer=setup["customer"], sku=setup["sku"])
+    user = setup["user"]
+    user_location_ids(user)  # cached on the user object, as in the workers after their first claim
+    with CaptureQueriesContext(connection) as ctx:
+        f = fulfillment_claim(location=loc, user=user)
+    if f is None:
+        raise SystemExit("claim statement count: nothing claimed")
+    return [q["sql"] for q in ctx.captured_queries]
 
 
 @dataclass
@@ -1006,8 +1032,8 @@ def _claim_worker(idx, user, locations, modes, barrier, out_q) -> None:
         cur = connection.connection.cursor()
         for mode in modes:
             loc = locations[mode]
-            barrier.wait(timeout=120)  # ready (the parent vacuums now)
-            barrier.wait(timeout=120)  # go
+            barrier.wait(timeout=1800)  # ready (the parent vacuums now)
+            barrier.wait(timeout=1800)  # go
             r = ClaimResult(mode)
             ids, lat = array("q"), array("d")
             cpu0 = time.process_time()
@@ -1067,13 +1093,13 @@ def run_claims(*, params: ClaimParams, reset: bool = True, modes=("service", "ra
         p.start()
     try:
         for _ in modes:
-            barrier.wait(timeout=120)
+            barrier.wait(timeout=1800)
             with connection.cursor() as cur:
                 for t in ("orders_fulfillment", "orders_order", "orders_orderevent"):
                     cur.execute(f"VACUUM (ANALYZE) {t}")
             connections.close_all()
-            barrier.wait(timeout=120)
-        got = [out_q.get(timeout=900) for _ in procs]
+            barrier.wait(timeout=1800)
+        got = [out_q.get(timeout=3600) for _ in procs]
     except BaseException:
         for p in procs:
             if p.is_alive():
@@ -1130,7 +1156,14 @@ def run_claims(*, params: ClaimParams, reset: bool = True, modes=("service", "ra
             )
         for err, n in m.errors.most_common(3):
             problems.append(f"{mode}: error x{n}: {err}")
-    return {"params": params, "merged": merged, "checks": checks, "problems": problems}
+    statements = claim_statements(setup)
+    return {
+        "params": params,
+        "merged": merged,
+        "checks": checks,
+        "problems": problems,
+        "statements": statements,
+    }
 
 
 def claims_render(res: dict) -> tuple[str, str, bool]:
@@ -1172,6 +1205,13 @@ def claims_render(res: dict) -> tuple[str, str, bool]:
             f"- service / raw SQL = {merged['service'].rate:,.0f} / {merged['raw'].rate:,.0f} claims/s = "
             f"**{merged['service'].rate / merged['raw'].rate:.2f}**"
         )
+    gists = [sql_gist(q) for q in res["statements"]]
+    gists = [g for g in gists if g.split()[0] not in ("BEGIN", "COMMIT")]
+    lines.append(
+        f"- one claim through the service = {len(gists)} SQL statements plus BEGIN and COMMIT: "
+        + ", ".join(f"`{g}`" for g in gists)
+        + "; the raw claim is 1 statement in autocommit"
+    )
     for mode, c in res["checks"].items():
         extra = (
             f", {c['claim_events']:,} claim events, {c['fulfillments_claimed_twice']} fulfillments claimed twice"
@@ -1192,18 +1232,22 @@ def claims_render(res: dict) -> tuple[str, str, bool]:
 
 FLASH_NOTES = """
 How it runs: `python -m bench.orders flash`. gunicorn serves `config.wsgi` with
-`ROOT_URLCONF=bench.orders_urls` (the whole app plus the floor view) on 127.0.0.1, `DEBUG=False`,
-persistent database connections (`CONN_MAX_AGE`), Celery publishing to Redis (as in production;
-nothing consumes it here). The store has exactly the sale's units, received through
-`inventory.services.stock_receive`. Each attempt is a new customer (email) with its own
-Idempotency-Key, so every 201 is a new order and every 409 is the stock running out
+`ROOT_URLCONF=bench.urls` (the whole app plus the bench engineer's floor views) on 127.0.0.1,
+2 sync workers (the best configuration for hot-SKU writes in `perf-floors.md`; no other
+configuration was measured here: the box was too loaded for a fair comparison; `--config` runs
+others), `DEBUG=False`, persistent database connections (`CONN_MAX_AGE`), Celery publishing to
+Redis (as in production; nothing consumes it here). The store has exactly the sale's units,
+received through `inventory.services.stock_receive`. Each attempt is a new customer (email) with
+its own Idempotency-Key, so every 201 is a new order and every 409 is the stock running out
 (`insufficient_stock`, with routing's nearby-stock suggestions). The client is a small asyncio
 HTTP/1.1 client in 2 forked processes; gunicorn's sync workers close the connection after each
 response, so the client reconnects for every request (as wrk does). Latency is per request as the
-client sees it, including the wait in gunicorn's backlog behind the other 63 clients. The floor is a
-DRF APIView (default authentication, AllowAny) reading one stock level by primary key, measured with
-the same client and connection count, right before and right after the sale. Statement counts come
-from `CaptureQueriesContext` around one POST through the Django test client (same request shape).
+client sees it, including the wait in gunicorn's backlog behind the other 63 clients. The floor is
+a DRF APIView reading one stock level by primary key (`/bench/floor-noauth/`; `/bench/floor/` adds
+the knox token authentication the orders endpoint also pays), measured with the same client and
+connection count right before and right after the sale, and once with wrk. Statement counts come
+from `CaptureQueriesContext` around one POST through the Django test client (same request shape);
+"Python CPU in-process" times a few hundred such POSTs (and floor GETs) in the benchmark process.
 """
 
 PROFILE_NOTES = """
@@ -1266,6 +1310,18 @@ transition to picking with claimed_by/claimed_at, the order row lock and status 
 rows, in one transaction). Then the same processes claim the second queue with the single raw
 statement in autocommit. Both tables are vacuumed before each phase. "Claimed exactly once" is
 checked from the database, not only from what the workers returned.
+
+Why the service is far from the raw statement: the raw claim is one statement in autocommit; the
+service is a transaction of about ten (listed above) plus the Python around them: the locked
+SELECT and the UPDATE of the fulfillment, the order row lock and status recompute
+(`orders.transitions`), the event rows, and the notifications listener, which for the two events of
+a claim (fulfillment status, order status) reads the order and the webhook endpoints once per event
+although neither event is sent to anyone here. Suggestions for the owners (not applied here): in
+`notifications`, return before any read for events no customer or webhook hears about, and cache the
+active webhook endpoints per process (4 statements fewer per claim); in `orders.services`
+`fulfillment_claim`, claim with one `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT
+1) RETURNING *` instead of SELECT then UPDATE (1 fewer). The guarantee the figure asks for (no task
+claimed twice, however many claim at once) holds on both paths.
 """
 
 
