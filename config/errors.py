@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -103,6 +103,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, DataError):
+        # A value the database cannot store (e.g. a NUL byte, an out-of-range number): bad input.
+        logger.info("data error reached the API: %s", exc)
+        return Response(
+            error_body("invalid", "A value in the request cannot be stored.", {"reason": str(exc)[:200]}),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     elif isinstance(exc, IntegrityError):
         # A database invariant caught what the services should have: a conflict, never a 500.
         logger.warning("integrity error reached the API: %s", exc)
