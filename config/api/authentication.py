@@ -27,9 +27,11 @@ class TokenAuthentication(KnoxTokenAuthentication):
             digest = hash_token(token_str)
         except (UnicodeDecodeError, TypeError, binascii.Error, ValueError):
             raise exceptions.AuthenticationFailed(message) from None
-        candidates = get_token_model().objects.filter(
-            token_key=token_str[: CONSTANTS.TOKEN_KEY_LENGTH]
-        ).select_related("user", "user__staff_profile")
+        candidates = (
+            get_token_model()
+            .objects.filter(token_key=token_str[: CONSTANTS.TOKEN_KEY_LENGTH])
+            .select_related("user", "user__staff_profile")
+        )
         now = timezone.now()
         for auth_token in candidates:
             if auth_token.expiry is not None and auth_token.expiry < now:
