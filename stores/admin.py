@@ -139,7 +139,7 @@ class UserAdmin(BaseUserAdmin):
 
     def save_related(self, request, form, formsets, change):
         """A role set here grants the same admin access as create_api_user: its group and is_staff."""
-        from .management.commands._staff import STAFF_ROLES, user_role_groups_sync
+        from .services import STAFF_ROLES, user_role_groups_sync
 
         super().save_related(request, form, formsets, change)
         user = form.instance

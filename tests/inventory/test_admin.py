@@ -9,8 +9,8 @@ from django.urls import reverse
 from inventory.models import MovementKind, StockLevel, StockMovement, Transfer, TransferStatus
 from inventory.selectors import ledger_mismatches
 from inventory.services import Line, stock_reserve, transfer_create
-from stores.management.commands._staff import api_user_upsert
 from stores.models import Role
+from stores.services import api_user_upsert
 from tests.factories import LocationFactory, SkuFactory, stock
 
 

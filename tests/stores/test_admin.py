@@ -3,8 +3,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from stores.management.commands._staff import api_user_upsert
 from stores.models import Location, Role, StaffAssignment
+from stores.services import api_user_upsert
 from tests.factories import LocationFactory
 
 User = get_user_model()

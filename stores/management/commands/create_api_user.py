@@ -8,11 +8,11 @@ Staff roles (associate, warehouse, manager) get is_staff and their role's admin 
 set a password for the admin with `manage.py changepassword NAME`.
 """
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from config.errors import DomainError
 from stores.models import Role
-
-from ._staff import api_token_create, api_user_upsert
+from stores.services import api_token_create, api_user_upsert
 
 
 class Command(BaseCommand):
@@ -35,12 +35,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, username, role, locations, email, no_token, token_only, **options):
-        user, created = api_user_upsert(
-            username=username.strip() if username else username,
-            role=role,
-            location_codes=locations,
-            email=email,
-        )
+        try:
+            user, created = api_user_upsert(
+                username=username.strip() if username else username,
+                role=role,
+                location_codes=locations,
+                email=email,
+            )
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
         if token_only:
             self.stdout.write(api_token_create(user))
             return

@@ -20,8 +20,7 @@ from django.db import transaction
 from inventory.models import Sku, StockLevel
 from inventory.services import ImportRow, stock_import, stock_set_safety_stock
 from stores.models import Location, LocationKind, Role
-
-from ._staff import api_token_create, api_user_upsert, role_groups_sync
+from stores.services import api_token_create, api_user_upsert, role_groups_sync
 
 DEFAULT_ADMIN_PASSWORD = "oms-demo-admin"  # documented demo default; DEMO_ADMIN_PASSWORD overrides
 DEFAULT_STAFF_PASSWORD = "oms-demo-staff"  # documented demo default; DEMO_STAFF_PASSWORD overrides

@@ -1,4 +1,6 @@
-"""Operator-side user setup shared by `create_api_user` and `load_demo`.
+"""Staff and API users: roles, location assignments, admin groups, tokens.
+
+Used by `create_api_user`, `load_demo` and the User admin.
 
 Admin access is granted through one auth Group per role ("OMS associate", "OMS warehouse",
 "OMS manager"), created or refreshed here with the model permissions in ROLE_PERMISSIONS.
@@ -13,10 +15,10 @@ from collections.abc import Sequence
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.core.management.base import CommandError
-from django.db import transaction
 from knox.models import AuthToken
 
+from config.errors import InvalidInput
+from config.services import service
 from stores.models import Location, LocationKind, Role, StaffAssignment, StaffProfile
 
 STAFF_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE, Role.MANAGER)
@@ -69,32 +71,32 @@ def role_groups_sync() -> dict[str, Group]:
 def _validate(username: str, role: str, location_codes: Sequence[str] | None) -> list[Location] | None:
     User = get_user_model()
     if not username or not username.strip():
-        raise CommandError("--username must not be empty.")
+        raise InvalidInput("--username must not be empty.")
     try:
         User.username_validator(username)
     except Exception as exc:
-        raise CommandError(f"--username {username!r} is not a valid username: {exc}") from None
+        raise InvalidInput(f"--username {username!r} is not a valid username: {exc}") from None
     if role not in Role.values:
-        raise CommandError(f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
+        raise InvalidInput(f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
     if location_codes is None:
         return None
     if role == Role.STOREFRONT and location_codes:
-        raise CommandError("A storefront account acts for the whole network; give it no --location.")
+        raise InvalidInput("A storefront account acts for the whole network; give it no --location.")
     codes = list(dict.fromkeys(location_codes))
     found = {loc.code: loc for loc in Location.objects.filter(code__in=codes)}
     missing = [c for c in codes if c not in found]
     if missing:
         known = ", ".join(Location.objects.order_by("code").values_list("code", flat=True)[:20]) or "none"
-        raise CommandError(f"Unknown location(s): {', '.join(missing)}. Known: {known}.")
+        raise InvalidInput(f"Unknown location(s): {', '.join(missing)}. Known: {known}.")
     wanted_kind = ROLE_LOCATION_KIND.get(role)
     if wanted_kind:
         wrong = [c for c in codes if found[c].kind != wanted_kind]
         if wrong:
-            raise CommandError(f"Role {role} works at {wanted_kind}s only; not at: {', '.join(wrong)}.")
+            raise InvalidInput(f"Role {role} works at {wanted_kind}s only; not at: {', '.join(wrong)}.")
     return [found[c] for c in codes]
 
 
-@transaction.atomic
+@service
 def api_user_upsert(
     *,
     username: str,
@@ -105,7 +107,7 @@ def api_user_upsert(
 ) -> tuple[object, bool]:
     """Create or update a user with `role`; replace its assignments when `location_codes` is given.
 
-    Raises CommandError (and writes nothing) on an unknown role or location, or a staff role
+    Raises InvalidInput (and writes nothing) on an unknown role or location, or a staff role
     that would end up with no location. Returns (user, created).
     """
     locations = _validate(username, role, location_codes)
@@ -119,7 +121,7 @@ def api_user_upsert(
             else (not created and StaffAssignment.objects.filter(user=user).exists())
         )
         if not has_assignments:
-            raise CommandError(f"Role {role} needs at least one --location CODE.")
+            raise InvalidInput(f"Role {role} needs at least one --location CODE.")
 
     if created:
         user = User(username=username, email=email)
