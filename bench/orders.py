@@ -1316,7 +1316,11 @@ service is a transaction of about ten (listed above) plus the Python around them
 SELECT and the UPDATE of the fulfillment, the order row lock and status recompute
 (`orders.transitions`), the event rows, and the notifications listener, which for the two events of
 a claim (fulfillment status, order status) reads the order and the webhook endpoints once per event
-although neither event is sent to anyone here. Suggestions for the owners (not applied here): in
+although neither event is sent to anyone here. A profile of 1,480 claims in one process
+(`py-spy record --gil`, 2026-11-22 15:22 UTC, quiet machine: 5.1 ms of Python CPU per claim) puts
+35 % of the Python CPU in the notifications listener, 22 % in the locked SELECT (`.first()` with
+`select_related`), 21 % in the order status refresh, 12 % in the event rows and 7 % in the
+fulfillment UPDATE; by layer 73 % Django ORM, 24 % psycopg. Suggestions for the owners (not applied here): in
 `notifications`, return before any read for events no customer or webhook hears about, and cache the
 active webhook endpoints per process (4 statements fewer per claim); in `orders.services`
 `fulfillment_claim`, claim with one `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT
