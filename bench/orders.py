@@ -1251,53 +1251,50 @@ from `CaptureQueriesContext` around one POST through the Django test client (sam
 """
 
 PROFILE_NOTES = """
-**Where a placement's time goes** (the target is missed; measured 2026-11-22 in-process with
-`py-spy record --gil` over 400 placements of this request through the Django test client, so only
-Python CPU with the GIL held is sampled, not the waits for PostgreSQL; 15.8 ms of Python CPU per
-placement at the time, against about 1.7 ms for the floor):
+**Where a placement's time goes** (the target is missed). Profiled in-process with `py-spy record
+--gil` over 500 placements of this same request through the Django test client (2026-11-22 15:22
+UTC, quiet machine, the code of that time: 18 statements), so only Python CPU holding the GIL is
+sampled, not the waits for PostgreSQL: 12.5 ms of Python CPU per placement, against about 0.6 ms
+for the floor.
 
-| part of the request | share of the Python CPU | statements |
-|---|---:|---:|
-| notifications listener (orders.hooks -> notifications: order context, outbox row, read back, webhook endpoints) | 14.5 % | 4 |
-| output serializer (`OrderOut` of the 201, nested fulfillments and lines) | 13.9 % | 0 |
-| order rows (order, lines, fulfillment, fulfillment lines, events) and the rest of `order_place` | 12.6 % | 5 |
-| knox authentication (token, then knox's expired-token cleanup reads all the user's tokens) | 9.4 % | 2 |
-| on-commit Celery publish of the notification to Redis | 8.6 % | 0 (Redis) |
-| `stock_reserve` (guarded UPDATE + ledger INSERT) | 8.1 % | 2 |
-| input serializer (`OrderCreateIn.is_valid`) | 7.1 % | 0 |
-| Idempotency-Key (fingerprint, INSERT, UPDATE with the response body) | 5.9 % | 2 |
-| Django/DRF request handling | 4.7 % | 0 |
-| routing (available units, location fields) | 3.5 % | 2 |
-| pickup store, SKUs, customer (SELECT + INSERT), the role | 10.6 % | 5 |
+| part of the request | share of the Python CPU |
+|---|---:|
+| `order_place`: the five order-row INSERTs (order, lines, fulfillment, fulfillment lines, events) and the rest of the service | 19.8 % |
+| output serializer (`OrderOut` of the 201, nested fulfillments and lines) | 14.4 % |
+| on-commit Celery publish of the notification to Redis | 9.4 % |
+| notifications listener (outbox upsert, webhook endpoints) | 8.3 % |
+| `stock_reserve` (guarded UPDATE + ledger INSERT) | 7.8 % |
+| knox authentication | 6.4 % |
+| Django/DRF request handling | 5.9 % |
+| routing (available units, location fields) | 5.6 % |
+| Idempotency-Key (fingerprint, INSERT, UPDATE with the response body) | 5.6 % |
+| input serializer (`OrderCreateIn.is_valid`) | 4.8 % |
+| pickup store, SKUs, customer (SELECT + INSERT) | 11.5 % |
 
-By layer: Django ORM (compiling SQL, turning rows into models) 57 %, DRF (serializers, views) 28 %,
-the psycopg driver 11 %. Each statement costs about 0.7 ms of Python plus PostgreSQL's own CPU on
-the same 2 cores, so the statement count is the lever; a quarter of the floor means about 4x the
-floor's cost per request, i.e. roughly 6-8 statements and a light response.
+By layer: Django ORM (compiling SQL, turning rows into models) 54 %, DRF (serializers, views) 27 %,
+the psycopg driver 15 %. Every statement costs Python time (about 0.5-0.7 ms here) plus
+PostgreSQL's own CPU on the same 2 cores, so the statement count is the main lever, the response
+serializer the second; a quarter of the floor means about 4x the floor's cost per request, i.e.
+roughly 6-8 statements and a light response.
 
 Concrete suggestions (none applied here; each names its owner's file):
-1. `notifications` listener (4 statements, about 1/4 of the CPU with the Redis publish): take the
-   order lines from the order already in hand (order_place leaves them in the prefetch cache)
-   instead of `SELECT orders_orderline`; write the outbox row with `INSERT ... ON CONFLICT DO NOTHING
-   RETURNING` instead of `bulk_create(ignore_conflicts=True)` + `SELECT` back; cache the active
-   webhook endpoints per process (a version number or a short TTL) instead of reading them per
-   event: 4 -> 1 statement.
-2. `orders/api/views.py`: build the 201 body from the objects `order_place` returns with a flat
-   serializer or a dict (the nested `OrderOut` costs as much CPU as the order rows).
-3. `config` authentication: a `knox.auth.TokenAuthentication` subclass that skips
-   `_cleanup_token` (tokens here never expire: `TOKEN_TTL=None`; purge in a beat task) and selects
-   `user__staff_profile` with the token, so the permission's role read is free: 3 -> 1 statement.
-4. `orders/services.py` + `orders/routing`: for pickup and curbside, the store is already chosen:
-   pass the `Location` read by `_resolve_fulfillment` into routing (not read again), and let the
-   guarded UPDATE of `stock_reserve` be the availability check, running routing's read only when
-   it fails (for the 409's nearby suggestions): 2-3 statements fewer on the 201 path.
-5. `inventory/services.py`: the guarded UPDATE and the ledger INSERT as one CTE statement
+1. `orders/api/views.py`: build the 201 body from the objects `order_place` returns with a flat
+   serializer or a dict (the nested `OrderOut` costs about as much as the five order-row INSERTs).
+2. `orders/services.py` + `orders/routing`: for pickup and curbside the store is already chosen:
+   pass the `Location` read by `_resolve_fulfillment` into routing instead of reading it again, and
+   let the guarded UPDATE of `stock_reserve` be the availability check, running routing's read
+   only when it fails (for the 409's nearby suggestions): 2 statements fewer on the 201 path.
+3. `orders/services.py`: the order, its lines, fulfillments, fulfillment lines and events as one
+   statement (data-modifying CTEs, `INSERT ... RETURNING` chained): 5 -> 1.
+4. `inventory/services.py`: the guarded UPDATE and the ledger INSERT as one CTE statement
    (perf-floors: 4,230 vs 2,400 tps on a hot row): 2 -> 1, and a shorter row lock.
-6. A new customer costs SELECT + INSERT; `INSERT ... ON CONFLICT DO NOTHING RETURNING` first saves
-   one for new customers (returning customers keep the SELECT-first path).
-Together about 22 -> 12 statements and a lighter response; by the per-statement cost measured here
-that is roughly 0.12-0.15 of the floor, so 0.25 also needs fewer order-row INSERTs (one CTE
-statement for order, lines, fulfillment, fulfillment lines and events) and the lighter serializers.
+5. `notifications`: cache the active webhook endpoints per process (a version number or a short
+   TTL) instead of reading them for every event (1 fewer); publish on commit through a kept-open
+   producer, or leave delivery to the outbox sweeper under load (the publish is ~9 % of the CPU).
+6. `orders/services.py` `customer_find_or_create`: `INSERT ... ON CONFLICT DO NOTHING RETURNING`
+   first saves one statement for a new customer (returning customers keep the SELECT-first path).
+Together: 18 -> about 10 statements and a light response, which by the per-statement cost
+measured here would roughly double orders/s; 0.25 of the floor needs all of it.
 """
 
 CLAIMS_NOTES = """
