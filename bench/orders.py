@@ -566,7 +566,10 @@ def sql_gist(sql: str) -> str:
 
 
 STATEMENT_OWNERS = [  # (gist prefix, what in the request sends it)
-    ("SELECT knox_authtoken", "authentication: knox token (the 2nd is knox's expired-token cleanup)"),
+    (
+        "SELECT knox_authtoken",
+        "authentication: knox token (a 2nd SELECT, if any: knox's expired-token cleanup)",
+    ),
     ("SELECT stores_staffprofile", "permission: the user's role"),
     ("INSERT orders_idempotencykey", "Idempotency-Key: claim the key"),
     ("UPDATE orders_idempotencykey", "Idempotency-Key: store the response"),
@@ -1233,9 +1236,10 @@ def claims_render(res: dict) -> tuple[str, str, bool]:
 FLASH_NOTES = """
 How it runs: `python -m bench.orders flash`. gunicorn serves `config.wsgi` with
 `ROOT_URLCONF=bench.urls` (the whole app plus the bench engineer's floor views) on 127.0.0.1,
-2 sync workers (the best configuration for hot-SKU writes in `perf-floors.md`; no other
-configuration was measured here: the box was too loaded for a fair comparison; `--config` runs
-others), `DEBUG=False`, persistent database connections (`CONN_MAX_AGE`), Celery publishing to
+2 sync workers (the best configuration for hot-SKU writes in `perf-floors.md`; here, back-to-back
+full runs at 15:23-15:26 UTC gave 43 orders/s with `sync_w2`, 47 with `gthread_w2t4` (2 workers x
+4 threads) and 42 with `sync_w3`: within the noise of the shared box, so the default stays;
+`--config` picks another), `DEBUG=False`, persistent database connections (`CONN_MAX_AGE`), Celery publishing to
 Redis (as in production; nothing consumes it here). The store has exactly the sale's units,
 received through `inventory.services.stock_receive`. Each attempt is a new customer (email) with
 its own Idempotency-Key, so every 201 is a new order and every 409 is the stock running out
