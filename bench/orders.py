@@ -473,7 +473,7 @@ def run_load(port: int, *, processes: int, connections: int, kind: str, spec: di
     for p in procs:
         p.start()
     try:
-        got = [out_q.get(timeout=600) for _ in procs]
+        got = [out_q.get(timeout=1800) for _ in procs]
     finally:
         for p in procs:
             p.join(timeout=10)
