@@ -14,10 +14,11 @@ orders/routing/strategies.py for the strategies.
 from .base import RoutingContext, RoutingStrategy
 from .data import nearby_sources
 from .engine import route, routing_pipeline
-from .types import Allocation, RoutingDecision, RoutingLine, RoutingRequest
+from .types import Allocation, ConsideredRow, RoutingDecision, RoutingLine, RoutingRequest
 
 __all__ = [
     "Allocation",
+    "ConsideredRow",
     "RoutingContext",
     "RoutingDecision",
     "RoutingLine",

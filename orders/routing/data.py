@@ -88,7 +88,7 @@ class Candidate:
         )
         self.stock: dict[int, int] = {}  # sku_id -> available units
         self.distance_km: float | None = None
-        self.skip: list[str] = []  # why it cannot be used at all (empty = eligible)
+        self.skip: tuple[str, ...] = ()  # why it cannot be used at all (empty = eligible)
         self.used_today: int | None = None
         # Set by the engine at each step: what it would take of the remaining lines.
         self.take: dict[int, int] = {}
@@ -157,7 +157,9 @@ def load_candidates(
                 available_sql.format(skus=marks, where=" AND s.location_id = %s"),
                 [now, *sku_ids, location_id, *sku_ids],
             )
-        for loc_id, sku_id, available, sku_code in cursor.fetchall():
+        # Iterating the cursor (not fetchall) builds each row only while it is read: thousands of
+        # rows alive at once would trigger garbage collections in the middle of routing.
+        for loc_id, sku_id, available, sku_code in cursor:
             if loc_id is None:
                 sku_codes[sku_id] = sku_code
             elif available > 0:
@@ -166,9 +168,9 @@ def load_candidates(
             rows = Location.objects.filter(pk=location_id).values_list("pk", *_LOCATION_FIELDS)
         elif stock:
             cursor.execute(locations_sql.format(skus=marks), sku_ids)
-            rows = cursor.fetchall()
+            rows = cursor
         else:
-            rows = []
+            rows = ()
         cands: dict[int, Candidate] = {}
         for loc_id, *fields in rows:
             c = cands[loc_id] = Candidate(loc_id, fields)

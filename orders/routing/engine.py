@@ -23,7 +23,7 @@ from django.utils.module_loading import import_string
 
 from .base import RoutingContext, RoutingStrategy
 from .data import Candidate, fulfillments_today, load_candidates
-from .types import METHODS, Allocation, RoutingDecision, RoutingLine, RoutingRequest
+from .types import METHODS, Allocation, ConsideredRow, RoutingDecision, RoutingLine, RoutingRequest
 
 DEFAULT_STRATEGY_MODULE = "orders.routing.strategies"
 PICKUP_PIPELINE = ["ChosenPickupStore"]
@@ -85,14 +85,8 @@ def _shortages(c: Candidate, lines: Iterable[RoutingLine], codes: dict[int, str]
     return "short: " + ", ".join(out) if out else None
 
 
-def _entry(c: Candidate, *, chosen: bool, reasons: list[str]) -> dict:
-    return {
-        "location": c.code,
-        "location_id": c.location_id,
-        "chosen": chosen,
-        "reasons": reasons,
-        "distance_km": c.distance_km,
-    }
+def _entry(c: Candidate, *, chosen: bool, reasons: Iterable[str]) -> ConsideredRow:
+    return ConsideredRow(c.code, c.location_id, chosen, tuple(reasons), c.distance_km)
 
 
 def _route_pickup(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingDecision:
@@ -104,7 +98,7 @@ def _route_pickup(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingD
     decision = RoutingDecision(
         allocations=[],
         unfilled=[],
-        considered=[],
+        considered_rows=(),
         pipeline=list(PICKUP_PIPELINE),
         method=request.method,
         sku_codes=codes,
@@ -131,7 +125,7 @@ def _route_pickup(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingD
         reasons.append(_shortages(c, lines, codes) or "can fill the whole order")
     if decision.unfilled:
         reasons.append("never allocated elsewhere: pickup is at the chosen store only")
-    decision.considered.append(_entry(c, chosen=bool(decision.allocations), reasons=reasons))
+    decision.considered_rows = (_entry(c, chosen=bool(decision.allocations), reasons=reasons),)
     return decision
 
 
@@ -139,20 +133,20 @@ def _eligibility(request: RoutingRequest, cands: dict[int, Candidate]) -> list[C
     excluded = request.exclude_location_ids
     for c in cands.values():
         if c.location_id in excluded:
-            c.skip.append("excluded from this routing")
+            c.skip += ("excluded from this routing",)
         if not c.is_active:
-            c.skip.append("inactive")
+            c.skip += ("inactive",)
         if not c.ships_orders:
-            c.skip.append("does not ship orders")
+            c.skip += ("does not ship orders",)
         if not c.stock:
-            c.skip.append("nothing available of this order's SKUs (held, reserved or safety stock)")
+            c.skip += ("nothing available of this order's SKUs (held, reserved or safety stock)",)
     limited = [c for c in cands.values() if not c.skip and c.capacity > 0]
     if limited:
         used = fulfillments_today(candidates=limited)
         for c in limited:
             c.used_today = used.get(c.location_id, 0)
             if c.used_today >= c.capacity:
-                c.skip.append(f"daily capacity full ({c.used_today} of {c.capacity} fulfillments today)")
+                c.skip += (f"daily capacity full ({c.used_today} of {c.capacity} fulfillments today)",)
     eligible = [c for c in cands.values() if not c.skip]
     eligible.sort(key=lambda c: c.code)
     return eligible
@@ -227,22 +221,27 @@ def decide(
         step += 1
         ctx = RoutingContext(request=request, remaining=remaining, pool=pool, step=step, sku_codes=codes)
         contenders = pool
-        out: list[tuple[Candidate, int]] = []
+        # Losers and the index of the strategy that eliminated them (parallel lists, no tuples:
+        # routing keeps its allocations few, see ConsideredRow).
+        out: list[Candidate] = []
+        out_at: list[int] = []
         for i, strategy in enumerate(pipeline):
             if len(contenders) == 1:
                 break
-            ranked = [(strategy.rank(c, ctx), c) for c in contenders]
-            top = min(r for r, _ in ranked)
-            contenders = []
-            for r, c in ranked:
+            ranks = [strategy.rank(c, ctx) for c in contenders]
+            top = min(ranks)
+            best = []
+            for r, c in zip(ranks, contenders, strict=True):
                 if r == top:
-                    contenders.append(c)
+                    best.append(c)
                 else:
-                    out.append((c, i))
+                    out.append(c)
+                    out_at.append(i)
+            contenders = best
         winner = contenders[0]  # the pool is in code order, so a full tie goes to the first code
-        for c in contenders[1:]:
-            out.append((c, len(pipeline)))
-        for c, i in out:
+        out.extend(contenders[1:])
+        out_at.extend([len(pipeline)] * (len(contenders) - 1))
+        for c, i in zip(out, out_at, strict=True):
             reason = (
                 pipeline[i].loss_reason(c, winner, ctx)
                 if i < len(pipeline)
@@ -277,14 +276,14 @@ def decide(
     for i, (_, c, reason) in enumerate(losers):
         # What each of the first runners-up lacks (the ones as_json shows); the rest keep their loss reason.
         short = None if c.covers_order or i >= DETAILED_RUNNERS_UP else _shortages(c, lines, codes)
-        considered.append(_entry(c, chosen=False, reasons=[reason, short] if short else [reason]))
+        considered.append(_entry(c, chosen=False, reasons=(reason, short) if short else (reason,)))
     skipped = sorted((c for c in cands.values() if c.skip), key=lambda c: (c.distance_km or 0.0, c.code))
-    considered.extend(_entry(c, chosen=False, reasons=list(c.skip)) for c in skipped)
+    considered.extend(_entry(c, chosen=False, reasons=c.skip) for c in skipped)
 
     return RoutingDecision(
         allocations=allocations,
         unfilled=[RoutingLine(sku_id, q) for sku_id, q in remaining.items()],
-        considered=considered,
+        considered_rows=tuple(considered),
         pipeline=[s.name for s in pipeline],
         method=request.method,
         destination=request.destination,

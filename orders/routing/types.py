@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 METHODS = ("ship", "pickup", "curbside")
 
@@ -29,17 +30,43 @@ class Allocation:
     quantity: int
 
 
+class ConsideredRow(NamedTuple):
+    """One location the engine looked at. Kept as tuples of plain values, which Python's garbage
+    collector stops tracking at once: a decision holds one per location of the network, and
+    hundreds of tracked dicts per order would trigger full collections (tens of ms each) often."""
+
+    location: str  # code
+    location_id: int
+    chosen: bool
+    reasons: tuple[str, ...]
+    distance_km: float | None
+
+    def as_dict(self) -> dict:
+        return {
+            "location": self.location,
+            "location_id": self.location_id,
+            "chosen": self.chosen,
+            "reasons": list(self.reasons),
+            "distance_km": self.distance_km,
+        }
+
+
 @dataclass
 class RoutingDecision:
     allocations: list[Allocation]  # what to reserve where
     unfilled: list[RoutingLine]  # the shortfall per line that nothing can fill (empty = fully routed)
-    # Per location considered: {"location": code, "location_id", "chosen", "reasons": [...], "distance_km"}
-    considered: list[dict]
+    considered_rows: tuple[ConsideredRow, ...]  # chosen first, then the others as ranked, then skipped
     pipeline: list[str]  # strategy names used, in order
     method: str = ""
     destination: tuple[float, float] | None = None
     sku_codes: dict[int, str] = field(default_factory=dict)
     location_codes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def considered(self) -> list[dict]:
+        """Per location considered: {"location": code, "location_id", "chosen", "reasons": [str, ...],
+        "distance_km": float | None} (built on each access from considered_rows)."""
+        return [row.as_dict() for row in self.considered_rows]
 
     @property
     def complete(self) -> bool:
@@ -56,7 +83,7 @@ class RoutingDecision:
         `considered` lists the chosen locations first, then the others in the order the engine
         ranked them; beyond `max_considered` entries only their number is kept.
         """
-        considered = self.considered[:max_considered]
+        considered = self.considered_rows[:max_considered]
         return {
             "method": self.method,
             "complete": self.complete,
@@ -80,7 +107,7 @@ class RoutingDecision:
                 }
                 for u in self.unfilled
             ],
-            "considered": [dict(c, reasons=list(c["reasons"])) for c in considered],
-            "considered_omitted": max(0, len(self.considered) - len(considered)),
-            "considered_count": len(self.considered),
+            "considered": [row.as_dict() for row in considered],
+            "considered_omitted": len(self.considered_rows) - len(considered),
+            "considered_count": len(self.considered_rows),
         }
