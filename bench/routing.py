@@ -250,7 +250,7 @@ Queries per decision, whatever the number of lines or locations: (1) the availab
 order's SKUs per location, with the SKUs' codes (live holds only: a CASE adds back expired hold
 lines in the same statement, only for rows that have held units), (2) the fields of those
 locations, (3) today's fulfillments of the locations with a daily capacity, only when one has a
-capacity. Both reads are hand-written statements on a plain cursor (`orders/routing/data.py`):
+capacity. All three are hand-written statements on a plain cursor (`orders/routing/data.py`):
 while profiling, just compiling the ORM version of statement (1) (Case, Subquery, union) took 1 to
 3 ms per decision. CPU profile of the dense case: loading and parsing the rows is about half, the
 decision with reasons for 500 locations the other half.
