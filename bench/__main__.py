@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             body = (
                 f"`python -m bench {args.name}{' --quick' if args.quick else ''}`: {workers} worker processes "
                 f"reserve 1 unit at a time of {what}, {duration:g} s through "
-                "`inventory.services.stock_reserve` and {duration:g} s as the same transaction in raw "
+                f"`inventory.services.stock_reserve` and {duration:g} s as the same transaction in raw "
                 "SQL on the same connections (BEGIN; guarded UPDATE; INSERT ledger row; COMMIT), in four "
                 f"interleaved phases of {duration / 2:g} s (service, raw, raw, service).\n\n"
                 f"{common.machine_md(info)}\n\n{tbl}\n\n{summary}\n"
