@@ -23,11 +23,13 @@ Concurrency:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
@@ -138,6 +140,65 @@ def _movement(
         user=user if (user is not None and user.is_authenticated) else None,
         reason=reason[:255],
     )
+
+
+@functools.cache
+def _single_change_sql(
+    fields: tuple[str, ...], negative: tuple[str, ...], need_check: bool, consumes: bool
+) -> str:
+    """The guarded UPDATE and its ledger INSERT as one statement, for one shape of change.
+
+    `WITH u AS (UPDATE .. WHERE <guard> RETURNING 1) INSERT INTO ledger SELECT .. FROM u RETURNING id`:
+    the stock row is updated (and locked) first, the ledger row is written only when the guard
+    held, in one round trip. The same guard as `_guard()`, evaluated by PostgreSQL under the row lock.
+    """
+    level, movement = StockLevel._meta, StockMovement._meta
+    col = {f.name: f.column for f in level.concrete_fields}
+    mcol = [f.column for f in movement.concrete_fields if not f.primary_key]
+    q = connection.ops.quote_name
+    sets = ", ".join(f"{q(col[f])} = {q(col[f])} + %s" for f in fields)
+    where = [f"{q(col['location'])} = %s", f"{q(col['sku'])} = %s"]
+    where += [f"{q(col[f])} >= %s" for f in negative]
+    if need_check:
+        rhs = f"{q(col['reserved'])} + {q(col['held'])}" + (
+            f" + {q(col['safety_stock'])}" if consumes else ""
+        )
+        where.append(f"{q(col['on_hand'])} >= {rhs} + %s")
+    placeholders = ", ".join(["%s"] * len(mcol))
+    return (
+        f"WITH u AS (UPDATE {q(level.db_table)} SET {sets} WHERE {' AND '.join(where)} RETURNING 1) "
+        f"INSERT INTO {q(movement.db_table)} ({', '.join(q(c) for c in mcol)}) "
+        f"SELECT {placeholders} FROM u RETURNING {q(movement.pk.column)}"
+    )
+
+
+def _single_change_pg(c: _Change, *, consumes: bool, ledger: dict) -> list[StockMovement] | None:
+    """One stock level, one statement (PostgreSQL). None when the guard failed or the row is missing."""
+    fields = tuple(f for f in _FIELDS if getattr(c, f))
+    negative = tuple(f for f in _FIELDS if getattr(c, f) < 0)
+    need = c.reserved + c.held - c.on_hand + (c.safety_stock if consumes else 0)
+    need_check = need > 0 or consumes
+    sql = _single_change_sql(fields, negative, need_check, consumes)
+    m = _movement(c, **ledger)
+    m.created_at = timezone.now()
+    params: list = [getattr(c, f) for f in fields] + [c.location_id, c.sku_id]
+    params += [-getattr(c, f) for f in negative]
+    if need_check:
+        params.append(need)
+    params += [
+        f.get_db_prep_save(getattr(m, f.attname), connection)
+        for f in StockMovement._meta.concrete_fields
+        if not f.primary_key
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    m.pk = row[0]
+    m._state.adding = False
+    m._state.db = connection.alias
+    return [m]
 
 
 def _shortfall_details(failed: list[tuple[_Change, dict | None]]) -> dict:
@@ -276,14 +337,19 @@ def _apply(
     # Fast path: one level, nothing that could make stock newly available. One guarded UPDATE.
     if len(changes) == 1 and not create_missing and changes[0].availability_delta <= 0:
         c = changes[0]
-        updates = {f: F(f) + getattr(c, f) for f in _FIELDS if getattr(c, f)}
-        n = (
-            StockLevel.objects.filter(location_id=c.location_id, sku_id=c.sku_id)
-            .filter(_guard(c, consumes=consumes))
-            .update(**updates)
-        )
-        if n == 1:
-            return StockMovement.objects.bulk_create([_movement(c, **ledger)])
+        if connection.vendor == "postgresql":
+            done = _single_change_pg(c, consumes=consumes, ledger=ledger)
+            if done is not None:
+                return done
+        else:
+            updates = {f: F(f) + getattr(c, f) for f in _FIELDS if getattr(c, f)}
+            n = (
+                StockLevel.objects.filter(location_id=c.location_id, sku_id=c.sku_id)
+                .filter(_guard(c, consumes=consumes))
+                .update(**updates)
+            )
+            if n == 1:
+                return StockMovement.objects.bulk_create([_movement(c, **ledger)])
         # Short, or the row is missing: take the locking path for details and expired holds.
 
     rows = _lock_rows(c.key for c in changes)
