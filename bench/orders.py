@@ -557,6 +557,9 @@ def sql_gist(sql: str) -> str:
         if shorter == flat:
             break
         flat = shorter
+    if verb == "WITH":  # a CTE: name it by its main statement
+        main = re.search(r"\b(INSERT|UPDATE|SELECT|DELETE)\b", flat, re.I)
+        verb = f"WITH ... {main.group(1).upper()}" if main else verb
     if verb == "UPDATE":
         m = re.match(r'UPDATE\s+"?(\w+)"?', flat, re.I)
     else:
@@ -580,6 +583,7 @@ STATEMENT_OWNERS = [  # (gist prefix, what in the request sends it)
     ("SELECT inventory_stocklevel", "routing: available units"),
     ("UPDATE inventory_stocklevel", "reservation: guarded UPDATE"),
     ("INSERT inventory_stockmovement", "reservation: ledger row"),
+    ("WITH ... INSERT inventory_stockmovement", "reservation: guarded UPDATE + ledger row in one CTE"),
     ("INSERT orders_", "order rows: order, lines, fulfillment, fulfillment lines, events"),
     ("SELECT orders_orderline", "notifications listener: order context"),
     ("INSERT notifications_", "notifications listener: outbox row"),
@@ -1256,48 +1260,46 @@ from `CaptureQueriesContext` around one POST through the Django test client (sam
 
 PROFILE_NOTES = """
 **Where a placement's time goes** (the target is missed). Profiled in-process with `py-spy record
---gil` over 500 placements of this same request through the Django test client (2026-11-22 15:22
-UTC, quiet machine, the code of that time: 18 statements), so only Python CPU holding the GIL is
-sampled, not the waits for PostgreSQL: 12.5 ms of Python CPU per placement, against about 0.6 ms
-for the floor.
+--gil` over 400 placements of this same request through the Django test client (2026-11-22 15:45
+UTC, the code of that time: 17 statements), so only Python CPU holding the GIL is sampled, not the
+waits for PostgreSQL: 11.4 ms of Python CPU per placement, against about 0.6 ms for the floor.
 
 | part of the request | share of the Python CPU |
 |---|---:|
-| `order_place`: the five order-row INSERTs (order, lines, fulfillment, fulfillment lines, events) and the rest of the service | 19.8 % |
-| output serializer (`OrderOut` of the 201, nested fulfillments and lines) | 14.4 % |
-| on-commit Celery publish of the notification to Redis | 9.4 % |
-| notifications listener (outbox upsert, webhook endpoints) | 8.3 % |
-| `stock_reserve` (guarded UPDATE + ledger INSERT) | 7.8 % |
-| knox authentication | 6.4 % |
-| Django/DRF request handling | 5.9 % |
-| routing (available units, location fields) | 5.6 % |
-| Idempotency-Key (fingerprint, INSERT, UPDATE with the response body) | 5.6 % |
-| input serializer (`OrderCreateIn.is_valid`) | 4.8 % |
-| pickup store, SKUs, customer (SELECT + INSERT) | 11.5 % |
+| `order_place`: the five order-row INSERTs (order, lines, fulfillment, fulfillment lines, events) and the rest of the service | 21.1 % |
+| output serializer (`OrderOut` of the 201, nested fulfillments and lines) | 10.5 % |
+| on-commit Celery publish of the notification to Redis | 9.1 % |
+| routing (available units, location fields) | 8.7 % |
+| notifications listener (outbox upsert, webhook endpoints) | 8.0 % |
+| knox authentication | 7.2 % |
+| input serializer (`OrderCreateIn.is_valid`) | 6.7 % |
+| Idempotency-Key (fingerprint, INSERT, UPDATE with the response body) | 6.2 % |
+| Django/DRF request handling | 5.2 % |
+| pickup store, SKUs, customer (SELECT + INSERT) | 12.9 % |
+| `stock_reserve` (one CTE statement) | 3.4 % |
 
-By layer: Django ORM (compiling SQL, turning rows into models) 54 %, DRF (serializers, views) 27 %,
-the psycopg driver 15 %. Every statement costs Python time (about 0.5-0.7 ms here) plus
-PostgreSQL's own CPU on the same 2 cores, so the statement count is the main lever, the response
-serializer the second; a quarter of the floor means about 4x the floor's cost per request, i.e.
+By layer: Django ORM (compiling SQL, turning rows into models) 53 %, DRF (serializers, views) 27 %,
+the psycopg driver 16 %. Every statement costs Python time (about 0.5-0.7 ms here) plus
+PostgreSQL's own CPU on the same 2 cores, so the statement count is the main lever, the
+serializers the second; a quarter of the floor means about 4x the floor's cost per request, i.e.
 roughly 6-8 statements and a light response.
 
 Concrete suggestions (none applied here; each names its owner's file):
-1. `orders/api/views.py`: build the 201 body from the objects `order_place` returns with a flat
-   serializer or a dict (the nested `OrderOut` costs about as much as the five order-row INSERTs).
+1. `orders/services.py`: the order, its lines, fulfillments, fulfillment lines and events as one
+   statement (data-modifying CTEs, like the one `inventory.services` now uses for a single stock
+   change): 5 -> 1, and the largest share of the service's own CPU.
 2. `orders/services.py` + `orders/routing`: for pickup and curbside the store is already chosen:
    pass the `Location` read by `_resolve_fulfillment` into routing instead of reading it again, and
-   let the guarded UPDATE of `stock_reserve` be the availability check, running routing's read
-   only when it fails (for the 409's nearby suggestions): 2 statements fewer on the 201 path.
-3. `orders/services.py`: the order, its lines, fulfillments, fulfillment lines and events as one
-   statement (data-modifying CTEs, `INSERT ... RETURNING` chained): 5 -> 1.
-4. `inventory/services.py`: the guarded UPDATE and the ledger INSERT as one CTE statement
-   (perf-floors: 4,230 vs 2,400 tps on a hot row): 2 -> 1, and a shorter row lock.
-5. `notifications`: cache the active webhook endpoints per process (a version number or a short
+   let the guarded reservation be the availability check, running routing's read only when it
+   fails (for the 409's nearby suggestions): 2 statements fewer on the 201 path.
+3. `orders/api/views.py`: build the 201 body from the objects `order_place` returns with a flat
+   serializer or a dict (the nested `OrderOut` is a tenth of the CPU).
+4. `notifications`: cache the active webhook endpoints per process (a version number or a short
    TTL) instead of reading them for every event (1 fewer); publish on commit through a kept-open
    producer, or leave delivery to the outbox sweeper under load (the publish is ~9 % of the CPU).
-6. `orders/services.py` `customer_find_or_create`: `INSERT ... ON CONFLICT DO NOTHING RETURNING`
+5. `orders/services.py` `customer_find_or_create`: `INSERT ... ON CONFLICT DO NOTHING RETURNING`
    first saves one statement for a new customer (returning customers keep the SELECT-first path).
-Together: 18 -> about 10 statements and a light response, which by the per-statement cost
+Together: 17 -> about 9 statements and a light response, which by the per-statement cost
 measured here would roughly double orders/s; 0.25 of the floor needs all of it.
 """
 
