@@ -225,6 +225,8 @@ class Server:
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         self.cmd = [
             gunicorn,
+            "-c",
+            "config/gunicorn.py",
             "config.wsgi",
             "-w",
             str(workers),
@@ -643,7 +645,7 @@ def main(*, quick, duration, clients, reload, python_client, write_doc) -> int:
             f"{spec['locations']} locations = {n_levels:,} stock levels ({WAREHOUSES} warehouses, the rest "
             f"stores, placed over greater Tokyo: 70% in a dense core around Tokyo station, sigma ~13 km, 30% "
             f"spread over an ~83 x 90 km box); 30% of levels and every 50th SKU empty. Dataset {load_note}. "
-            f"Served by `gunicorn config.wsgi -w 2` (sync workers, DEBUG=False, ROOT_URLCONF=bench.urls, "
+            f"Served by `gunicorn -c config/gunicorn.py config.wsgi -w 2` (sync workers, DEBUG=False, ROOT_URLCONF=bench.urls, "
             f"persistent DB connections), {clients} concurrent clients, {duration:g} s per endpoint after a "
             f"warm-up, a random SKU (and a random shopper position from the same metro distribution, radius "
             f"{RADIUS_KM} km) per request, knox token auth.\n\n"
