@@ -226,8 +226,10 @@ class Gunicorn:
         exe = str(ROOT / ".venv" / "bin" / "gunicorn")
         if not os.path.exists(exe):
             exe = shutil.which("gunicorn") or "gunicorn"
+        conf = ["-c", "config/gunicorn.py"] if (ROOT / "config" / "gunicorn.py").exists() else []
         return [
             exe,
+            *conf,
             "config.wsgi",
             "-b",
             f"127.0.0.1:{self.port}",
@@ -771,8 +773,8 @@ def run_flash(*, database_url: str, params: FlashParams, reset: bool = True) -> 
     spec = {"token": setup["token"], "run": run_id, "counts": per, "store": STORE, "sku": SKU}
     res: dict = {"params": params, "floors": {}}
     with Gunicorn(database_url=database_url, config=params.gunicorn) as g:
-        res["server"] = (
-            f"gunicorn config.wsgi {' '.join(GUNICORN_CONFIGS[params.gunicorn])}, ROOT_URLCONF={g.urlconf}"
+        res["server"] = f"{' '.join(g.cmd[1:])}, ROOT_URLCONF={g.urlconf}".replace(
+            f"-b 127.0.0.1:{g.port} ", ""
         )
         res["floor_paths"] = g.floors
 
@@ -1240,7 +1242,7 @@ def claims_render(res: dict) -> tuple[str, str, bool]:
 FLASH_NOTES = """
 How it runs: `python -m bench.orders flash`. gunicorn serves `config.wsgi` with
 `ROOT_URLCONF=bench.urls` (the whole app plus the bench engineer's floor views) on 127.0.0.1,
-2 sync workers (the best configuration for hot-SKU writes in `perf-floors.md`; here, back-to-back
+2 sync workers with the production settings file `config/gunicorn.py` (the best configuration for hot-SKU writes in `perf-floors.md`; here, back-to-back
 full runs at 15:23-15:26 UTC gave 43 orders/s with `sync_w2`, 47 with `gthread_w2t4` (2 workers x
 4 threads) and 42 with `sync_w3`: within the noise of the shared box, so the default stays;
 `--config` picks another), `DEBUG=False`, persistent database connections (`CONN_MAX_AGE`), Celery publishing to
