@@ -190,7 +190,7 @@ def floor_urls() -> tuple[str, dict[str, str]]:
 
 FLOOR_LABELS = {
     "noauth": "floor: DRF APIView, 1 indexed read (no auth)",
-    "auth": "floor with knox token auth (+2 statements)",
+    "auth": "floor with knox token authentication",
 }
 
 
