@@ -9,7 +9,7 @@ from config.errors import NotFound
 from stores.models import Role
 from stores.selectors import user_role
 
-from .models import Notification, NotificationStatus, WebhookEndpoint
+from .models import Notification, NotificationStatus, WebhookEndpoint, WebhookStatus
 
 
 def webhook_endpoints_for(user) -> QuerySet[WebhookEndpoint]:
@@ -39,3 +39,8 @@ def outbox_lag_seconds() -> float:
         Q(status=NotificationStatus.PENDING, next_attempt_at__lte=now) | Q(status=NotificationStatus.SENDING)
     ).aggregate(m=Min("created_at"))["m"]
     return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+
+
+def active_webhook_endpoints() -> list[WebhookEndpoint]:
+    """Endpoints that receive deliveries now (not paused, not deleted)."""
+    return list(WebhookEndpoint.objects.filter(status=WebhookStatus.ACTIVE, is_deleted=False))

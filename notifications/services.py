@@ -71,6 +71,7 @@ from .models import (
     WebhookEndpoint,
     WebhookStatus,
 )
+from .selectors import active_webhook_endpoints
 from .webhooks import UnsafeUrl, check_url, event_matches, event_pattern_valid
 
 logger = logging.getLogger(__name__)
@@ -225,8 +226,15 @@ def notification_enqueue(
 
 
 @service
-def webhook_publish(*, event_type: str, data: dict, dedupe_key: str) -> list[Notification]:
-    """One delivery row per active endpoint subscribed to `event_type`, enqueued on commit."""
+def webhook_publish(
+    *, event_type: str, data: dict, dedupe_key: str, endpoints: Sequence[WebhookEndpoint] | None = None
+) -> list[Notification]:
+    """One delivery row per active endpoint subscribed to `event_type`, enqueued on commit.
+
+    `endpoints`: the active endpoints when the caller already read them (one read for a batch).
+    """
+    if endpoints is None:
+        endpoints = active_webhook_endpoints()
     now = timezone.now()
     payload = _jsonable(data)
     rows = [
@@ -240,7 +248,7 @@ def webhook_publish(*, event_type: str, data: dict, dedupe_key: str) -> list[Not
             context={"data": payload},
             next_attempt_at=now,
         )
-        for ep in WebhookEndpoint.objects.filter(status=WebhookStatus.ACTIVE, is_deleted=False)
+        for ep in endpoints
         if event_matches(ep.events, event_type)
     ]
     written = _write_outbox(rows)
@@ -647,6 +655,7 @@ def _webhook_event(ev: OrderEvent) -> tuple[str, dict] | None:
 def order_events_notify(*, events: Sequence[OrderEvent]) -> list[Notification]:
     """The orders.hooks listener: runs inside the transaction that wrote the events."""
     written: list[Notification] = []
+    endpoints: list[WebhookEndpoint] | None = None  # read once for the whole batch, when needed
     for ev in events:
         mapped = _customer_event(ev)
         if mapped is not None:
@@ -658,9 +667,14 @@ def order_events_notify(*, events: Sequence[OrderEvent]) -> list[Notification]:
                 dedupe_key=f"order-event:{ev.pk}",
                 order=ev.order,
             )
-        hook = _webhook_event(ev)
-        if hook is not None:
-            written += webhook_publish(event_type=hook[0], data=hook[1], dedupe_key=f"order-event:{ev.pk}")
+        if endpoints is None:
+            endpoints = active_webhook_endpoints()
+        if endpoints:
+            hook = _webhook_event(ev)
+            if hook is not None:
+                written += webhook_publish(
+                    event_type=hook[0], data=hook[1], dedupe_key=f"order-event:{ev.pk}", endpoints=endpoints
+                )
     return written
 
 
