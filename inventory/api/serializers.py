@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from config.errors import InvalidInput
 from inventory.models import MovementKind, Sku, StockLevel, StockMovement, Transfer, TransferStatus
-from inventory.selectors import low_stock_threshold
+from inventory.selectors import AVAILABILITY_LIMIT, AVAILABILITY_MAX_LIMIT, low_stock_threshold
 from orders.models import FulfillmentMethod
 from stores.api.fields import NearField, RadiusField
 from stores.models import LocationKind
@@ -154,7 +154,16 @@ class AvailabilityQuerySerializer(serializers.Serializer):
         required=False,
         default=False,
         help_text="List every location with on_hand, reserved, held, safety_stock and why it was "
-        "left out (`excluded`).",
+        "left out (`excluded`). `limit` does not apply.",
+    )
+    limit = serializers.IntegerField(
+        required=False,
+        default=AVAILABILITY_LIMIT,
+        min_value=0,
+        max_value=AVAILABILITY_MAX_LIMIT,
+        help_text=f"List at most this many locations (default {AVAILABILITY_LIMIT}, at most "
+        f"{AVAILABILITY_MAX_LIMIT}; 0: totals only). The totals always cover every location that "
+        "counts; `locations_total` says how many there are.",
     )
 
     def validate(self, attrs):
@@ -236,9 +245,9 @@ class SkuDetailSerializer(SkuSerializer):
         return {
             "available": result.available,
             "ship_available": result.ship_available,
-            "pickup_available": sum(la.available for la in result.included if la.location.offers_pickup),
+            "pickup_available": result.pickup_available,
             "low_stock": result.low_stock,
-            "locations_in_stock": len(result.included),
+            "locations_in_stock": result.locations_total,
         }
 
 
@@ -268,9 +277,9 @@ class AvailabilityLocationSerializer(serializers.Serializer):
 class AvailabilitySerializer(serializers.Serializer):
     """Network availability of one SKU (an inventory.selectors.SkuAvailability).
 
-    `to_representation` builds plain dicts: this is the hottest read of the API (up to 500
-    locations per response), and per-field serializer machinery would cost more than the query.
-    The declared fields describe the output for the schema.
+    `to_representation` passes the selector's plain rows through: this is the hottest read of
+    the API, and per-field serializer machinery would cost more than the query. The declared
+    fields describe the output for the schema.
     """
 
     sku = serializers.CharField()
@@ -282,34 +291,18 @@ class AvailabilitySerializer(serializers.Serializer):
         help_text='available <= low_stock_threshold (also when 0): show "only N left" when in stock.'
     )
     low_stock_threshold = serializers.IntegerField()
+    locations_total = serializers.IntegerField(
+        help_text="How many locations count (available > 0 and matching the filters); the totals "
+        "cover all of them, `locations` lists the first `limit`."
+    )
     locations = AvailabilityLocationSerializer(
         many=True,
-        help_text="The locations that count, nearest first with `near`, else most available first. "
-        "With explain=true every location, those left out last.",
+        help_text="The first `limit` (default 50) locations that count, nearest first with `near`, "
+        "else most available first (ties by code). With explain=true every location, those left "
+        "out last.",
     )
 
     def to_representation(self, result):
-        explain = self.context.get("explain", False)
-        locations = []
-        append = locations.append
-        for la in result.locations:
-            loc = la.location
-            row = {
-                "location": loc.code,
-                "name": loc.name,
-                "kind": loc.kind,
-                "available": la.available,
-                "pickup": loc.offers_pickup,
-                "ships": loc.ships_orders,
-                "distance_km": la.distance_km,
-            }
-            if explain:
-                row["on_hand"] = la.on_hand
-                row["reserved"] = la.reserved
-                row["held"] = la.held
-                row["safety_stock"] = la.safety_stock
-                row["excluded"] = la.excluded
-            append(row)
         available = result.available
         return {
             "sku": result.sku.code,
@@ -319,7 +312,8 @@ class AvailabilitySerializer(serializers.Serializer):
             "in_stock": available > 0,
             "low_stock": available <= result.low_stock_threshold,
             "low_stock_threshold": result.low_stock_threshold,
-            "locations": locations,
+            "locations_total": result.locations_total,
+            "locations": result.locations,  # output-ready rows from the selector
         }
 
 

@@ -112,7 +112,7 @@ class SkuDetailApi(APIView):
     )
     def get(self, request, code: str):
         sku = sku_get(code=code)
-        result = availability_for_sku(sku=sku)
+        result = availability_for_sku(sku=sku, limit=0)  # the totals only
         return Response(SkuDetailSerializer(sku, context={"availability": result}).data)
 
 
@@ -131,7 +131,10 @@ class AvailabilityApi(APIView):
             "`radius_km` of `near`, offering pickup with `pickup=true`, shipping with `ship=true`, of "
             "`kind`. `ship_available` is the part at locations that ship orders. `low_stock` is "
             "available <= the SKU's threshold (global default settings.OMS['LOW_STOCK_THRESHOLD']). "
-            "With `explain=true` every location is listed with its counters and `excluded` reasons."
+            "`locations` lists the first `limit` (default 50, at most 500) of the locations that "
+            "count, nearest first with `near`, else most available first; `locations_total` says how "
+            "many count, and the totals cover all of them. With `explain=true` every location is "
+            "listed (no `limit`) with its counters and `excluded` reasons."
         ),
         parameters=[AvailabilityQuerySerializer],
         responses={200: AvailabilitySerializer, **errors(*READ_ERRORS)},
@@ -146,8 +149,9 @@ class AvailabilityApi(APIView):
             ship_only=p["ship"],
             kind=p.get("kind"),
             explain=p["explain"],
+            limit=p["limit"],
         )
-        return Response(AvailabilitySerializer(result, context={"explain": p["explain"]}).data)
+        return Response(AvailabilitySerializer(result).data)
 
 
 class AvailabilityCheckApi(APIView):

@@ -272,6 +272,51 @@ def test_availability_query_count_is_flat(storefront, net, django_assert_max_num
     assert len(r.json()["locations"]) == 46
 
 
+def test_availability_lists_the_first_limit_locations_and_totals_cover_all(storefront, net):
+    sku = SkuFactory(code="TEE", low_stock_threshold=0)
+    locs = [
+        LocationFactory(code=f"X-{i:02d}", latitude=35.6 + i / 100, longitude=139.7, ships_orders=i % 2 == 0)
+        for i in range(60)
+    ]
+    for i, loc in enumerate(locs):
+        stock(loc, sku, 1 + i % 7)
+    hold_create(lines=[Line(locs[6].pk, sku.pk, 7)])  # 7 - 7 held, does not count
+    stock(net["CLOSED"], sku, 1000)  # inactive: never counts
+    expected = sorted(
+        ((1 + i % 7, loc.code) for i, loc in enumerate(locs) if i != 6), key=lambda p: (-p[0], p[1])
+    )
+    total = sum(n for n, _ in expected)
+    ship_total = sum(1 + i % 7 for i in range(0, 60, 2) if i != 6)
+
+    body = storefront.get("/api/v1/availability/TEE/").json()  # default: 50 listed
+    assert (body["available"], body["ship_available"], body["locations_total"]) == (total, ship_total, 59)
+    assert [(loc["available"], loc["location"]) for loc in body["locations"]] == expected[:50]
+
+    body = storefront.get("/api/v1/availability/TEE/", {"limit": "3"}).json()
+    assert (body["available"], body["ship_available"], body["locations_total"]) == (total, ship_total, 59)
+    assert [(loc["available"], loc["location"]) for loc in body["locations"]] == expected[:3]
+
+    body = storefront.get("/api/v1/availability/TEE/", {"limit": "0"}).json()
+    assert (body["available"], body["locations_total"], body["locations"]) == (total, 59, [])
+
+    body = storefront.get("/api/v1/availability/TEE/", {"limit": "500"}).json()
+    assert len(body["locations"]) == body["locations_total"] == 59
+
+    # with near: the nearest first, totals still over every location within the radius
+    body = storefront.get(
+        "/api/v1/availability/TEE/", {"near": "35.6,139.7", "radius_km": "30", "limit": "2"}
+    ).json()
+    within = [(i, loc) for i, loc in enumerate(locs) if i != 6 and i <= 26]  # 0.01 deg lat = 1.11 km
+    assert body["locations_total"] == len(within)
+    assert body["available"] == sum(1 + i % 7 for i, _ in within)
+    assert [loc["location"] for loc in body["locations"]] == ["X-00", "X-01"]
+
+    # explain lists every location whatever the limit
+    body = storefront.get("/api/v1/availability/TEE/", {"explain": "true", "limit": "1"}).json()
+    assert body["locations_total"] == 59
+    assert len(body["locations"]) > 60
+
+
 def test_availability_unknown_sku_bad_params_and_permissions(storefront, anon_client, net):
     SkuFactory(code="TEE")
     r = storefront.get("/api/v1/availability/NOPE/")
@@ -286,6 +331,9 @@ def test_availability_unknown_sku_bad_params_and_permissions(storefront, anon_cl
         ({"radius_km": "5"}, "radius_km"),
         ({"explain": "sure"}, "explain"),
         ({"kind": "shop"}, "kind"),
+        ({"limit": "-1"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"limit": "ten"}, "limit"),
     ]:
         r = storefront.get("/api/v1/availability/TEE/", params)
         assert r.status_code == 400, params
