@@ -27,12 +27,38 @@ from .models import HoldLine, Sku, StockLevel, StockMovement, Transfer, Transfer
 
 
 def sku_get(*, code: str) -> Sku:
-    try:
-        if "\x00" in code:  # no code has one, and PostgreSQL refuses it in a query (a 500)
-            raise Sku.DoesNotExist
-        return Sku.objects.get(code=code)
-    except Sku.DoesNotExist:
-        raise UnknownSku(f"Unknown SKU {code!r}.", details={"sku": code}) from None
+    """The SKU with this code, or UnknownSku (404).
+
+    Every availability read starts here, so the SELECT is compiled once per database
+    (`_sku_by_code_sql`): compiling `Sku.objects.get(code=...)` costs more CPU than running it.
+    """
+    if "\x00" not in code:  # no code has one, and PostgreSQL refuses it in a query (a 500)
+        db = router.db_for_read(Sku)
+        conn = connections[db]
+        sql, names, converters = _sku_by_code_sql(db)
+        with conn.cursor() as cursor:
+            cursor.execute(sql, [code])
+            row = cursor.fetchone()
+        if row is not None:
+            if converters:
+                row = _converted(row, converters, conn)
+            return Sku.from_db(db, names, row)
+    raise UnknownSku(f"Unknown SKU {code!r}.", details={"sku": code})
+
+
+@functools.cache
+def _sku_by_code_sql(db: str) -> tuple[str, list[str], list[tuple[int, list, object]]]:
+    """The ORM's SELECT of one Sku by code, its field names and its from-database converters."""
+    compiler = Sku.objects.filter(code="").query.get_compiler(db)
+    sql, params = compiler.as_sql()
+    assert params == ("",), params
+    columns = [col for col, _, _ in compiler.select]
+    converters = compiler.get_converters(columns)
+    return (
+        sql,
+        [col.target.attname for col in columns],
+        [(i, funcs, col) for i, (funcs, col) in converters.items()],
+    )
 
 
 def skus_by_code(*, codes: Iterable[str]) -> dict[str, Sku]:
@@ -136,6 +162,8 @@ _AVAILABILITY_LOCATION_FIELDS = tuple(
 
 
 _ALL_LOCATION_FIELDS = tuple(f.attname for f in Location._meta.concrete_fields)
+# Where locations_with_sku reads id, code, latitude, longitude in a raw row (no converters on these).
+_ALL_FIELD_INDEX = tuple(_ALL_LOCATION_FIELDS.index(f) for f in ("id", "code", "latitude", "longitude"))
 
 
 def _stock_rows(
@@ -149,6 +177,7 @@ def _stock_rows(
     ship_only: bool = False,
     box: tuple[float, float, float, float] | None = None,
     min_quantity: int = 0,
+    convert: bool = True,
 ) -> list[tuple]:
     """(*location_fields, on_hand, reserved, held, safety_stock) rows of one SKU, one query.
 
@@ -161,7 +190,8 @@ def _stock_rows(
     rows), so the SQL is written out here: the equivalent queryset (a FilteredRelation with
     annotations) costs ~1 ms of CPU to build and compile and ~3 us per row to iterate, more
     than the database spends on it. Column names come from the models' _meta and values pass
-    through the backend's converters, as the ORM does.
+    through the backend's converters, as the ORM does (unless `convert` is false: then the
+    caller applies `_location_converters` to the rows it keeps, see `LocationStock`).
     """
     db = router.db_for_read(StockLevel)
     conn = connections[db]
@@ -190,7 +220,7 @@ def _stock_rows(
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    converters = _location_converters(db, location_fields)
+    converters = _location_converters(db, location_fields) if convert else None
     if converters:  # none on PostgreSQL for the fields the availability reads use
         rows = [_converted(row, converters, conn) for row in rows]
     return rows
@@ -456,6 +486,32 @@ def _availability_explained(
     )
 
 
+class LocationStock:
+    """A location with its availability of one SKU: an item of `locations_with_sku`.
+
+    `location` (the full Location) is built from the row on first access: the list is filtered
+    and sorted on the raw rows, so a page of a few hundred nearby locations builds (and decodes
+    the opening hours of) only the locations shown.
+    """
+
+    __slots__ = ("_db", "_location", "_row", "available", "distance_km")
+
+    def __init__(self, db: str, row: tuple, available: int, distance_km: float | None) -> None:
+        self._db, self._row, self._location = db, row, None
+        self.available, self.distance_km = available, distance_km
+
+    @property
+    def location(self) -> Location:
+        if self._location is None:
+            fields = _ALL_LOCATION_FIELDS
+            row = self._row[: len(fields)]
+            converters = _location_converters(self._db, fields)
+            if converters:
+                row = _converted(row, converters, connections[self._db])
+            self._location = _location_partial(self._db, fields, row)
+        return self._location
+
+
 def locations_with_sku(
     *,
     sku: Sku,
@@ -464,36 +520,54 @@ def locations_with_sku(
     pickup: bool | None = None,
     near: tuple[float, float] | None = None,
     radius_km: float | None = None,
-) -> list[LocationAvailability]:
+) -> list[LocationStock]:
     """Active locations with their availability of `sku` (the "find in store" list).
 
     `pickup`: True only locations offering pickup, False only those that do not, None all.
     Without `quantity` every matching location is listed, those without stock at 0; with it,
     only those that can give `quantity` units. Nearest first when `near` is given (within
     `radius_km` when given: bounding box in SQL, then great-circle distance), else by code.
-    One query, plus one for expired holds when any unit is held. The locations are fully loaded.
+    One query, plus one for expired holds when any unit is held. Filtered and sorted on the
+    cursor's tuples; each Location is built when it is first used (`LocationStock.location`).
     """
     box = bounding_box(near[0], near[1], radius_km) if near is not None and radius_km is not None else None
-    rows = _stock_by_location(
+    fields = _ALL_LOCATION_FIELDS
+    rows = _stock_rows(
         sku=sku,
+        location_fields=fields,
         every_location=not quantity,
         kind=kind,
         pickup=pickup,
         box=box,
         min_quantity=quantity or 0,
-        location_fields=_ALL_LOCATION_FIELDS,
+        convert=False,
     )
-    out = [
-        la
-        for la in _location_availabilities(sku=sku, rows=rows, near=near)
-        if (radius_km is None or la.distance_km is None or la.distance_km <= radius_km)
-        and (not quantity or la.available >= quantity)
+    n = len(fields)
+    i_id, i_code, i_lat, i_lng = _ALL_FIELD_INDEX
+    expired = expired_held(sku_ids=[sku.pk]) if any(r[n + 2] for r in rows) else {}
+    sku_id = sku.pk
+    km = distance_from(*near) if near is not None else None
+    kept = []
+    for row in rows:
+        on_hand, reserved, held, safety = row[n : n + 4]
+        available = (on_hand or 0) - (reserved or 0) - (held or 0) - (safety or 0)
+        if expired:
+            available += expired.get((row[i_id], sku_id), 0)
+        available = max(0, available)
+        if quantity and available < quantity:
+            continue
+        distance = None
+        if km is not None:
+            distance = round(km(row[i_lat], row[i_lng]), 3)
+            if radius_km is not None and distance > radius_km:
+                continue
+        kept.append((distance or 0, row[i_code], available, row))  # codes are unique: rows never compared
+    kept.sort()
+    db = router.db_for_read(StockLevel)
+    return [
+        LocationStock(db, row, available, distance if near is not None else None)
+        for distance, _, available, row in kept
     ]
-    if near is not None:
-        out.sort(key=lambda la: (la.distance_km, la.location.code))
-    else:
-        out.sort(key=lambda la: la.location.code)
-    return out
 
 
 def cart_check(
