@@ -548,26 +548,28 @@ def locations_with_sku(
     sku_id = sku.pk
     km = distance_from(*near) if near is not None else None
     kept = []
+    append = kept.append
     for row in rows:
-        on_hand, reserved, held, safety = row[n : n + 4]
-        available = (on_hand or 0) - (reserved or 0) - (held or 0) - (safety or 0)
-        if expired:
-            available += expired.get((row[i_id], sku_id), 0)
-        available = max(0, available)
+        on_hand, reserved, held, safety = row[n:]
+        if on_hand is None:  # no stock row (the LEFT JOIN)
+            available = 0
+        else:
+            available = on_hand - reserved - held - safety
+            if expired:
+                available += expired.get((row[i_id], sku_id), 0)
+            if available < 0:
+                available = 0
         if quantity and available < quantity:
             continue
-        distance = None
-        if km is not None:
-            distance = round(km(row[i_lat], row[i_lng]), 3)
-            if radius_km is not None and distance > radius_km:
-                continue
-        kept.append((distance or 0, row[i_code], available, row))  # codes are unique: rows never compared
+        if km is None:
+            append((0, row[i_code], available, row, None))
+            continue
+        distance = round(km(row[i_lat], row[i_lng]), 3)
+        if radius_km is None or distance <= radius_km:
+            append((distance, row[i_code], available, row, distance))  # codes are unique: rows never compared
     kept.sort()
     db = router.db_for_read(StockLevel)
-    return [
-        LocationStock(db, row, available, distance if near is not None else None)
-        for distance, _, available, row in kept
-    ]
+    return [LocationStock(db, row, available, distance) for _, _, available, row, distance in kept]
 
 
 def cart_check(
