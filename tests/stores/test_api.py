@@ -149,6 +149,35 @@ def test_sku_adds_available_everywhere_and_quantity_keeps_those_that_can_give_it
     assert codes(r) == []
 
 
+def test_sku_search_counts_active_holds_only_and_pages_nearest_first(storefront, network):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from inventory.models import HoldLine
+    from inventory.services import Line, hold_create
+
+    sku = SkuFactory(code="TEE")
+    extra = [
+        LocationFactory(code=f"EXTRA-{i:02d}", latitude=35.7 + i / 1000, longitude=139.9) for i in range(12)
+    ]
+    for loc in extra:
+        stock(loc, sku, 3)
+    hold_create(lines=[Line(extra[0].pk, sku.pk, 2)])  # active: 1 left
+    hold = hold_create(lines=[Line(extra[1].pk, sku.pk, 3)])
+    HoldLine.objects.filter(hold=hold).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    params = {"sku": "TEE", "near": "35.7,139.9", "radius_km": "2", "page_size": 5}
+    pages = [storefront.get(URL, {**params, "page": n}).json() for n in (1, 2, 3)]
+    assert [p["count"] for p in pages] == [12, 12, 12]
+    items = [item for p in pages for item in p["results"]]
+    assert [i["code"] for i in items] == [loc.code for loc in extra]  # 111 m apart, nearest first
+    assert [i["available"] for i in items] == [1, 3] + [3] * 10  # the expired hold stops counting at once
+    assert [i["distance_km"] for i in items] == sorted(i["distance_km"] for i in items)
+    assert items[7]["opening_hours"] == extra[7].opening_hours
+    assert (items[7]["ships_orders"], items[7]["is_active"]) == (extra[7].ships_orders, True)
+
+
 def test_sku_search_query_count_does_not_grow_with_the_network(
     storefront, network, django_assert_max_num_queries
 ):
