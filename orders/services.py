@@ -773,16 +773,7 @@ def fulfillment_claim(*, location: Location, user, channel: str = "") -> Fulfill
     f = qs.select_related("order", "location").first()
     if f is None:
         return None
-    f, _ = transitions.transition(
-        f,
-        FS.PICKING,
-        actor=user,
-        channel=channel,
-        reason="claimed",
-        locked=True,
-        updates={"claimed_by": _user(user), "claimed_at": timezone.now()},
-    )
-    return f
+    return _start_picking(f, user, channel, reason="claimed")
 
 
 @dataclass(frozen=True)
@@ -791,14 +782,17 @@ class PickIn:
     quantity: int
 
 
-def _start_picking(f: Fulfillment, user, channel: str = "") -> Fulfillment:
+def _start_picking(
+    f: Fulfillment, user, channel: str = "", *, reason: str = "picking started"
+) -> Fulfillment:
+    """A pending fulfillment (already locked) goes to picking, claimed by `user`."""
     if f.status == FS.PENDING:
         f, _ = transitions.transition(
             f,
             FS.PICKING,
             actor=user,
             channel=channel,
-            reason="picking started",
+            reason=reason,
             locked=True,
             updates={"claimed_by": _user(user), "claimed_at": timezone.now()},
         )
