@@ -201,11 +201,29 @@ def _single_change_pg(c: _Change, *, consumes: bool, ledger: dict) -> list[Stock
     return [m]
 
 
+def _codes(*, sku_ids: set[int], location_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
+    """The codes of some SKUs and locations, in one statement."""
+    qn = connection.ops.quote_name
+    sku_ids, location_ids = sorted(sku_ids), sorted(location_ids)
+    parts, params = [], []
+    for kind, model, ids in (("s", Sku, sku_ids), ("l", Location, location_ids)):
+        if ids:
+            parts.append(
+                f"SELECT '{kind}', id, code FROM {qn(model._meta.db_table)} "
+                f"WHERE id IN ({', '.join(['%s'] * len(ids))})"
+            )
+            params += ids
+    out: dict[str, dict[int, str]] = {"s": {}, "l": {}}
+    if parts:
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            for kind, pk, code in cursor.fetchall():
+                out[kind][pk] = code
+    return out["s"], out["l"]
+
+
 def _shortfall_details(failed: list[tuple[_Change, dict | None]]) -> dict:
-    sku_codes = dict(Sku.objects.filter(pk__in={c.sku_id for c, _ in failed}).values_list("pk", "code"))
-    loc_codes = dict(
-        Location.objects.filter(pk__in={c.location_id for c, _ in failed}).values_list("pk", "code")
-    )
+    sku_codes, loc_codes = _codes(sku_ids={c.sku_id for c, _ in failed}, location_ids={c.location_id for c, _ in failed})
     lines = []
     for c, row in failed:
         available = 0
@@ -232,17 +250,22 @@ def _raw_available(row: dict) -> int:
 def _lock_rows(keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], dict]:
     """Lock the stock levels for (location_id, sku_id) keys in primary-key order."""
     by_location: dict[int, list[int]] = defaultdict(list)
-    for loc, sku in keys:
+    for loc, sku in dict.fromkeys(keys):
         by_location[loc].append(sku)
-    cond = Q()
-    for loc, skus in by_location.items():
-        cond |= Q(location_id=loc, sku_id__in=skus)
-    rows = (
-        StockLevel.objects.select_for_update()
-        .filter(cond)
-        .order_by("pk")
-        .values("pk", "location_id", "sku_id", *_FIELDS)
+    qn = connection.ops.quote_name
+    cols = ["id", "location_id", "sku_id", *_FIELDS]
+    where = " OR ".join(
+        f"(location_id = %s AND sku_id IN ({', '.join(['%s'] * len(skus))}))" for skus in by_location.values()
     )
+    params = [v for loc, skus in by_location.items() for v in (loc, *skus)]
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(qn(c) for c in cols)} FROM {qn(StockLevel._meta.db_table)} "
+            f"WHERE {where} ORDER BY id{lock}",
+            params,
+        )
+        rows = [dict(zip(["pk", *cols[1:]], r, strict=True)) for r in cursor.fetchall()]
     return {(r["location_id"], r["sku_id"]): r for r in rows}
 
 

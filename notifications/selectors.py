@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
@@ -44,3 +47,29 @@ def outbox_lag_seconds() -> float:
 def active_webhook_endpoints() -> list[WebhookEndpoint]:
     """Endpoints that receive deliveries now (not paused, not deleted)."""
     return list(WebhookEndpoint.objects.filter(status=WebhookStatus.ACTIVE, is_deleted=False))
+
+
+_endpoints_cache: tuple[float, list[WebhookEndpoint]] | None = None
+
+
+def active_webhook_endpoints_cached() -> list[WebhookEndpoint]:
+    """active_webhook_endpoints(), reused for NOTIFICATIONS["WEBHOOK_ENDPOINTS_CACHE_SECONDS"].
+
+    For the hot path that needs the list for every order event. A delivery re-checks its endpoint
+    before sending, so a stale list never sends to a paused or deleted endpoint; a new endpoint
+    starts receiving within the cache time (at once in the process that created it).
+    """
+    global _endpoints_cache
+    ttl = settings.NOTIFICATIONS.get("WEBHOOK_ENDPOINTS_CACHE_SECONDS", 0)
+    now = time.monotonic()
+    if ttl > 0 and _endpoints_cache is not None and now - _endpoints_cache[0] < ttl:
+        return _endpoints_cache[1]
+    endpoints = active_webhook_endpoints()
+    _endpoints_cache = (now, endpoints) if ttl > 0 else None
+    return endpoints
+
+
+def forget_webhook_endpoints() -> None:
+    """Drop this process's cached endpoint list (after a change through the services)."""
+    global _endpoints_cache
+    _endpoints_cache = None

@@ -49,6 +49,7 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from config.db import insert_returning
 from config.errors import InvalidInput, NotFound
 from config.services import service
 from inventory.hooks import Restock
@@ -71,7 +72,7 @@ from .models import (
     WebhookEndpoint,
     WebhookStatus,
 )
-from .selectors import active_webhook_endpoints
+from .selectors import active_webhook_endpoints_cached, forget_webhook_endpoints
 from .webhooks import UnsafeUrl, check_url, event_matches, event_pattern_valid
 
 logger = logging.getLogger(__name__)
@@ -174,9 +175,8 @@ def _write_outbox(rows: list[Notification]) -> list[Notification]:
     # One statement: INSERT .. ON CONFLICT (dedupe_key) DO UPDATE (a no-op) RETURNING id, so a key
     # that already has its row gets that row's id instead of a second row. Delivery claims only
     # pending rows, so enqueueing an existing row again never sends it twice.
-    return Notification.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["dedupe_key"], update_fields=["dedupe_key"]
-    )
+    insert_returning(rows, on_conflict="ON CONFLICT (dedupe_key) DO UPDATE SET dedupe_key = EXCLUDED.dedupe_key")
+    return rows
 
 
 @service
@@ -234,7 +234,7 @@ def webhook_publish(
     `endpoints`: the active endpoints when the caller already read them (one read for a batch).
     """
     if endpoints is None:
-        endpoints = active_webhook_endpoints()
+        endpoints = active_webhook_endpoints_cached()
     now = timezone.now()
     payload = _jsonable(data)
     rows = [
@@ -354,6 +354,7 @@ def _webhook_failed(*, endpoint_id: int) -> None:
         status=WebhookStatus.ACTIVE,
         consecutive_failures__gte=_conf("WEBHOOK_PAUSE_AFTER_FAILURES"),
     ).update(status=WebhookStatus.PAUSED, paused_at=timezone.now())
+    transaction.on_commit(forget_webhook_endpoints)
 
 
 def _send(n: Notification, *, email_connection=None) -> str:
@@ -668,7 +669,7 @@ def order_events_notify(*, events: Sequence[OrderEvent]) -> list[Notification]:
                 order=ev.order,
             )
         if endpoints is None:
-            endpoints = active_webhook_endpoints()
+            endpoints = active_webhook_endpoints_cached()
         if endpoints:
             hook = _webhook_event(ev)
             if hook is not None:
@@ -978,13 +979,16 @@ def webhook_register(*, owner, url: str, events: list[str]) -> WebhookEndpoint:
         raise InvalidInput(str(exc), code="unsafe_url", details={"field": "url"}) from None
     events = _validate_events(events)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    return WebhookEndpoint.objects.create(owner=owner, url=url, events=events, secret=secret)
+    endpoint = WebhookEndpoint.objects.create(owner=owner, url=url, events=events, secret=secret)
+    transaction.on_commit(forget_webhook_endpoints)
+    return endpoint
 
 
 @service
 def webhook_delete(*, endpoint: WebhookEndpoint) -> None:
     """Stop deliveries; the endpoint and its delivery history stay for the admin."""
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_deleted=True)
+    transaction.on_commit(forget_webhook_endpoints)
     Notification.objects.filter(webhook_endpoint=endpoint, status=NotificationStatus.PENDING).update(
         status=NotificationStatus.FAILED, last_error="endpoint deleted"
     )
@@ -993,6 +997,7 @@ def webhook_delete(*, endpoint: WebhookEndpoint) -> None:
 @service
 def webhook_resume(*, endpoint_ids: Sequence[int]) -> int:
     """Admin: a paused endpoint receives again (failure count reset). Failed deliveries stay failed."""
+    transaction.on_commit(forget_webhook_endpoints)
     return WebhookEndpoint.objects.filter(
         pk__in=list(endpoint_ids), status=WebhookStatus.PAUSED, is_deleted=False
     ).update(status=WebhookStatus.ACTIVE, consecutive_failures=0, paused_at=None)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
+from config.db import json_array_sql, json_object_sql, models_from_json, text_cast
 from config.errors import Forbidden
-from stores.models import Role
+from inventory.models import Sku
+from stores.models import Location, Role
 from stores.selectors import user_location_ids, user_role
 
 from .exceptions import UnknownCustomer, UnknownFulfillment, UnknownOrder
@@ -23,6 +28,55 @@ def _order_qs() -> QuerySet[Order]:
             )
             .order_by("pk"),
         ),
+    )
+
+
+@dataclass
+class PlacementLookup:
+    location: Location | None  # the pickup store asked for, if any and if it exists
+    skus: dict[str, Sku]  # by code, the ones that exist
+    customers: list[Customer]  # at most two: the email's and the phone's
+
+
+def placement_lookup(
+    *, location_code: str | None, sku_codes: list[str], email: str | None, phone: str | None
+) -> PlacementLookup:
+    """The pickup store, the lines' SKUs and the customer(s) an order names, in one statement."""
+    qn = connection.ops.quote_name
+    params: list = []
+    parts = []
+    if location_code:
+        parts.append(
+            f"(SELECT {text_cast(json_object_sql(Location, 'l'))} FROM {qn(Location._meta.db_table)} l "
+            "WHERE l.code = %s)"
+        )
+        params.append(location_code)
+    else:
+        parts.append("NULL")
+    parts.append(
+        f"(SELECT {text_cast(json_array_sql(Sku, 's'))} FROM {qn(Sku._meta.db_table)} s "
+        f"WHERE s.code IN ({', '.join(['%s'] * len(sku_codes))}))"
+        if sku_codes
+        else "NULL"
+    )
+    params += sku_codes
+    if email or phone:
+        cond = " OR ".join(c for c, v in (("c.email = %s", email), ("c.phone = %s", phone)) if v)
+        parts.append(
+            f"(SELECT {text_cast(json_array_sql(Customer, 'c'))} FROM "
+            f"(SELECT * FROM {qn(Customer._meta.db_table)} c WHERE {cond} ORDER BY c.id LIMIT 2) c)"
+        )
+        params += [v for v in (email, phone) if v]
+    else:
+        parts.append("NULL")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(parts)}", params)
+        loc, skus, customers = cursor.fetchone()
+    locations = models_from_json(Location, loc)
+    return PlacementLookup(
+        location=locations[0] if locations else None,
+        skus={s.code: s for s in models_from_json(Sku, skus)},
+        customers=models_from_json(Customer, customers),
     )
 
 

@@ -56,6 +56,7 @@ from .exceptions import (
     WrongPickupCode,
 )
 from .hooks import emit
+from .selectors import placement_lookup
 from .models import (
     Channel,
     Customer,
@@ -201,16 +202,28 @@ def customer_find_or_create(
     given, and a missing email or phone is filled in when nobody else has it. One query for a
     returning customer (two when something changed); two for a new one.
     """
+    email, phone, name = _customer_keys(email=email, phone=phone, name=name)
+    return _customer_from(_customers_matching(email, phone), email=email, phone=phone, name=name)
+
+
+def _customer_keys(*, email, phone, name) -> tuple[str | None, str | None, str]:
     email, phone = normalise_email(email), normalise_phone(phone)
-    name = (name or "").strip()[:200]
     if not email and not phone:
         raise InvalidInput("The customer needs an email or a phone number.", details={"field": "customer"})
+    return email, phone, (name or "").strip()[:200]
+
+
+def _customers_matching(email: str | None, phone: str | None) -> list[Customer]:
     cond = Q()
     if email:
         cond |= Q(email=email)
     if phone:
         cond |= Q(phone=phone)
-    found = list(Customer.objects.filter(cond)[:2])
+    return list(Customer.objects.filter(cond).order_by("pk")[:2])
+
+
+def _customer_from(found: list[Customer], *, email: str | None, phone: str | None, name: str) -> Customer:
+    """The customer among `found` (the rows matching the email or the phone), created if none."""
     if not found:
         customer = Customer(
             email=email,
@@ -220,7 +233,7 @@ def customer_find_or_create(
         )
         if _insert_or_nothing(customer) is not None:
             return customer
-        found = list(Customer.objects.filter(cond)[:2])  # created by a concurrent request just now
+        found = _customers_matching(email, phone)  # created by a concurrent request just now
     customer = next((c for c in found if email and c.email == email), found[0])
     others = [c for c in found if c is not customer]
     updates = {}
@@ -304,7 +317,8 @@ def customer_update_preferences(
 # --- Validation shared by holds and orders ------------------------------------------------
 
 
-def _resolve_fulfillment(f: FulfillmentIn | None) -> _Resolved:
+def _fulfillment_shape(f: FulfillmentIn | None) -> _Resolved:
+    """Method, pickup store code and address checked; the store itself is looked up later."""
     if f is None:
         raise InvalidInput("fulfillment is required.", details={"field": "fulfillment"})
     if f.method not in FulfillmentMethod.values:
@@ -318,18 +332,7 @@ def _resolve_fulfillment(f: FulfillmentIn | None) -> _Resolved:
                 "A pickup store is required for pickup and curbside.",
                 details={"field": "fulfillment.location"},
             )
-        loc = Location.objects.filter(code=f.location).first()
-        if loc is None:
-            raise UnknownLocation(
-                f"Unknown location {f.location!r}.",
-                details={"field": "fulfillment.location", "location": f.location},
-            )
-        if not (loc.is_active and loc.offers_pickup):
-            raise PickupNotOffered(
-                f"{loc.code} does not offer {f.method}.",
-                details={"field": "fulfillment.location", "location": loc.code},
-            )
-        return _Resolved(f.method, loc, {}, (loc.latitude, loc.longitude))
+        return _Resolved(f.method, None, {}, None)
     address = f.address
     if not isinstance(address, dict) or not address:
         raise InvalidInput("A ship order needs an address.", details={"field": "fulfillment.address"})
@@ -351,8 +354,23 @@ def _resolve_fulfillment(f: FulfillmentIn | None) -> _Resolved:
     return _Resolved(f.method, None, dict(address), destination)
 
 
-def _resolve_lines(lines: Sequence[LineIn]) -> list[tuple[LineIn, Sku]]:
-    """Shape checks, then one query for the SKUs."""
+def _pickup_store(resolved: _Resolved, code: str, loc: Location | None) -> None:
+    """The looked-up pickup store must exist, be active and offer pickup."""
+    if loc is None:
+        raise UnknownLocation(
+            f"Unknown location {code!r}.", details={"field": "fulfillment.location", "location": code}
+        )
+    if not (loc.is_active and loc.offers_pickup):
+        raise PickupNotOffered(
+            f"{loc.code} does not offer {resolved.method}.",
+            details={"field": "fulfillment.location", "location": loc.code},
+        )
+    resolved.pickup_location = loc
+    resolved.destination = (loc.latitude, loc.longitude)
+
+
+def _line_shapes(lines: Sequence[LineIn]) -> dict[str, int]:
+    """Shape checks of the lines; their SKU codes, each with its index."""
     if not lines:
         raise InvalidInput("At least one line is needed.", details={"field": "lines"})
     if len(lines) > MAX_LINES:
@@ -368,7 +386,10 @@ def _resolve_lines(lines: Sequence[LineIn]) -> list[tuple[LineIn, Sku]]:
             )
         seen[ln.sku] = i
         validate_quantity(ln.quantity, field=f"lines[{i}].quantity")
-    skus = {s.code: s for s in Sku.objects.filter(code__in=list(seen))}
+    return seen
+
+
+def _line_skus(lines: Sequence[LineIn], seen: dict[str, int], skus: dict[str, Sku]) -> list[tuple[LineIn, Sku]]:
     missing = [code for code in seen if code not in skus]
     if missing:
         raise UnknownSku(
@@ -380,6 +401,24 @@ def _resolve_lines(lines: Sequence[LineIn]) -> list[tuple[LineIn, Sku]]:
             "SKU(s) no longer sold.", code="sku_inactive", details={"skus": inactive, "field": "lines"}
         )
     return [(ln, skus[ln.sku]) for ln in lines]
+
+
+def _resolve(
+    f: FulfillmentIn | None,
+    lines: Sequence[LineIn],
+    *,
+    resolved: _Resolved | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+) -> tuple[_Resolved, list[tuple[LineIn, Sku]], list[Customer]]:
+    """Shapes first, then ONE statement for the pickup store, the SKUs and the customer."""
+    resolved = resolved or _fulfillment_shape(f)
+    seen = _line_shapes(lines)
+    code = f.location if resolved.method in PICKUP_METHODS else None
+    found = placement_lookup(location_code=code, sku_codes=list(seen), email=email, phone=phone)
+    if code:
+        _pickup_store(resolved, code, found.location)
+    return resolved, _line_skus(lines, seen, found.skus), found.customers
 
 
 def _validate_money(lines: Sequence[LineIn], currency: str | None) -> tuple[str, list[Decimal]]:
@@ -455,14 +494,57 @@ def _insufficient(decision, skus: dict[int, Sku], requested: dict[int, int], nea
     )
 
 
+def _codes(skus: dict[int, Sku]) -> dict[int, str]:
+    return {pk: sku.code for pk, sku in skus.items()}
+
+
+def _insufficient_at_store(
+    exc: InsufficientStock, skus: dict[int, Sku], requested: dict[int, int], resolved: _Resolved
+) -> InsufficientStock:
+    """The pickup store's reservation failed: the same 409 as routing's, from inventory's shortfall."""
+    from orders.routing import nearby_sources
+
+    by_code = {sku.code: pk for pk, sku in skus.items()}
+    short = {
+        by_code[ln["sku"]]: ln["available"]
+        for ln in (exc.details or {}).get("lines", [])
+        if ln.get("sku") in by_code and ln.get("shortfall", 0) > 0
+    }
+    nearby = nearby_sources(sku_ids=list(short), near=resolved.destination, limit=5) if short else {}
+    lines = [
+        {
+            "sku": skus[sku_id].code,
+            "requested": requested[sku_id],
+            "available": min(available, requested[sku_id]),
+            "shortfall": requested[sku_id] - min(available, requested[sku_id]),
+            "nearby": nearby.get(sku_id, []),
+        }
+        for sku_id, available in short.items()
+    ]
+    return InsufficientStock(
+        "Not enough stock at the chosen store.", details={"lines": lines, "method": resolved.method}
+    )
+
+
 def _route_and_reserve(
     *, resolved: _Resolved, lines: list[tuple[Sku, int]], reference: str, user, hold: bool
 ):
     """Routing decides where; reserve (or hold) there. One retry when stock moved in between."""
-    from orders.routing import route
+    from orders.routing import pickup_filled, route
 
     skus = {sku.pk: sku for sku, _ in lines}
     requested = {sku.pk: qty for sku, qty in lines}
+    store = resolved.pickup_location
+    if store is not None and not hold:
+        # The customer chose the store: the guarded reservation there is the stock check (no
+        # routing read on the way to a 201); a shortfall becomes the 409 with nearby stock.
+        try:
+            stock_reserve(
+                lines=[Line(store.pk, sku.pk, qty) for sku, qty in lines], reference=reference, user=user
+            )
+        except InsufficientStock as exc:
+            raise _insufficient_at_store(exc, skus, requested, resolved) from None
+        return pickup_filled(_routing_request(resolved, lines), store=store, sku_codes=_codes(skus)), None
     for attempt in (1, 2):
         decision = route(_routing_request(resolved, lines))
         if not decision.complete:
@@ -489,8 +571,7 @@ def checkout_hold_create(*, lines: Sequence[LineIn], fulfillment: FulfillmentIn,
 
     Returns (hold, [(sku, location code, quantity)]). 409 insufficient_stock as for orders.
     """
-    resolved = _resolve_fulfillment(fulfillment)
-    parsed = _resolve_lines(lines)
+    resolved, parsed, _ = _resolve(fulfillment, lines)
     decision, hold = _route_and_reserve(
         resolved=resolved,
         lines=[(sku, ln.quantity) for ln, sku in parsed],
@@ -585,15 +666,16 @@ def order_place(
         raise InvalidInput(
             f"Unknown channel {channel!r}.", details={"field": "channel", "allowed": list(Channel.values)}
         )
-    resolved = _resolve_fulfillment(fulfillment)
+    resolved = _fulfillment_shape(fulfillment)
     if not lines:
         raise InvalidInput("At least one line is needed.", details={"field": "lines"})
     currency, prices = _validate_money(lines, currency)
     if customer is None:
         raise InvalidInput("customer is required.", details={"field": "customer"})
-    parsed = _resolve_lines(lines)
+    email, phone, name = _customer_keys(email=customer.email, phone=customer.phone, name=customer.name)
+    resolved, parsed, found = _resolve(fulfillment, lines, resolved=resolved, email=email, phone=phone)
     placed_at_location = _placed_at(channel=channel, user=user, placed_at=placed_at)
-    buyer = customer_find_or_create(email=customer.email, phone=customer.phone, name=customer.name)
+    buyer = _customer_from(found, email=email, phone=phone, name=name)
     number = new_order_number()
     who = _user(user)
     sku_by_id = {sku.pk: sku for _, sku in parsed}
@@ -636,7 +718,8 @@ def order_place(
     totals = [(price * ln.quantity).quantize(CENT) for (ln, _), price in zip(parsed, prices, strict=True)]
     subtotal = sum(totals, Decimal("0.00"))
     address = resolved.address
-    order = Order.objects.create(
+    ship_to = resolved.destination if resolved.destination and not resolved.pickup_location else None
+    order = Order(
         number=number,
         channel=channel,
         customer=buyer,
@@ -646,77 +729,135 @@ def order_place(
         fulfillment_method=resolved.method,
         pickup_location=resolved.pickup_location,
         ship_address=address,
-        destination_latitude=resolved.destination[0]
-        if resolved.destination and not resolved.pickup_location
-        else None,
-        destination_longitude=resolved.destination[1]
-        if resolved.destination and not resolved.pickup_location
-        else None,
+        destination_latitude=ship_to[0] if ship_to else None,
+        destination_longitude=ship_to[1] if ship_to else None,
         placed_by=who,
         placed_at_location=placed_at_location,
     )
-    order_lines = OrderLine.objects.bulk_create(
-        [
-            OrderLine(order=order, sku=sku, quantity=ln.quantity, unit_price=price, line_total=total)
-            for (ln, sku), price, total in zip(parsed, prices, totals, strict=True)
-        ]
-    )
+    order_lines = [
+        OrderLine(order=order, sku=sku, quantity=ln.quantity, unit_price=price, line_total=total)
+        for (ln, sku), price, total in zip(parsed, prices, totals, strict=True)
+    ]
     line_by_sku = {ol.sku_id: ol for ol in order_lines}
-
     by_location: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for loc, sku_id, qty in allocations:
         by_location[loc].append((sku_id, qty))
-    fulfillments = Fulfillment.objects.bulk_create(
-        [Fulfillment(order=order, location_id=loc, method=resolved.method) for loc in by_location]
-    )
+    fulfillments = []
     f_lines = []
-    for f in fulfillments:
-        f.location = resolved.pickup_location or Location(
-            pk=f.location_id, code=location_codes.get(f.location_id, "")
+    for loc in by_location:
+        f = Fulfillment(
+            order=order,
+            location=resolved.pickup_location or Location(pk=loc, code=location_codes.get(loc, "")),
+            method=resolved.method,
         )
-        f._prefetched_objects_cache = {"lines": _cached(FulfillmentLine.objects.filter(fulfillment=f), [])}
-        for sku_id, qty in by_location[f.location_id]:
-            fl = FulfillmentLine(
-                fulfillment=f, order_line=line_by_sku[sku_id], sku=sku_by_id[sku_id], quantity=qty
-            )
-            f_lines.append(fl)
-            f._prefetched_objects_cache["lines"]._result_cache.append(fl)
-    FulfillmentLine.objects.bulk_create(f_lines)
-
-    channel_label = channel
-    events = OrderEvent.objects.bulk_create(
-        [
-            OrderEvent(
-                order=order,
-                type=EventType.PLACED,
-                to_status=order.status,
-                actor=who,
-                channel=channel_label,
-                reason=f"{channel} order, {resolved.method}",
-                data={
-                    "lines": [
-                        {"sku": sku.code, "name": sku.name, "quantity": ln.quantity} for ln, sku in parsed
-                    ],
-                    "total": str(subtotal),
-                    "currency": currency,
-                },
-            ),
-            OrderEvent(
-                order=order,
-                type=EventType.ROUTED,
-                actor=who,
-                channel=channel_label,
-                reason=_routing_reason(decision_json, location_codes),
-                data=decision_json,
-            ),
+        mine = [
+            FulfillmentLine(fulfillment=f, order_line=line_by_sku[sku_id], sku=sku_by_id[sku_id], quantity=qty)
+            for sku_id, qty in by_location[loc]
         ]
-    )
+        f._prefetched_objects_cache = {"lines": _cached(FulfillmentLine.objects.none(), mine)}
+        fulfillments.append(f)
+        f_lines += mine
+    events = [
+        OrderEvent(
+            order=order,
+            type=EventType.PLACED,
+            to_status=order.status,
+            actor=who,
+            channel=channel,
+            reason=f"{channel} order, {resolved.method}",
+            data={
+                "lines": [{"sku": sku.code, "name": sku.name, "quantity": ln.quantity} for ln, sku in parsed],
+                "total": str(subtotal),
+                "currency": currency,
+            },
+        ),
+        OrderEvent(
+            order=order,
+            type=EventType.ROUTED,
+            actor=who,
+            channel=channel,
+            reason=_routing_reason(decision_json, location_codes),
+            data=decision_json,
+        ),
+    ]
+    _insert_order_rows(order, order_lines, fulfillments, f_lines, events)
     order._prefetched_objects_cache = {
-        "lines": _cached(OrderLine.objects.filter(order=order), order_lines),
-        "fulfillments": _cached(Fulfillment.objects.filter(order=order), fulfillments),
+        "lines": _cached(OrderLine.objects.none(), order_lines),
+        "fulfillments": _cached(Fulfillment.objects.none(), fulfillments),
     }
     emit(events)
     return order
+
+
+# The rows of a new order, in the order they are written; each later group points at earlier ones.
+_ORDER_ROWS = (
+    ("o", Order, ()),
+    ("l", OrderLine, ("order",)),
+    ("f", Fulfillment, ("order",)),
+    ("fl", FulfillmentLine, ("fulfillment", "order_line")),
+    ("e", OrderEvent, ("order",)),
+)
+
+
+def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> None:
+    """INSERT the order, its lines, fulfillments, fulfillment lines and events.
+
+    PostgreSQL: ONE statement, data-modifying CTEs in which each row points at its parent through
+    a subquery on the parent's CTE (a line by its SKU, a fulfillment by its location: both unique
+    within a new order). Elsewhere: one bulk INSERT per table. Either way every object gets its pk.
+    """
+    groups = (("o", [order]), ("l", order_lines), ("f", fulfillments), ("fl", f_lines), ("e", events))
+    if connection.vendor != "postgresql":
+        for _, objs in groups:
+            if objs:
+                type(objs[0]).objects.bulk_create(objs)
+        return
+    qn = connection.ops.quote_name
+    parent_sql = {
+        "order": lambda obj: ("(SELECT id FROM o)", []),
+        "fulfillment": lambda obj: ("(SELECT id FROM f WHERE location_id = %s)", [obj.fulfillment.location_id]),
+        "order_line": lambda obj: ("(SELECT id FROM l WHERE sku_id = %s)", [obj.order_line.sku_id]),
+    }
+    ctes, params = [], []
+    objs_by_alias = dict(groups)
+    for alias, model, parents in _ORDER_ROWS:
+        objs = objs_by_alias[alias]
+        if not objs:
+            continue
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        rows = []
+        for obj in objs:
+            cells = []
+            for f in fields:
+                if f.name in parents:
+                    sql, p = parent_sql[f.name](obj)
+                    cells.append(sql)
+                    params.extend(p)
+                else:
+                    cells.append("%s")
+                    params.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
+            rows.append(f"({', '.join(cells)})")
+        returning = {"l": "id, sku_id", "f": "id, location_id"}.get(alias, "id")
+        ctes.append(
+            f"{alias} AS (INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"VALUES {', '.join(rows)} RETURNING {returning})"
+        )
+    union = " UNION ALL ".join(f"SELECT '{alias}', id FROM {alias}" for alias, objs in groups if objs)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(ctes)} {union}", params)
+        ids: dict[str, list[int]] = defaultdict(list)
+        for alias, pk in cursor.fetchall():
+            ids[alias].append(pk)
+    # A sequence hands out ids in the order of the VALUES rows (bulk_create relies on the same).
+    for alias, objs in groups:
+        for obj, pk in zip(objs, sorted(ids[alias]), strict=True):
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = connection.alias
+    for obj in order_lines + fulfillments + events:
+        obj.order = order  # through the descriptor: sets order_id and keeps the cached object
+    for fl in f_lines:
+        fl.fulfillment, fl.order_line = fl.fulfillment, fl.order_line
 
 
 def _cached(qs, objs):

@@ -228,6 +228,10 @@ NOTIFICATIONS = {
     "BACK_IN_STOCK_UNSUBSCRIBE_URL": env(
         "BACK_IN_STOCK_UNSUBSCRIBE_URL", default="https://shop.example.com/back-in-stock/unsubscribe/{token}"
     ),
+    # How long a process reuses its list of active webhook endpoints before reading it again (every
+    # order event needs it). Changes made through the services apply at once in their own process;
+    # a paused or deleted endpoint is re-checked when each delivery is sent. 0: read every time.
+    "WEBHOOK_ENDPOINTS_CACHE_SECONDS": env.float("WEBHOOK_ENDPOINTS_CACHE_SECONDS", default=5.0),
 }
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {
     "task": "notifications.tasks.notifications_sweep",

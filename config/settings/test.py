@@ -6,11 +6,13 @@ Celery app themselves; they are skipped when no broker is configured (the embedd
 """
 
 from .base import *  # noqa: F403
-from .base import CELERY_BROKER_URL, OMS, env
+from .base import CELERY_BROKER_URL, NOTIFICATIONS, OMS, env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 OMS = {**OMS}
+# Tests create endpoints with factories and expect deliveries at once; the cache has its own tests.
+NOTIFICATIONS = {**NOTIFICATIONS, "WEBHOOK_ENDPOINTS_CACHE_SECONDS": 0}
 
 TEST_BROKER_URL = env("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = True

@@ -194,6 +194,69 @@ class OrderOut(serializers.ModelSerializer):
         return cls(order.fulfillments.all(), many=True).data
 
 
+_MONEY = serializers.DecimalField(max_digits=14, decimal_places=2)
+_WHEN = serializers.DateTimeField()
+
+
+def _when(value):
+    return None if value is None else _WHEN.to_representation(value)
+
+
+def order_created_body(order: Order, *, show_pickup_code: bool) -> dict:
+    """`OrderOut(order).data` for the order `order_place` just returned, built straight from its
+    objects (no serializer instances: a tenth of a placement's CPU). Same keys, same formats;
+    tests/orders/test_api_orders.py holds the two equal."""
+    fulfillments = []
+    for f in order.fulfillments.all():
+        out = {
+            "id": f.pk,
+            "location": f.location.code,
+            "method": f.method,
+            "status": f.status,
+            "lines": [
+                {"sku": fl.sku.code, "quantity": fl.quantity, "picked_quantity": fl.picked_quantity}
+                for fl in f.lines.all()
+            ],
+            "carrier": f.carrier,
+            "tracking_number": f.tracking_number,
+            "customer_arrived_at": _when(f.customer_arrived_at),
+            "arrival_note": f.arrival_note,
+            "created_at": _when(f.created_at),
+            "shipped_at": _when(f.shipped_at),
+            "ready_at": _when(f.ready_at),
+            "collected_at": _when(f.collected_at),
+        }
+        if show_pickup_code:
+            out["pickup_code"] = f.pickup_code
+        fulfillments.append(out)
+    c = order.customer
+    return {
+        "number": order.number,
+        "status": order.status,
+        "channel": order.channel,
+        "customer": {"id": c.pk, "email": c.email, "phone": c.phone, "name": c.name},
+        "currency": order.currency,
+        "subtotal": _MONEY.to_representation(order.subtotal),
+        "total": _MONEY.to_representation(order.total),
+        "fulfillment_method": order.fulfillment_method,
+        "pickup_location": order.pickup_location.code if order.pickup_location_id else None,
+        "ship_address": order.ship_address,
+        "placed_at_location": order.placed_at_location.code if order.placed_at_location_id else None,
+        "lines": [
+            {
+                "sku": ln.sku.code,
+                "quantity": ln.quantity,
+                "cancelled_quantity": ln.cancelled_quantity,
+                "unit_price": _MONEY.to_representation(ln.unit_price),
+                "line_total": _MONEY.to_representation(ln.line_total),
+            }
+            for ln in order.lines.all()
+        ],
+        "fulfillments": fulfillments,
+        "created_at": _when(order.created_at),
+    }
+
+
 class OrderEventOut(serializers.ModelSerializer):
     actor = serializers.CharField(source="actor.username", default=None)
     fulfillment = serializers.IntegerField(source="fulfillment_id", default=None)

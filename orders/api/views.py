@@ -128,7 +128,7 @@ class OrderListCreateApi(generics.ListAPIView):
             user=request.user,
             placed_at=v.get("placed_at") or None,
         )
-        out = s.OrderOut(order, context={"show_pickup_code": _show_code(request.user)}).data
+        out = s.order_created_body(order, show_pickup_code=_show_code(request.user))
         return Response(out, status=status.HTTP_201_CREATED)
 
 

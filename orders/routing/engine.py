@@ -129,6 +129,33 @@ def _route_pickup(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingD
     return decision
 
 
+def pickup_filled(request: RoutingRequest, *, store, sku_codes: dict[int, str]) -> RoutingDecision:
+    """The pickup decision once the chosen store has reserved every line (no read).
+
+    Order placement lets the guarded reservation at the chosen store be the stock check; this is
+    the record `route()` would have written for that store filling the whole order.
+    """
+    lines = merge_lines(request.lines)
+    decision = RoutingDecision(
+        allocations=[Allocation(store.pk, ln.sku_id, ln.quantity) for ln in lines],
+        unfilled=[],
+        considered_rows=(
+            ConsideredRow(
+                store.code,
+                store.pk,
+                True,
+                (f"the customer's chosen store for {request.method}", "can fill the whole order"),
+                None,
+            ),
+        ),
+        pipeline=list(PICKUP_PIPELINE),
+        method=request.method,
+        sku_codes=dict(sku_codes),
+    )
+    decision.location_codes[store.pk] = store.code
+    return decision
+
+
 def _eligibility(request: RoutingRequest, cands: dict[int, Candidate]) -> list[Candidate]:
     excluded = request.exclude_location_ids
     for c in cands.values():
