@@ -149,15 +149,15 @@ def _replay(*, owner_id: int, key: str, fp: str) -> HttpResponse:
 @service
 def idempotent_run(*, owner_id: int, key: str, fp: str, work: Callable[[], Response]) -> HttpResponse:
     """Run `work` once per (owner, key) in one transaction with the key row; replay afterwards."""
-    from orders.models import IdempotencyKey
-
     key_id = _claim(owner_id=owner_id, key=key, fp=fp)
     if key_id is None:
         return _replay(owner_id=owner_id, key=key, fp=fp)
     response = _render(work())
-    IdempotencyKey.objects.filter(pk=key_id).update(
-        response_status=response.status_code, response_body=response.content.decode()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table()} SET response_status = %s, response_body = %s WHERE id = %s",
+            [response.status_code, response.content.decode(), key_id],
+        )
     return response
 
 

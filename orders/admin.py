@@ -33,7 +33,9 @@ def _scoped(qs, user, *fields: str):
     cond = Q()
     for f in fields:
         cond |= Q(**{f"{f}__in": ids})
-    return qs.filter(cond).distinct()
+    # A subquery rather than DISTINCT: a join over several location fields may repeat rows, and
+    # DISTINCT cannot be combined with the queue's ORDER BY expression under server-side binding.
+    return qs.filter(pk__in=qs.model._default_manager.filter(cond).values("pk"))
 
 
 class _ReadOnlyInline(admin.TabularInline):

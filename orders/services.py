@@ -56,7 +56,7 @@ from .exceptions import (
     WrongPickupCode,
 )
 from .hooks import emit
-from .selectors import placement_lookup
+from .selectors import PlacementLookup, placement_lookup
 from .models import (
     Channel,
     Customer,
@@ -410,15 +410,19 @@ def _resolve(
     resolved: _Resolved | None = None,
     email: str | None = None,
     phone: str | None = None,
-) -> tuple[_Resolved, list[tuple[LineIn, Sku]], list[Customer]]:
-    """Shapes first, then ONE statement for the pickup store, the SKUs and the customer."""
+    stock: bool = False,
+) -> tuple[_Resolved, list[tuple[LineIn, Sku]], PlacementLookup]:
+    """Shapes first, then ONE statement for the pickup store, the SKUs, the customer and (`stock`)
+    the units available at the pickup store."""
     resolved = resolved or _fulfillment_shape(f)
     seen = _line_shapes(lines)
     code = f.location if resolved.method in PICKUP_METHODS else None
-    found = placement_lookup(location_code=code, sku_codes=list(seen), email=email, phone=phone)
+    found = placement_lookup(
+        location_code=code, sku_codes=list(seen), email=email, phone=phone, stock_at_location=stock
+    )
     if code:
         _pickup_store(resolved, code, found.location)
-    return resolved, _line_skus(lines, seen, found.skus), found.customers
+    return resolved, _line_skus(lines, seen, found.skus), found
 
 
 def _validate_money(lines: Sequence[LineIn], currency: str | None) -> tuple[str, list[Decimal]]:
@@ -494,57 +498,57 @@ def _insufficient(decision, skus: dict[int, Sku], requested: dict[int, int], nea
     )
 
 
-def _codes(skus: dict[int, Sku]) -> dict[int, str]:
-    return {pk: sku.code for pk, sku in skus.items()}
-
-
-def _insufficient_at_store(
-    exc: InsufficientStock, skus: dict[int, Sku], requested: dict[int, int], resolved: _Resolved
-) -> InsufficientStock:
-    """The pickup store's reservation failed: the same 409 as routing's, from inventory's shortfall."""
+def _short_at_store(
+    available: dict[int, int], skus: dict[int, Sku], requested: dict[int, int], resolved: _Resolved
+) -> InsufficientStock | None:
+    """The 409 for a pickup store that lacks some lines ({sku_id: available units there}), or None."""
     from orders.routing import nearby_sources
 
-    by_code = {sku.code: pk for pk, sku in skus.items()}
-    short = {
-        by_code[ln["sku"]]: ln["available"]
-        for ln in (exc.details or {}).get("lines", [])
-        if ln.get("sku") in by_code and ln.get("shortfall", 0) > 0
-    }
-    nearby = nearby_sources(sku_ids=list(short), near=resolved.destination, limit=5) if short else {}
+    short = {pk: max(0, available.get(pk, 0)) for pk, qty in requested.items() if available.get(pk, 0) < qty}
+    if not short:
+        return None
+    nearby = nearby_sources(sku_ids=list(short), near=resolved.destination, limit=5)
     lines = [
         {
             "sku": skus[sku_id].code,
             "requested": requested[sku_id],
-            "available": min(available, requested[sku_id]),
-            "shortfall": requested[sku_id] - min(available, requested[sku_id]),
+            "available": have,
+            "shortfall": requested[sku_id] - have,
             "nearby": nearby.get(sku_id, []),
         }
-        for sku_id, available in short.items()
+        for sku_id, have in short.items()
     ]
     return InsufficientStock(
         "Not enough stock at the chosen store.", details={"lines": lines, "method": resolved.method}
     )
 
 
+def _reserve_at_store(resolved: _Resolved, parsed, *, reference: str, user) -> None:
+    """The guarded reservation at the pickup store: the real stock check (409 when it lost a race)."""
+    store = resolved.pickup_location
+    try:
+        stock_reserve(
+            lines=[Line(store.pk, sku.pk, ln.quantity) for ln, sku in parsed], reference=reference, user=user
+        )
+    except InsufficientStock as exc:
+        by_code = {sku.code: sku.pk for _, sku in parsed}
+        available = {pk: ln.quantity for ln, pk in ((ln, sku.pk) for ln, sku in parsed)}
+        for ln in (exc.details or {}).get("lines", []):
+            if ln.get("sku") in by_code and ln.get("shortfall", 0) > 0:
+                available[by_code[ln["sku"]]] = ln["available"]
+        skus = {sku.pk: sku for _, sku in parsed}
+        err = _short_at_store(available, skus, {sku.pk: ln.quantity for ln, sku in parsed}, resolved)
+        raise (err or exc) from None
+
+
 def _route_and_reserve(
     *, resolved: _Resolved, lines: list[tuple[Sku, int]], reference: str, user, hold: bool
 ):
     """Routing decides where; reserve (or hold) there. One retry when stock moved in between."""
-    from orders.routing import pickup_filled, route
+    from orders.routing import route
 
     skus = {sku.pk: sku for sku, _ in lines}
     requested = {sku.pk: qty for sku, qty in lines}
-    store = resolved.pickup_location
-    if store is not None and not hold:
-        # The customer chose the store: the guarded reservation there is the stock check (no
-        # routing read on the way to a 201); a shortfall becomes the 409 with nearby stock.
-        try:
-            stock_reserve(
-                lines=[Line(store.pk, sku.pk, qty) for sku, qty in lines], reference=reference, user=user
-            )
-        except InsufficientStock as exc:
-            raise _insufficient_at_store(exc, skus, requested, resolved) from None
-        return pickup_filled(_routing_request(resolved, lines), store=store, sku_codes=_codes(skus)), None
     for attempt in (1, 2):
         decision = route(_routing_request(resolved, lines))
         if not decision.complete:
@@ -673,12 +677,14 @@ def order_place(
     if customer is None:
         raise InvalidInput("customer is required.", details={"field": "customer"})
     email, phone, name = _customer_keys(email=customer.email, phone=customer.phone, name=customer.name)
-    resolved, parsed, found = _resolve(fulfillment, lines, resolved=resolved, email=email, phone=phone)
+    resolved, parsed, found = _resolve(
+        fulfillment, lines, resolved=resolved, email=email, phone=phone, stock=hold_id is None
+    )
     placed_at_location = _placed_at(channel=channel, user=user, placed_at=placed_at)
-    buyer = _customer_from(found, email=email, phone=phone, name=name)
     number = new_order_number()
     who = _user(user)
     sku_by_id = {sku.pk: sku for _, sku in parsed}
+    reserve_at_store = False
 
     if hold_id is not None:
         hold_lines = hold_convert(hold_id=hold_id, reference=number, user=who)
@@ -703,6 +709,26 @@ def order_place(
                 for loc, s, q in allocations
             ],
         }
+    elif resolved.pickup_location is not None:
+        # The customer chose the store. The lookup read what it has: a sold-out attempt ends here
+        # (409 with nearby stock) having written nothing. Otherwise the order's rows are written
+        # first and the guarded reservation, the real check, comes last, so the stock row stays
+        # locked for as short a time as possible (many buyers of one SKU queue on that lock).
+        from orders.routing import pickup_filled
+
+        requested = {sku.pk: ln.quantity for ln, sku in parsed}
+        short = _short_at_store(found.available, sku_by_id, requested, resolved)
+        if short is not None:
+            raise short
+        decision = pickup_filled(
+            _routing_request(resolved, [(sku, ln.quantity) for ln, sku in parsed]),
+            store=resolved.pickup_location,
+            sku_codes={pk: sku.code for pk, sku in sku_by_id.items()},
+        )
+        reserve_at_store = True
+        allocations = [(a.location_id, a.sku_id, a.quantity) for a in decision.allocations]
+        location_codes = dict(decision.location_codes)
+        decision_json = decision.as_json()
     else:
         decision, _ = _route_and_reserve(
             resolved=resolved,
@@ -714,6 +740,7 @@ def order_place(
         allocations = [(a.location_id, a.sku_id, a.quantity) for a in decision.allocations]
         location_codes = dict(decision.location_codes)
         decision_json = decision.as_json()
+    buyer = _customer_from(found.customers, email=email, phone=phone, name=name)
 
     totals = [(price * ln.quantity).quantize(CENT) for (ln, _), price in zip(parsed, prices, strict=True)]
     subtotal = sum(totals, Decimal("0.00"))
@@ -786,6 +813,8 @@ def order_place(
         "fulfillments": _cached(Fulfillment.objects.none(), fulfillments),
     }
     emit(events)
+    if reserve_at_store:
+        _reserve_at_store(resolved, parsed, reference=number, user=who)
     return order
 
 

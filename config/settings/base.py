@@ -74,6 +74,14 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Persistent connections: a new PostgreSQL connection costs ~4 ms of CPU here.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Parameters bound by the server, and statements prepared once per connection after they ran
+    # DB_PREPARE_THRESHOLD times: PostgreSQL then skips parsing and planning, which was more than
+    # half of its CPU per order placement (docs/benchmarks.md). Behind a PgBouncer in transaction
+    # mode older than 1.21 (no prepared statement support), set DB_SERVER_SIDE_BINDING=false.
+    if env.bool("DB_SERVER_SIDE_BINDING", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {"server_side_binding": True, "prepare_threshold": env.int("DB_PREPARE_THRESHOLD", default=2)}
+        )
 else:
     # IMMEDIATE: a write transaction takes SQLite's write lock at BEGIN, so the embedded default
     # serialises stock changes instead of failing them with "database is locked".
@@ -232,6 +240,9 @@ NOTIFICATIONS = {
     # order event needs it). Changes made through the services apply at once in their own process;
     # a paused or deleted endpoint is re-checked when each delivery is sent. 0: read every time.
     "WEBHOOK_ENDPOINTS_CACHE_SECONDS": env.float("WEBHOOK_ENDPOINTS_CACHE_SECONDS", default=5.0),
+    # A web process publishes delivery tasks from one background thread, gathering the ids of
+    # notifications committed within this many seconds into one task. 0: one publish per commit.
+    "PUBLISH_LINGER_SECONDS": env.float("NOTIFY_PUBLISH_LINGER_SECONDS", default=0.05),
 }
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {
     "task": "notifications.tasks.notifications_sweep",
