@@ -15,12 +15,14 @@ converted by the field itself), as if the ORM had loaded them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from decimal import Decimal
 from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, models
+from django.utils.dateparse import parse_datetime
 
 M = TypeVar("M", bound=models.Model)
 
@@ -30,14 +32,19 @@ def _columns(model: type[models.Model]) -> list[models.Field]:
 
 
 def json_object_sql(model: type[models.Model], alias: str) -> str:
+    return _json_object_sql(model, alias, connection.vendor)
+
+
+@functools.cache
+def _json_object_sql(model: type[models.Model], alias: str, vendor: str) -> str:
     qn = connection.ops.quote_name
     parts = []
     for f in _columns(model):
         col = f"{alias}.{qn(f.column)}"
-        if connection.vendor == "sqlite" and isinstance(f, models.JSONField):
+        if vendor == "sqlite" and isinstance(f, models.JSONField):
             col = f"json({col})"  # stored as text: embed it as JSON, not as a string
         parts.append(f"'{f.column}', {col}")
-    fn = "json_build_object" if connection.vendor == "postgresql" else "json_object"
+    fn = "json_build_object" if vendor == "postgresql" else "json_object"
     return f"{fn}({', '.join(parts)})"
 
 
@@ -51,22 +58,46 @@ def text_cast(expr: str) -> str:
     return f"({expr})::text" if connection.vendor == "postgresql" else expr
 
 
+@functools.cache
+def _decoders(model: type[models.Model]) -> tuple[list[str], list[tuple[str, object]]]:
+    """The attnames, and per column the function that turns its JSON value into the field's value
+    (None where JSON already gives the right type: text, integers, floats, decoded JSON)."""
+    out = []
+    for f in _columns(model):
+        if isinstance(f, models.JSONField):
+            conv = None
+        elif isinstance(f, models.BooleanField):
+            conv = bool  # SQLite gives 0/1
+        elif isinstance(f, models.CharField | models.TextField | models.IntegerField | models.AutoField):
+            conv = None
+        elif isinstance(f, models.ForeignKey):
+            conv = None  # integer keys
+        elif isinstance(f, models.FloatField):
+            conv = float
+        elif isinstance(f, models.DateTimeField):
+            conv = _datetime
+        else:
+            conv = f.to_python
+        out.append((f.column, conv))
+    return [f.attname for f in _columns(model)], out
+
+
+def _datetime(value):
+    value = parse_datetime(value) if isinstance(value, str) else value
+    if value is not None and value.tzinfo is None and settings.USE_TZ:
+        value = value.replace(tzinfo=dt.UTC)  # SQLite stores UTC without an offset
+    return value
+
+
 def model_from_dict(model: type[M], data: dict) -> M:
-    fields = _columns(model)
+    names, decoders = _decoders(model)
     values = []
-    for f in fields:
-        value = data.get(f.column)
-        if value is not None:
-            if isinstance(f, models.JSONField):
-                pass  # already decoded
-            elif isinstance(f, models.BooleanField):
-                value = bool(value)
-            else:
-                value = f.to_python(value)
-                if isinstance(value, dt.datetime) and value.tzinfo is None and settings.USE_TZ:
-                    value = value.replace(tzinfo=dt.UTC)  # SQLite stores UTC without an offset
+    for column, conv in decoders:
+        value = data.get(column)
+        if value is not None and conv is not None:
+            value = conv(value)
         values.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], values)
+    return model.from_db(connection.alias, names, values)
 
 
 def models_from_json(model: type[M], text: str | None) -> list[M]:

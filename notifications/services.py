@@ -83,6 +83,7 @@ logger = logging.getLogger(__name__)
 LANGUAGES = ("en", "ja", "ko")
 UNSUBSCRIBE_SALT = "notifications.back_in_stock.unsubscribe"
 PUBLISH_CHUNK = 100
+_EVENTS = frozenset(NotificationEvent.values)
 
 
 def _conf(key: str):
@@ -254,7 +255,7 @@ def notification_enqueue(
     "order-event:42" or "refund:7"); the same key never makes a second row for a channel, so
     callers may call this twice safely. Delivery is enqueued when the transaction commits.
     """
-    if event not in NotificationEvent.values or event == NotificationEvent.WEBHOOK:
+    if event not in _EVENTS or event == NotificationEvent.WEBHOOK:
         raise InvalidInput(f"Unknown notification event {event!r}.", details={"field": "event"})
     now = timezone.now()
     chosen = list(channels) if channels is not None else customer_channels(customer)

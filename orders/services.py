@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from config.errors import InvalidInput, PolicyViolation
@@ -74,6 +74,8 @@ from .models import (
 
 FS = FulfillmentStatus
 PICKUP_METHODS = frozenset({FulfillmentMethod.PICKUP, FulfillmentMethod.CURBSIDE})
+_METHODS = frozenset(FulfillmentMethod.values)
+_CHANNELS = frozenset(Channel.values)
 MAX_LINES = 200
 # ISO 4217 minor units of the currencies we sell in. Amounts are stored with two decimals.
 CURRENCY_MINOR_UNITS = {
@@ -222,18 +224,34 @@ def _customers_matching(email: str | None, phone: str | None) -> list[Customer]:
     return list(Customer.objects.filter(cond).order_by("pk")[:2])
 
 
-def _customer_from(found: list[Customer], *, email: str | None, phone: str | None, name: str) -> Customer:
-    """The customer among `found` (the rows matching the email or the phone), created if none."""
+def _new_customer(*, email: str | None, phone: str | None, name: str) -> Customer:
+    return Customer(
+        email=email,
+        phone=phone,
+        name=name,
+        notify_channels=[NotificationChannel.EMAIL if email else NotificationChannel.SMS],
+    )
+
+
+def _customer_insert(customer: Customer) -> Customer:
+    """INSERT a new customer; if a concurrent request created them just now, that row instead."""
+    if _insert_or_nothing(customer) is not None:
+        return customer
+    return _customer_from(_customers_matching(customer.email, customer.phone), **_keys_of(customer))
+
+
+def _keys_of(c: Customer) -> dict:
+    return {"email": c.email, "phone": c.phone, "name": c.name}
+
+
+def _customer_from(
+    found: list[Customer], *, email: str | None, phone: str | None, name: str, insert: bool = True
+) -> Customer:
+    """The customer among `found` (the rows matching the email or the phone), created if none
+    (`insert=False`: returned unsaved, for the caller to insert with its own rows)."""
     if not found:
-        customer = Customer(
-            email=email,
-            phone=phone,
-            name=name,
-            notify_channels=[NotificationChannel.EMAIL if email else NotificationChannel.SMS],
-        )
-        if _insert_or_nothing(customer) is not None:
-            return customer
-        found = _customers_matching(email, phone)  # created by a concurrent request just now
+        customer = _new_customer(email=email, phone=phone, name=name)
+        return _customer_insert(customer) if insert else customer
     customer = next((c for c in found if email and c.email == email), found[0])
     others = [c for c in found if c is not customer]
     updates = {}
@@ -321,7 +339,7 @@ def _fulfillment_shape(f: FulfillmentIn | None) -> _Resolved:
     """Method, pickup store code and address checked; the store itself is looked up later."""
     if f is None:
         raise InvalidInput("fulfillment is required.", details={"field": "fulfillment"})
-    if f.method not in FulfillmentMethod.values:
+    if f.method not in _METHODS:
         raise InvalidInput(
             f"Unknown fulfillment method {f.method!r}.",
             details={"field": "fulfillment.method", "allowed": list(FulfillmentMethod.values)},
@@ -666,7 +684,7 @@ def order_place(
     the order's reservations (inventory.services.hold_convert) without a gap; its lines must be
     the order's lines (422 hold_mismatch).
     """
-    if channel not in Channel.values:
+    if channel not in _CHANNELS:
         raise InvalidInput(
             f"Unknown channel {channel!r}.", details={"field": "channel", "allowed": list(Channel.values)}
         )
@@ -740,7 +758,7 @@ def order_place(
         allocations = [(a.location_id, a.sku_id, a.quantity) for a in decision.allocations]
         location_codes = dict(decision.location_codes)
         decision_json = decision.as_json()
-    buyer = _customer_from(found.customers, email=email, phone=phone, name=name)
+    buyer = _customer_from(found.customers, email=email, phone=phone, name=name, insert=False)
 
     totals = [(price * ln.quantity).quantize(CENT) for (ln, _), price in zip(parsed, prices, strict=True)]
     subtotal = sum(totals, Decimal("0.00"))
@@ -781,7 +799,7 @@ def order_place(
             FulfillmentLine(fulfillment=f, order_line=line_by_sku[sku_id], sku=sku_by_id[sku_id], quantity=qty)
             for sku_id, qty in by_location[loc]
         ]
-        f._prefetched_objects_cache = {"lines": _cached(FulfillmentLine.objects.none(), mine)}
+        f._prefetched_objects_cache = {"lines": _cached(FulfillmentLine, mine)}
         fulfillments.append(f)
         f_lines += mine
     events = [
@@ -809,8 +827,8 @@ def order_place(
     ]
     _insert_order_rows(order, order_lines, fulfillments, f_lines, events)
     order._prefetched_objects_cache = {
-        "lines": _cached(OrderLine.objects.none(), order_lines),
-        "fulfillments": _cached(Fulfillment.objects.none(), fulfillments),
+        "lines": _cached(OrderLine, order_lines),
+        "fulfillments": _cached(Fulfillment, fulfillments),
     }
     emit(events)
     if reserve_at_store:
@@ -836,23 +854,41 @@ def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> Non
     within a new order). Elsewhere: one bulk INSERT per table. Either way every object gets its pk.
     """
     groups = (("o", [order]), ("l", order_lines), ("f", fulfillments), ("fl", f_lines), ("e", events))
+    new_customer = order.customer if order.customer.pk is None else None
     if connection.vendor != "postgresql":
+        if new_customer is not None:
+            order.customer = _customer_insert(new_customer)
         for _, objs in groups:
             if objs:
                 type(objs[0]).objects.bulk_create(objs)
         return
     qn = connection.ops.quote_name
+    ctes, params = [], []
+    if new_customer is not None:
+        # A customer the lookup did not find is created in the same statement. Should a concurrent
+        # request have created them in between, ON CONFLICT takes that row (and this order's name).
+        key = "email" if new_customer.email else "phone"
+        fields = [f for f in Customer._meta.concrete_fields if not f.primary_key]
+        ctes.append(
+            f"c AS (INSERT INTO {qn(Customer._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({qn(key)}) "
+            f"DO UPDATE SET name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name "
+            f"ELSE {qn(Customer._meta.db_table)}.name END RETURNING id)"
+        )
+        params += [f.get_db_prep_save(f.pre_save(new_customer, True), connection) for f in fields]
     parent_sql = {
+        "customer": lambda obj: ("(SELECT id FROM c)", []),
         "order": lambda obj: ("(SELECT id FROM o)", []),
         "fulfillment": lambda obj: ("(SELECT id FROM f WHERE location_id = %s)", [obj.fulfillment.location_id]),
         "order_line": lambda obj: ("(SELECT id FROM l WHERE sku_id = %s)", [obj.order_line.sku_id]),
     }
-    ctes, params = [], []
     objs_by_alias = dict(groups)
     for alias, model, parents in _ORDER_ROWS:
         objs = objs_by_alias[alias]
         if not objs:
             continue
+        if alias == "o" and new_customer is not None:
+            parents = (*parents, "customer")
         fields = [f for f in model._meta.concrete_fields if not f.primary_key]
         rows = []
         for obj in objs:
@@ -871,6 +907,8 @@ def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> Non
             f"{alias} AS (INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
             f"VALUES {', '.join(rows)} RETURNING {returning})"
         )
+    if new_customer is not None:
+        groups = (("c", [new_customer]), *groups)
     union = " UNION ALL ".join(f"SELECT '{alias}', id FROM {alias}" for alias, objs in groups if objs)
     with connection.cursor() as cursor:
         cursor.execute(f"WITH {', '.join(ctes)} {union}", params)
@@ -883,14 +921,17 @@ def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> Non
             obj.pk = pk
             obj._state.adding = False
             obj._state.db = connection.alias
+    if new_customer is not None:
+        order.customer = new_customer
     for obj in order_lines + fulfillments + events:
         obj.order = order  # through the descriptor: sets order_id and keeps the cached object
     for fl in f_lines:
         fl.fulfillment, fl.order_line = fl.fulfillment, fl.order_line
 
 
-def _cached(qs, objs):
+def _cached(model, objs):
     """A queryset already holding `objs`, as prefetch_related leaves it: related reads cost nothing."""
+    qs = QuerySet(model=model)
     qs._result_cache = list(objs)
     qs._prefetch_done = True
     return qs

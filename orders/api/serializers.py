@@ -6,6 +6,8 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.serializers import InputSerializer
+
 from ..models import (
     Channel,
     Customer,
@@ -20,19 +22,19 @@ from ..models import (
 # --- Input ---------------------------------------------------------------------------------------
 
 
-class CustomerIn(serializers.Serializer):
+class CustomerIn(InputSerializer):
     email = serializers.CharField(max_length=254, required=False, allow_null=True, allow_blank=True)
     phone = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
-class FulfillmentIn(serializers.Serializer):
+class FulfillmentIn(InputSerializer):
     method = serializers.ChoiceField(choices=FulfillmentMethod.choices)
     location = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
     address = serializers.DictField(required=False, allow_null=True)
 
 
-class LineIn(serializers.Serializer):
+class LineIn(InputSerializer):
     sku = serializers.CharField(max_length=64)
     quantity = serializers.IntegerField(min_value=1, max_value=settings.OMS["MAX_LINE_QUANTITY"])
 
@@ -42,7 +44,7 @@ class PricedLineIn(LineIn):
     currency = serializers.CharField(max_length=3, required=False)
 
 
-class OrderCreateIn(serializers.Serializer):
+class OrderCreateIn(InputSerializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
     customer = CustomerIn()
     fulfillment = FulfillmentIn()
