@@ -50,6 +50,8 @@ REDIS_URL = "redis://127.0.0.1:6379/7"  # bench-orders' own Redis db
 STORE = "FLASH-STORE"
 SKU = "FLASH-SKU"
 COUNT_SKU = "FLASH-COUNT"
+WARM_SKU = "FLASH-WARM-UP"
+WARM_ORDERS = 64  # placed before the sale, so every worker has run the order path once
 FLOOR_PATH = "/bench-orders/floor/"  # bench/orders_urls.py: only when bench/urls.py has no floor
 ORDERS_PATH = "/api/v1/orders/"
 GUNICORN_CONFIGS = {
@@ -544,6 +546,8 @@ def flash_setup(*, units: int, reset: bool) -> dict:
     count_sku = Sku.objects.create(code=COUNT_SKU, name="Statement-count sneaker")
     stock_receive(lines=[Line(store.pk, sku.pk, units)], reference="flash sale")
     stock_receive(lines=[Line(store.pk, count_sku.pk, 1)], reference="statement count")
+    warm_sku = Sku.objects.create(code=WARM_SKU, name="Warm-up sneaker")
+    stock_receive(lines=[Line(store.pk, warm_sku.pk, WARM_ORDERS)], reference="warm-up")
     user = get_user_model().objects.create_user(username="bench-storefront")
     StaffProfile.objects.create(user=user, role=Role.STOREFRONT)
     _, token = AuthToken.objects.create(user=user)
@@ -787,6 +791,17 @@ def run_flash(*, database_url: str, params: FlashParams, reset: bool = True) -> 
                 )
 
         floors("warm-up", min(1.0, params.floor_seconds))
+        # Each worker's first orders import modules, open its broker connection and prepare its
+        # statements: done here, on another SKU, as a server that has been up a while has done.
+        warm = run_load(
+            g.port,
+            processes=1,
+            connections=min(8, params.clients),
+            kind="orders",
+            spec={**spec, "run": f"{run_id}w", "sku": WARM_SKU, "counts": [WARM_ORDERS]},
+        )
+        if warm.statuses[201] != WARM_ORDERS:
+            raise SystemExit(f"warm-up orders: {dict(warm.statuses)}")
         floors("before", params.floor_seconds)
         res["sale"] = run_load(
             g.port, processes=params.processes, connections=params.connections, kind="orders", spec=spec

@@ -23,5 +23,8 @@ def post_worker_init(worker):
     builds a few hundred objects per request."""
     from django.urls import get_resolver
 
+    from config.celery import app
+
     get_resolver()  # build the URL resolver before freezing, so it is frozen too
+    app.connection_for_write()  # import the broker's transport now, not on the first order's commit
     gc.freeze()

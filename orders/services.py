@@ -12,6 +12,8 @@ fulfillments, fulfillment lines and events (tests/orders/test_queries.py pins th
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import secrets
 from collections import defaultdict
@@ -836,22 +838,82 @@ def order_place(
     return order
 
 
-# The rows of a new order, in the order they are written; each later group points at earlier ones.
+# The rows of a new order, in the order they are written, and how each points at its parents:
+# an order at its (maybe new) customer, lines and fulfillments at the order, a fulfillment line at
+# its fulfillment (by location: one per location in a new order) and order line (by SKU: one line
+# per SKU), events at the order.
 _ORDER_ROWS = (
-    ("o", Order, ()),
-    ("l", OrderLine, ("order",)),
-    ("f", Fulfillment, ("order",)),
-    ("fl", FulfillmentLine, ("fulfillment", "order_line")),
-    ("e", OrderEvent, ("order",)),
+    ("o", Order, {"customer": "COALESCE(x.customer_id, (SELECT id FROM c))"}),
+    ("l", OrderLine, {"order": "(SELECT id FROM o)"}),
+    ("f", Fulfillment, {"order": "(SELECT id FROM o)"}),
+    (
+        "fl",
+        FulfillmentLine,
+        {
+            "fulfillment": "(SELECT id FROM f WHERE f.location_id = x.location_id)",
+            "order_line": "(SELECT id FROM l WHERE l.sku_id = x.sku_id)",
+        },
+    ),
+    ("e", OrderEvent, {"order": "(SELECT id FROM o)"}),
 )
+_RETURNING = {"l": "id, sku_id", "f": "id, location_id"}
+
+
+def _insert_fields(model) -> list:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+@functools.cache
+def _order_rows_sql(customer_key: str | None) -> str:
+    """The statement writing a new order's rows from ONE jsonb parameter (PostgreSQL).
+
+    Its text depends only on how a new customer is matched (`customer_key`: "email", "phone", or
+    None for a known customer), never on the number of lines or fulfillments, so the driver
+    parses it once and the server plans it once (a prepared statement) for every order.
+    """
+    qn = connection.ops.quote_name
+
+    def recordset(key: str, fields, extra=()) -> str:
+        cols = [f"{qn(f.column)} {f.db_type(connection)}" for f in fields] + list(extra)
+        return f"jsonb_to_recordset((SELECT j->'{key}' FROM d)) AS x({', '.join(cols)}, n integer)"
+
+    ctes = ["d AS (SELECT %s::jsonb AS j)"]
+    c_fields = _insert_fields(Customer)
+    if customer_key:
+        ctes.append(
+            f"c AS (INSERT INTO {qn(Customer._meta.db_table)} ({', '.join(qn(f.column) for f in c_fields)}) "
+            f"SELECT {', '.join('x.' + qn(f.column) for f in c_fields)} FROM {recordset('c', c_fields)} "
+            f"ON CONFLICT ({qn(customer_key)}) DO UPDATE SET name = CASE WHEN EXCLUDED.name <> '' "
+            f"THEN EXCLUDED.name ELSE {qn(Customer._meta.db_table)}.name END RETURNING id)"
+        )
+    else:
+        ctes.append("c AS (SELECT NULL::bigint AS id WHERE false)")
+    for alias, model, parents in _ORDER_ROWS:
+        fields = _insert_fields(model)
+        keys = {"fl": [("location_id", "bigint")]}.get(alias, [])
+        cells = [parents.get(f.name, f"x.{qn(f.column)}") for f in fields]
+        ctes.append(
+            f"{alias} AS (INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"SELECT {', '.join(cells)} FROM {recordset(alias, fields, [f'{k} {t}' for k, t in keys])} "
+            f"ORDER BY x.n RETURNING {_RETURNING.get(alias, 'id')})"
+        )
+    union = " UNION ALL ".join(f"SELECT '{alias}', id FROM {alias}" for alias in ("c", "o", "l", "f", "fl", "e"))
+    return f"WITH {', '.join(ctes)} {union}"
+
+
+def _json_row(n: int, obj, fields, **extra) -> dict:
+    row = {f.column: f.pre_save(obj, True) for f in fields}
+    row.update(extra, n=n)  # the position: rows are inserted in this order
+    return row
 
 
 def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> None:
-    """INSERT the order, its lines, fulfillments, fulfillment lines and events.
+    """INSERT the order, its lines, fulfillments, fulfillment lines and events (and a customer the
+    lookup did not find).
 
-    PostgreSQL: ONE statement, data-modifying CTEs in which each row points at its parent through
-    a subquery on the parent's CTE (a line by its SKU, a fulfillment by its location: both unique
-    within a new order). Elsewhere: one bulk INSERT per table. Either way every object gets its pk.
+    PostgreSQL: ONE statement (_order_rows_sql) taking the rows as one jsonb parameter; each row
+    points at its parent through a subquery on the parent's CTE. Elsewhere: one INSERT per table.
+    Either way every object gets its pk.
     """
     groups = (("o", [order]), ("l", order_lines), ("f", fulfillments), ("fl", f_lines), ("e", events))
     new_customer = order.customer if order.customer.pk is None else None
@@ -862,60 +924,30 @@ def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> Non
             if objs:
                 type(objs[0]).objects.bulk_create(objs)
         return
-    qn = connection.ops.quote_name
-    ctes, params = [], []
+    payload: dict[str, list[dict]] = {}
+    customer_key = None
     if new_customer is not None:
-        # A customer the lookup did not find is created in the same statement. Should a concurrent
-        # request have created them in between, ON CONFLICT takes that row (and this order's name).
-        key = "email" if new_customer.email else "phone"
-        fields = [f for f in Customer._meta.concrete_fields if not f.primary_key]
-        ctes.append(
-            f"c AS (INSERT INTO {qn(Customer._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({qn(key)}) "
-            f"DO UPDATE SET name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name "
-            f"ELSE {qn(Customer._meta.db_table)}.name END RETURNING id)"
-        )
-        params += [f.get_db_prep_save(f.pre_save(new_customer, True), connection) for f in fields]
-    parent_sql = {
-        "customer": lambda obj: ("(SELECT id FROM c)", []),
-        "order": lambda obj: ("(SELECT id FROM o)", []),
-        "fulfillment": lambda obj: ("(SELECT id FROM f WHERE location_id = %s)", [obj.fulfillment.location_id]),
-        "order_line": lambda obj: ("(SELECT id FROM l WHERE sku_id = %s)", [obj.order_line.sku_id]),
-    }
-    objs_by_alias = dict(groups)
-    for alias, model, parents in _ORDER_ROWS:
-        objs = objs_by_alias[alias]
-        if not objs:
-            continue
-        if alias == "o" and new_customer is not None:
-            parents = (*parents, "customer")
-        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-        rows = []
-        for obj in objs:
-            cells = []
-            for f in fields:
-                if f.name in parents:
-                    sql, p = parent_sql[f.name](obj)
-                    cells.append(sql)
-                    params.extend(p)
-                else:
-                    cells.append("%s")
-                    params.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
-            rows.append(f"({', '.join(cells)})")
-        returning = {"l": "id, sku_id", "f": "id, location_id"}.get(alias, "id")
-        ctes.append(
-            f"{alias} AS (INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-            f"VALUES {', '.join(rows)} RETURNING {returning})"
-        )
-    if new_customer is not None:
-        groups = (("c", [new_customer]), *groups)
-    union = " UNION ALL ".join(f"SELECT '{alias}', id FROM {alias}" for alias, objs in groups if objs)
+        # A concurrent request may have created this customer since the lookup: ON CONFLICT then
+        # takes that row (with this order's name) instead of failing.
+        customer_key = "email" if new_customer.email else "phone"
+        payload["c"] = [_json_row(0, new_customer, _insert_fields(Customer))]
+    for alias, model, _ in _ORDER_ROWS:
+        fields = _insert_fields(model)
+        objs = dict(groups)[alias]
+        if alias == "fl":
+            payload[alias] = [
+                _json_row(n, fl, fields, location_id=fl.fulfillment.location_id) for n, fl in enumerate(objs)
+            ]
+        else:
+            payload[alias] = [_json_row(n, obj, fields) for n, obj in enumerate(objs)]
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(ctes)} {union}", params)
+        cursor.execute(_order_rows_sql(customer_key), [json.dumps(payload, default=str)])
         ids: dict[str, list[int]] = defaultdict(list)
         for alias, pk in cursor.fetchall():
             ids[alias].append(pk)
-    # A sequence hands out ids in the order of the VALUES rows (bulk_create relies on the same).
+    if new_customer is not None:
+        groups = (("c", [new_customer]), *groups)
+    # Rows are inserted in the order given (ORDER BY the position), so ascending ids follow it.
     for alias, objs in groups:
         for obj, pk in zip(objs, sorted(ids[alias]), strict=True):
             obj.pk = pk

@@ -1,4 +1,5 @@
-"""Knox token authentication in one query: the token, its user and the user's role together.
+"""Knox token authentication in one query: the token, its user and the user's role together;
+none for a token this process verified in the last OMS["AUTH_CACHE_SECONDS"] seconds.
 
 Knox's own class loads the user's other tokens on every request to delete expired ones; our
 tokens do not expire by default (REST_KNOX["TOKEN_TTL"] is None), so an expired token is simply
@@ -9,11 +10,14 @@ from __future__ import annotations
 
 import binascii
 import functools
+import time
 from hmac import compare_digest
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models.expressions import Col
+from django.db.models.signals import post_delete
 from django.utils import timezone
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
@@ -32,12 +36,52 @@ class TokenAuthentication(KnoxTokenAuthentication):
         except (UnicodeDecodeError, TypeError, binascii.Error, ValueError):
             raise exceptions.AuthenticationFailed(message) from None
         now = timezone.now()
+        cached = _recent.get(digest)
+        if cached is not None and cached[0] > time.monotonic():
+            auth_token = cached[1]
+            if auth_token.expiry is None or auth_token.expiry >= now:
+                return self.validate_user(auth_token)
         for auth_token in _candidates(token_str[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if auth_token.expiry is not None and auth_token.expiry < now:
                 continue
             if compare_digest(digest, auth_token.digest):
-                return self.validate_user(auth_token)
+                result = self.validate_user(auth_token)
+                _remember(digest, auth_token)
+                return result
         raise exceptions.AuthenticationFailed(message)
+
+
+# Tokens this process verified recently: digest -> (valid until (monotonic), token with its user).
+# settings.OMS["AUTH_CACHE_SECONDS"] (0: off) spares the token query on every API call of a busy
+# client (the storefront sends thousands per minute with one token). Deleting a token in this
+# process forgets it at once; elsewhere a revoked token, or a deactivated user, is refused at the
+# latest AUTH_CACHE_SECONDS later.
+_recent: dict[str, tuple[float, object]] = {}
+_RECENT_MAX = 1024
+
+
+def _remember(digest: str, auth_token) -> None:
+    ttl = settings.OMS.get("AUTH_CACHE_SECONDS", 0)
+    if ttl <= 0:
+        return
+    if len(_recent) >= _RECENT_MAX:
+        _recent.clear()
+    _recent[digest] = (time.monotonic() + ttl, auth_token)
+
+
+def forget_token(*, digest: str | None = None) -> None:
+    """Drop one verified token (or all of them) from this process's cache."""
+    if digest is None:
+        _recent.clear()
+    else:
+        _recent.pop(digest, None)
+
+
+def _token_deleted(sender, instance, **kwargs) -> None:
+    forget_token(digest=instance.digest)
+
+
+post_delete.connect(_token_deleted, sender=get_token_model(), dispatch_uid="oms-forget-deleted-token")
 
 
 @functools.cache

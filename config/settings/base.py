@@ -186,6 +186,9 @@ OMS = {
     "HOLD_TTL": timedelta(minutes=env.int("OMS_HOLD_TTL_MINUTES", default=10)),
     "HOLD_MAX_TTL": timedelta(minutes=env.int("OMS_HOLD_MAX_TTL_MINUTES", default=60)),
     "IDEMPOTENCY_TTL": timedelta(hours=24),
+    # How long a process trusts an API token it has verified (config/api/authentication.py). A
+    # revoked token or a deactivated user is refused at the latest this much later. 0: every call.
+    "AUTH_CACHE_SECONDS": env.float("OMS_AUTH_CACHE_SECONDS", default=5.0),
     # Routing policy, applied in order (orders/routing/base.py). Also available: StoresBeforeWarehouses
     # (clear store stock first), WarehousesBeforeStores, MostStockFirst; bare class names are accepted.
     "ROUTING_PIPELINE": env.list(

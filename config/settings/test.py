@@ -10,7 +10,7 @@ from .base import CELERY_BROKER_URL, NOTIFICATIONS, OMS, env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-OMS = {**OMS}
+OMS = {**OMS, "AUTH_CACHE_SECONDS": 0}  # tests revoke tokens and expect it at once
 # Tests create endpoints with factories and expect deliveries at once; the cache has its own tests.
 NOTIFICATIONS = {**NOTIFICATIONS, "WEBHOOK_ENDPOINTS_CACHE_SECONDS": 0}
 
