@@ -58,6 +58,7 @@ GUNICORN_CONFIGS = {
     "sync_w2": ["-w", "2"],
     "sync_w3": ["-w", "3"],
     "sync_w4": ["-w", "4"],
+    "gthread_w2t2": ["-w", "2", "-k", "gthread", "--threads", "2"],
     "gthread_w2t4": ["-w", "2", "-k", "gthread", "--threads", "4"],
     "gthread_w4t4": ["-w", "4", "-k", "gthread", "--threads", "4"],
 }

@@ -22,6 +22,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _in_service: contextvars.ContextVar[bool] = contextvars.ContextVar("in_service", default=False)
+_last: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar("last", default=None)
 
 
 def service(func: Callable[P, R]) -> Callable[P, R]:
@@ -29,11 +30,30 @@ def service(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if _in_service.get() and transaction.get_connection().in_atomic_block:
             return func(*args, **kwargs)
-        token = _in_service.set(True)
+        token, last_token = _in_service.set(True), _last.set([])
         try:
             with transaction.atomic():
-                return func(*args, **kwargs)
+                result = func(*args, **kwargs)
+                for work in _last.get() or ():
+                    work()  # an error here rolls everything back, like any other
+                return result
         finally:
+            _last.reset(last_token)
             _in_service.reset(token)
 
     return wrapper
+
+
+def run_last(work: Callable[[], None]) -> None:
+    """Run `work` as the last thing the current transaction does before COMMIT (after the
+    outermost service's function has returned), or at once outside a service.
+
+    For a lock that many requests queue on (the stock row of a SKU everybody buys): taken last, it
+    is held only until the commit, not while the rest of the request is written and rendered. The
+    work may raise; the whole transaction is then rolled back and the error propagates.
+    """
+    pending = _last.get()
+    if pending is None or not _in_service.get():
+        work()
+    else:
+        pending.append(work)

@@ -26,8 +26,9 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from config.db import insert_fields, json_rows, jsonb_recordset_sql, set_pks
 from config.errors import InvalidInput, PolicyViolation
-from config.services import service
+from config.services import run_last, service
 from inventory.exceptions import InsufficientStock
 from inventory.models import MovementKind, Sku
 from inventory.services import (
@@ -834,7 +835,9 @@ def order_place(
     }
     emit(events)
     if reserve_at_store:
-        _reserve_at_store(resolved, parsed, reference=number, user=who)
+        # Last before COMMIT (after the API has stored its response): the SKU's stock row, which
+        # every buyer of a flash sale queues on, stays locked only for the commit.
+        run_last(functools.partial(_reserve_at_store, resolved, parsed, reference=number, user=who))
     return order
 
 
@@ -859,10 +862,6 @@ _ORDER_ROWS = (
 _RETURNING = {"l": "id, sku_id", "f": "id, location_id"}
 
 
-def _insert_fields(model) -> list:
-    return [f for f in model._meta.concrete_fields if not f.primary_key]
-
-
 @functools.cache
 def _order_rows_sql(customer_key: str | None) -> str:
     """The statement writing a new order's rows from ONE jsonb parameter (PostgreSQL).
@@ -872,39 +871,30 @@ def _order_rows_sql(customer_key: str | None) -> str:
     parses it once and the server plans it once (a prepared statement) for every order.
     """
     qn = connection.ops.quote_name
-
-    def recordset(key: str, fields, extra=()) -> str:
-        cols = [f"{qn(f.column)} {f.db_type(connection)}" for f in fields] + list(extra)
-        return f"jsonb_to_recordset((SELECT j->'{key}' FROM d)) AS x({', '.join(cols)}, n integer)"
-
     ctes = ["d AS (SELECT %s::jsonb AS j)"]
-    c_fields = _insert_fields(Customer)
     if customer_key:
+        c_fields = insert_fields(Customer)
+        c_source = jsonb_recordset_sql(Customer, "(SELECT j->'c' FROM d)")
         ctes.append(
             f"c AS (INSERT INTO {qn(Customer._meta.db_table)} ({', '.join(qn(f.column) for f in c_fields)}) "
-            f"SELECT {', '.join('x.' + qn(f.column) for f in c_fields)} FROM {recordset('c', c_fields)} "
+            f"SELECT {', '.join('x.' + qn(f.column) for f in c_fields)} "
+            f"FROM {c_source} "
             f"ON CONFLICT ({qn(customer_key)}) DO UPDATE SET name = CASE WHEN EXCLUDED.name <> '' "
             f"THEN EXCLUDED.name ELSE {qn(Customer._meta.db_table)}.name END RETURNING id)"
         )
     else:
         ctes.append("c AS (SELECT NULL::bigint AS id WHERE false)")
     for alias, model, parents in _ORDER_ROWS:
-        fields = _insert_fields(model)
-        keys = {"fl": [("location_id", "bigint")]}.get(alias, [])
+        fields = insert_fields(model)
+        extra = ("location_id bigint",) if alias == "fl" else ()
         cells = [parents.get(f.name, f"x.{qn(f.column)}") for f in fields]
+        source = jsonb_recordset_sql(model, f"(SELECT j->'{alias}' FROM d)", extra=extra)
         ctes.append(
             f"{alias} AS (INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-            f"SELECT {', '.join(cells)} FROM {recordset(alias, fields, [f'{k} {t}' for k, t in keys])} "
-            f"ORDER BY x.n RETURNING {_RETURNING.get(alias, 'id')})"
+            f"SELECT {', '.join(cells)} FROM {source} ORDER BY x.n RETURNING {_RETURNING.get(alias, 'id')})"
         )
     union = " UNION ALL ".join(f"SELECT '{alias}', id FROM {alias}" for alias in ("c", "o", "l", "f", "fl", "e"))
     return f"WITH {', '.join(ctes)} {union}"
-
-
-def _json_row(n: int, obj, fields, **extra) -> dict:
-    row = {f.column: f.pre_save(obj, True) for f in fields}
-    row.update(extra, n=n)  # the position: rows are inserted in this order
-    return row
 
 
 def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> None:
@@ -924,22 +914,14 @@ def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> Non
             if objs:
                 type(objs[0]).objects.bulk_create(objs)
         return
-    payload: dict[str, list[dict]] = {}
+    payload = {alias: json_rows(objs) for alias, objs in groups if alias != "fl"}
+    payload["fl"] = json_rows(f_lines, location_id=lambda fl: fl.fulfillment.location_id)
     customer_key = None
     if new_customer is not None:
         # A concurrent request may have created this customer since the lookup: ON CONFLICT then
         # takes that row (with this order's name) instead of failing.
         customer_key = "email" if new_customer.email else "phone"
-        payload["c"] = [_json_row(0, new_customer, _insert_fields(Customer))]
-    for alias, model, _ in _ORDER_ROWS:
-        fields = _insert_fields(model)
-        objs = dict(groups)[alias]
-        if alias == "fl":
-            payload[alias] = [
-                _json_row(n, fl, fields, location_id=fl.fulfillment.location_id) for n, fl in enumerate(objs)
-            ]
-        else:
-            payload[alias] = [_json_row(n, obj, fields) for n, obj in enumerate(objs)]
+        payload["c"] = json_rows([new_customer])
     with connection.cursor() as cursor:
         cursor.execute(_order_rows_sql(customer_key), [json.dumps(payload, default=str)])
         ids: dict[str, list[int]] = defaultdict(list)
@@ -949,10 +931,7 @@ def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> Non
         groups = (("c", [new_customer]), *groups)
     # Rows are inserted in the order given (ORDER BY the position), so ascending ids follow it.
     for alias, objs in groups:
-        for obj, pk in zip(objs, sorted(ids[alias]), strict=True):
-            obj.pk = pk
-            obj._state.adding = False
-            obj._state.db = connection.alias
+        set_pks(objs, sorted(ids[alias]))
     if new_customer is not None:
         order.customer = new_customer
     for obj in order_lines + fulfillments + events:
