@@ -163,7 +163,9 @@ def _insert_sql(model, on_conflict: str, vendor: str, n_rows: int) -> str:
     tail = f" {on_conflict} RETURNING {qn(model._meta.pk.column)}"
     if vendor == "postgresql":  # one parameter, one text whatever the number of rows
         source = jsonb_recordset_sql(model, "%s::jsonb")
-        return f"{head}SELECT {', '.join('x.' + qn(f.column) for f in fields)} FROM {source} ORDER BY x.n{tail}"
+        return (
+            f"{head}SELECT {', '.join('x.' + qn(f.column) for f in fields)} FROM {source} ORDER BY x.n{tail}"
+        )
     row = f"({', '.join(['%s'] * len(fields))})"
     return f"{head}VALUES {', '.join([row] * n_rows)}{tail}"
 

@@ -223,7 +223,9 @@ def _codes(*, sku_ids: set[int], location_ids: set[int]) -> tuple[dict[int, str]
 
 
 def _shortfall_details(failed: list[tuple[_Change, dict | None]]) -> dict:
-    sku_codes, loc_codes = _codes(sku_ids={c.sku_id for c, _ in failed}, location_ids={c.location_id for c, _ in failed})
+    sku_codes, loc_codes = _codes(
+        sku_ids={c.sku_id for c, _ in failed}, location_ids={c.location_id for c, _ in failed}
+    )
     lines = []
     for c, row in failed:
         available = 0

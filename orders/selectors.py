@@ -102,7 +102,7 @@ def placement_lookup(
         location=locations[0] if locations else None,
         skus={s.code: s for s in models_from_json(Sku, skus)},
         customers=models_from_json(Customer, customers),
-        available={sku_id: units for sku_id, units in json.loads(available or "[]")},
+        available=dict(json.loads(available or "[]")),
     )
 
 

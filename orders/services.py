@@ -59,7 +59,6 @@ from .exceptions import (
     WrongPickupCode,
 )
 from .hooks import emit
-from .selectors import PlacementLookup, placement_lookup
 from .models import (
     Channel,
     Customer,
@@ -74,6 +73,7 @@ from .models import (
     OrderLine,
     new_order_number,
 )
+from .selectors import PlacementLookup, placement_lookup
 
 FS = FulfillmentStatus
 PICKUP_METHODS = frozenset({FulfillmentMethod.PICKUP, FulfillmentMethod.CURBSIDE})
@@ -410,7 +410,9 @@ def _line_shapes(lines: Sequence[LineIn]) -> dict[str, int]:
     return seen
 
 
-def _line_skus(lines: Sequence[LineIn], seen: dict[str, int], skus: dict[str, Sku]) -> list[tuple[LineIn, Sku]]:
+def _line_skus(
+    lines: Sequence[LineIn], seen: dict[str, int], skus: dict[str, Sku]
+) -> list[tuple[LineIn, Sku]]:
     missing = [code for code in seen if code not in skus]
     if missing:
         raise UnknownSku(
@@ -799,7 +801,9 @@ def order_place(
             method=resolved.method,
         )
         mine = [
-            FulfillmentLine(fulfillment=f, order_line=line_by_sku[sku_id], sku=sku_by_id[sku_id], quantity=qty)
+            FulfillmentLine(
+                fulfillment=f, order_line=line_by_sku[sku_id], sku=sku_by_id[sku_id], quantity=qty
+            )
             for sku_id, qty in by_location[loc]
         ]
         f._prefetched_objects_cache = {"lines": _cached(FulfillmentLine, mine)}
@@ -893,7 +897,9 @@ def _order_rows_sql(customer_key: str | None) -> str:
             f"{alias} AS (INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
             f"SELECT {', '.join(cells)} FROM {source} ORDER BY x.n RETURNING {_RETURNING.get(alias, 'id')})"
         )
-    union = " UNION ALL ".join(f"SELECT '{alias}', id FROM {alias}" for alias in ("c", "o", "l", "f", "fl", "e"))
+    union = " UNION ALL ".join(
+        f"SELECT '{alias}', id FROM {alias}" for alias in ("c", "o", "l", "f", "fl", "e")
+    )
     return f"WITH {', '.join(ctes)} {union}"
 
 

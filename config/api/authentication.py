@@ -107,7 +107,10 @@ def _candidates_sql(vendor: str) -> tuple[str, list, list, list]:
 
 
 def _convert(fields, values, converters):
-    return [conv(v, f) if conv and v is not None else v for f, v, conv in zip(fields, values, converters, strict=True)]
+    return [
+        conv(v, f) if conv and v is not None else v
+        for f, v, conv in zip(fields, values, converters, strict=True)
+    ]
 
 
 def _candidates(token_key: str) -> list:
@@ -128,8 +131,12 @@ def _candidates(token_key: str) -> list:
     nt, nu = len(t_fields), len(u_fields)
     for row in rows:
         t_vals, u_vals, p_vals = row[:nt], row[nt : nt + nu], row[nt + nu :]
-        token = Token.from_db(connection.alias, [f.attname for f in t_fields], _convert(t_fields, t_vals, convs[0]))
-        user = User.from_db(connection.alias, [f.attname for f in u_fields], _convert(u_fields, u_vals, convs[1]))
+        token = Token.from_db(
+            connection.alias, [f.attname for f in t_fields], _convert(t_fields, t_vals, convs[0])
+        )
+        user = User.from_db(
+            connection.alias, [f.attname for f in u_fields], _convert(u_fields, u_vals, convs[1])
+        )
         profile = None
         if p_vals[0] is not None:
             profile = StaffProfile.from_db(

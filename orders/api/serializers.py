@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -197,17 +198,21 @@ class OrderOut(serializers.ModelSerializer):
 
 
 _MONEY = serializers.DecimalField(max_digits=14, decimal_places=2)
-_WHEN = serializers.DateTimeField()
 
 
-def _when(value):
-    return None if value is None else _WHEN.to_representation(value)
+def _when(value, tz):
+    """What DRF's DateTimeField renders (ISO 8601 in the current time zone, UTC as "Z")."""
+    if value is None:
+        return None
+    text = value.astimezone(tz).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def order_created_body(order: Order, *, show_pickup_code: bool) -> dict:
     """`OrderOut(order).data` for the order `order_place` just returned, built straight from its
     objects (no serializer instances: a tenth of a placement's CPU). Same keys, same formats;
     tests/orders/test_api_orders.py holds the two equal."""
+    tz = timezone.get_current_timezone()
     fulfillments = []
     for f in order.fulfillments.all():
         out = {
@@ -221,12 +226,12 @@ def order_created_body(order: Order, *, show_pickup_code: bool) -> dict:
             ],
             "carrier": f.carrier,
             "tracking_number": f.tracking_number,
-            "customer_arrived_at": _when(f.customer_arrived_at),
+            "customer_arrived_at": _when(f.customer_arrived_at, tz),
             "arrival_note": f.arrival_note,
-            "created_at": _when(f.created_at),
-            "shipped_at": _when(f.shipped_at),
-            "ready_at": _when(f.ready_at),
-            "collected_at": _when(f.collected_at),
+            "created_at": _when(f.created_at, tz),
+            "shipped_at": _when(f.shipped_at, tz),
+            "ready_at": _when(f.ready_at, tz),
+            "collected_at": _when(f.collected_at, tz),
         }
         if show_pickup_code:
             out["pickup_code"] = f.pickup_code
@@ -255,7 +260,7 @@ def order_created_body(order: Order, *, show_pickup_code: bool) -> dict:
             for ln in order.lines.all()
         ],
         "fulfillments": fulfillments,
-        "created_at": _when(order.created_at),
+        "created_at": _when(order.created_at, tz),
     }
 
 

@@ -56,6 +56,34 @@ def test_flash_sale_last_ten_units_exactly_ten_orders():
     assert ledger_mismatches() == []
 
 
+def test_pickup_flash_sale_one_new_customer_exactly_ten_orders():
+    """The flash sale's path: the stock check in the lookup, the order's rows (and a new customer,
+    the same for every thread) in one statement, the reservation last before COMMIT."""
+    from tests.factories import LocationFactory
+    from tests.orders.conftest import pickup
+
+    store = LocationFactory(code="ST-FLASH", offers_pickup=True)
+    sku = SkuFactory(code="FLASH-PICKUP")
+    stock(store, sku, 10)
+
+    def buy(i):
+        try:
+            place(("FLASH-PICKUP", 1), fulfillment=pickup("ST-FLASH"), email="first-time@example.com")
+            return "ok"
+        except InsufficientStock as exc:
+            return "409" if exc.details["lines"][0]["sku"] == "FLASH-PICKUP" else "409?"
+
+    results = run_threads(32, buy)
+    assert results.count("ok") == 10
+    assert results.count("409") == 22
+    lvl = StockLevel.objects.get(location=store, sku=sku)
+    assert (lvl.on_hand, lvl.reserved) == (10, 10)
+    assert Customer.objects.filter(email="first-time@example.com").count() == 1
+    assert Order.objects.filter(customer__email="first-time@example.com").count() == 10
+    assert Fulfillment.objects.filter(location=store).count() == 10
+    assert ledger_mismatches() == []
+
+
 def test_claim_race_no_task_twice():
     wh = WarehouseFactory(code="WH-CLAIM", latitude=35.53, longitude=139.70)
     sku = SkuFactory(code="CLAIM")

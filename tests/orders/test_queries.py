@@ -3,13 +3,20 @@
 Counted without SAVEPOINT/RELEASE (pytest-django's test transaction turns the service's BEGIN and
 COMMIT into savepoints; in production they are not statements the ORM logs).
 
-Placement by orders itself (returning customer, ship, one location):
-  SKUs 1, customer 1, routing 2, reservation 1 on PostgreSQL / 2 elsewhere (one stock level: the
-  guarded UPDATE and the ledger INSERT, as one statement on PostgreSQL) or 3 (several levels:
-  SELECT FOR UPDATE + UPDATE + INSERT, inventory.services), order 1, lines 1, fulfillments 1,
-  fulfillment lines 1, events 1  => 10 (PostgreSQL) / 11 for one line, 12 for 2..20 lines.
+Placement by orders itself, PostgreSQL (returning customer, ship, one location):
+  lookup 1 (SKUs and customer: orders.selectors.placement_lookup), routing 2, reservation 1 (one
+  stock level: the guarded UPDATE and its ledger row as one statement) or 3 (several levels:
+  SELECT FOR UPDATE + UPDATE + INSERT), order rows 1 (order, lines, fulfillments, fulfillment
+  lines, events and a new customer: one statement from one jsonb parameter)
+  => 5 for one line, 7 for 2..20 lines.
+Pickup (the flash sale's path): lookup 1 (also the store and its stock), order rows 1, reservation
+  1 (last, before COMMIT) => 3 for one line, new customer included; a sold-out attempt stops after
+  the lookup plus the nearby-stock read of its 409.
+Elsewhere (SQLite) the order rows are one bulk INSERT per table (5) and a new customer its own.
 The notification listener (notifications app, orders.hooks) adds a constant number on top.
-The POST adds authentication (one query: token, user and role) and the Idempotency-Key INSERT and UPDATE.
+The POST adds authentication (one query: token, user and role; none when the process has seen the
+token in the last OMS["AUTH_CACHE_SECONDS"], which tests set to 0) and the Idempotency-Key INSERT
+and UPDATE.
 """
 
 import pytest
@@ -23,16 +30,20 @@ from tests.orders.conftest import TOKYO, place
 
 pytestmark = pytest.mark.django_db
 
+PG = connection.vendor == "postgresql"
 # One stock level: on PostgreSQL the guarded UPDATE and its ledger INSERT are one statement
 # (inventory.services._single_change_sql); elsewhere two.
-ONE_LEVEL = 1 if connection.vendor == "postgresql" else 2
-SERVICE_ONE_LINE = 9 + ONE_LEVEL
-SERVICE_MANY_LINES = 12
+ONE_LEVEL = 1 if PG else 2
+ORDER_ROWS = 1 if PG else 5  # order, lines, fulfillments, fulfillment lines, events
+SERVICE_ONE_LINE = 1 + 2 + ONE_LEVEL + ORDER_ROWS  # lookup, routing, reservation, rows
+SERVICE_MANY_LINES = 1 + 2 + 3 + ORDER_ROWS
+PICKUP_NEW_CUSTOMER = 1 + ORDER_ROWS + (0 if PG else 1) + ONE_LEVEL  # lookup, rows (+customer), reservation
 REQUEST_OVERHEAD = 1 + 2  # token with its user and role (1); Idempotency-Key INSERT + UPDATE
 
 
 def _count(ctx) -> int:
-    return sum(1 for q in ctx.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT")))
+    skip = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+    return sum(1 for q in ctx.captured_queries if not q["sql"].startswith(skip))
 
 
 @pytest.fixture
@@ -95,7 +106,7 @@ def test_listeners_add_a_constant(catalog, storefront):
 
 def test_hold_conversion_statements_do_not_grow(catalog, no_listeners):
     """Placement with a checkout hold: hold_convert (hold, its lines, the reservation, the hold's
-    deletion) replaces routing; 15 statements for 2..20 lines."""
+    deletion) replaces routing; the same count for 2..20 lines."""
     from orders.services import LineIn, checkout_hold_create
     from tests.orders.conftest import ship
 
@@ -105,4 +116,26 @@ def test_hold_conversion_statements_do_not_grow(catalog, no_listeners):
         with CaptureQueriesContext(connection) as ctx:
             place(*[(s.code, 1) for s in catalog[:n]], hold_id=hold.pk)
         counts[n] = _count(ctx)
-    assert counts == {1: 12 + ONE_LEVEL, 2: 15, 20: 15}
+    # lookup 1, hold_convert (the hold, its lines, the reservation, the hold's deletion), the
+    # locations' codes 1, the order rows
+    assert counts == ({1: 8, 2: 10, 20: 10} if PG else {1: 13, 2: 14, 20: 14})
+
+
+def test_pickup_placement_statements(catalog, no_listeners):
+    """The flash sale's path: a new customer buys at a pickup store; a sold-out attempt reads only."""
+    from tests.factories import LocationFactory
+    from tests.orders.conftest import pickup
+
+    store = LocationFactory(code="ST-Q", offers_pickup=True)
+    stock(store, catalog[0], 1)
+    body = pickup("ST-Q")
+    with CaptureQueriesContext(connection) as ctx:
+        place((catalog[0].code, 1), fulfillment=body, email="new@example.com")
+    assert _count(ctx) == PICKUP_NEW_CUSTOMER
+    from inventory.exceptions import InsufficientStock
+
+    with CaptureQueriesContext(connection) as ctx, pytest.raises(InsufficientStock) as exc:
+        place((catalog[0].code, 1), fulfillment=body, email="late@example.com")
+    assert exc.value.details["lines"][0]["nearby"][0]["location"] == "WH-Q"
+    # the lookup (store stock included), then the nearby stock of the 409 (routing's 2 reads)
+    assert _count(ctx) == 3, [q["sql"][:80] for q in ctx.captured_queries]

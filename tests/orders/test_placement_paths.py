@@ -1,0 +1,220 @@
+"""The short paths of order placement: pickup checked in the lookup and reserved last, the order's
+rows in one statement, the 201 body built without serializers. Each must behave exactly like the
+general path it replaces."""
+
+import datetime as dt
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from config.services import service
+from inventory.exceptions import InsufficientStock
+from inventory.models import Hold, StockLevel, StockMovement
+from inventory.selectors import ledger_mismatches
+from inventory.services import Line, hold_create, stock_reserve
+from orders import selectors
+from orders.api.serializers import OrderOut, order_created_body
+from orders.models import Customer, Order, OrderEvent
+from orders.routing import RoutingLine, RoutingRequest, pickup_filled, route
+from orders.services import fulfillment_claim, fulfillment_ready
+from stores.models import Role
+from tests.factories import make_staff
+from tests.orders.conftest import TOKYO, pickup, place, ship
+
+pytestmark = pytest.mark.django_db
+
+
+def _level(loc, sku) -> StockLevel:
+    return StockLevel.objects.get(location=loc, sku=sku)
+
+
+# --- The 201 body ------------------------------------------------------------------------------
+
+
+def _same_body(order, *, show_code: bool) -> None:
+    """The body built from the objects order_place returned equals OrderOut of the order as read back."""
+    fresh = selectors._order_qs().get(pk=order.pk)
+    expected = OrderOut(fresh, context={"show_pickup_code": show_code}).data
+    assert order_created_body(order, show_pickup_code=show_code) == expected
+    assert order_created_body(fresh, show_pickup_code=show_code) == expected
+
+
+@pytest.mark.parametrize("show_code", [True, False])
+def test_body_of_a_pickup_order_equals_the_serializer(net, show_code):
+    order = place(("TEE-0", 2), fulfillment=pickup(), email="body@example.com")
+    _same_body(order, show_code=show_code)
+
+
+def test_body_of_a_split_ship_order_equals_the_serializer(net):
+    """12 units: no single location has them, so two fulfillments with their own lines."""
+    order = place(("TEE-0", 12), ("TEE-1", 1), fulfillment=ship(TOKYO), currency="USD", email="s@example.com")
+    assert order.fulfillments.count() == 2
+    _same_body(order, show_code=True)
+
+
+def test_body_of_an_endless_aisle_order_equals_the_serializer(net):
+    associate = make_staff(role=Role.ASSOCIATE, locations=[net.shibuya])
+    order = place(("TEE-1", 1), channel="store", user=associate, email="till@example.com")
+    assert order.placed_at_location == net.shibuya
+    _same_body(order, show_code=False)
+
+
+def test_body_after_transitions_equals_the_serializer(net):
+    order = place(("TEE-0", 1), fulfillment=pickup(), email="later@example.com")
+    staff = make_staff(role=Role.ASSOCIATE, locations=[net.shibuya])
+    f = fulfillment_claim(location=net.shibuya, user=staff)
+    fulfillment_ready(fulfillment_id=f.pk, user=staff)
+    fresh = selectors._order_qs().get(pk=order.pk)
+    assert fresh.fulfillments.all()[0].pickup_code
+    _same_body(fresh, show_code=True)
+
+
+# --- Pickup: the routing record without the routing read ----------------------------------------
+
+
+def test_pickup_decision_is_what_routing_records(net):
+    request = RoutingRequest(
+        lines=(RoutingLine(net.skus[0].pk, 2), RoutingLine(net.skus[1].pk, 1)),
+        method="curbside",
+        pickup_location_id=net.shibuya.pk,
+    )
+    routed = route(request)
+    assert routed.complete
+    filled = pickup_filled(request, store=net.shibuya, sku_codes={s.pk: s.code for s in net.skus})
+    assert filled.as_json() == routed.as_json()
+    assert filled.location_codes == routed.location_codes
+
+
+def test_pickup_order_records_the_chosen_store_and_reserves_there(net):
+    order = place(("TEE-0", 3), fulfillment=pickup(), email="all3@example.com")
+    routed = OrderEvent.objects.get(order=order, type="routed")
+    assert routed.data["allocations"] == [
+        {
+            "location": "TKY-SHIBUYA",
+            "location_id": net.shibuya.pk,
+            "sku": "TEE-0",
+            "sku_id": net.skus[0].pk,
+            "quantity": 3,
+        }
+    ]
+    assert routed.data["considered"][0]["reasons"] == [
+        "the customer's chosen store for pickup",
+        "can fill the whole order",
+    ]
+    assert _level(net.shibuya, net.skus[0]).reserved == 3
+    assert StockMovement.objects.filter(reference=order.number, kind="reservation").count() == 1
+    assert ledger_mismatches() == []
+
+
+# --- Pickup: the stock check in the lookup ------------------------------------------------------
+
+
+def test_sold_out_pickup_is_409_with_nearby_stock_and_writes_nothing(net):
+    customers, orders = Customer.objects.count(), Order.objects.count()
+    with pytest.raises(InsufficientStock) as exc:
+        place(("TEE-0", 4), fulfillment=pickup(), email="nobody-yet@example.com")
+    line = exc.value.details["lines"][0]
+    assert (line["sku"], line["requested"], line["available"], line["shortfall"]) == ("TEE-0", 4, 3, 1)
+    # every location with units of the SKU, the chosen store too (it has some), nearest first
+    assert [n["location"] for n in line["nearby"]] == ["TKY-SHIBUYA", "WH-KAWASAKI", "OSA-UMEDA"]
+    assert exc.value.details["method"] == "pickup"
+    assert (Customer.objects.count(), Order.objects.count()) == (customers, orders)
+    assert _level(net.shibuya, net.skus[0]).reserved == 0
+
+
+def test_only_the_short_lines_are_listed(net):
+    with pytest.raises(InsufficientStock) as exc:
+        place(("TEE-0", 1), ("TEE-1", 5), fulfillment=pickup(), email="two@example.com")
+    assert [ln["sku"] for ln in exc.value.details["lines"]] == ["TEE-1"]
+
+
+def test_a_live_hold_at_the_store_counts_against_the_lookup(net):
+    hold_create(lines=[Line(net.shibuya.pk, net.skus[0].pk, 2)])
+    with pytest.raises(InsufficientStock) as exc:
+        place(("TEE-0", 2), fulfillment=pickup(), email="held-out@example.com")
+    assert exc.value.details["lines"][0]["available"] == 1
+
+
+def test_an_expired_hold_at_the_store_does_not_block(net):
+    hold = hold_create(lines=[Line(net.shibuya.pk, net.skus[0].pk, 3)])
+    Hold.objects.filter(pk=hold.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    hold.lines.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    order = place(("TEE-0", 3), fulfillment=pickup(), email="after-expiry@example.com")
+    lvl = _level(net.shibuya, net.skus[0])
+    assert (lvl.reserved, lvl.held) == (3, 0)  # the expired hold was reclaimed by the reservation
+    assert order.fulfillments.get().location == net.shibuya
+    assert ledger_mismatches() == []
+
+
+def test_safety_stock_counts_in_the_lookup(net):
+    StockLevel.objects.filter(location=net.shibuya, sku=net.skus[0]).update(safety_stock=2)
+    with pytest.raises(InsufficientStock) as exc:
+        place(("TEE-0", 2), fulfillment=pickup(), email="safety@example.com")
+    assert exc.value.details["lines"][0]["available"] == 1
+    place(("TEE-0", 1), fulfillment=pickup(), email="safety@example.com")
+
+
+# --- Pickup: the reservation comes last -----------------------------------------------------------
+
+
+def test_stock_taken_after_the_lookup_rolls_the_whole_order_back(net):
+    """The lookup saw 3 units; before the order's transaction commits, the same transaction takes
+    them (as a concurrent buyer would): the reservation, run last, fails and nothing remains."""
+    customers = Customer.objects.count()
+
+    @service
+    def order_then_stock_gone():
+        order = place(("TEE-0", 3), fulfillment=pickup(), email="raced@example.com")
+        assert Order.objects.filter(pk=order.pk).exists()  # written, not yet reserved
+        assert _level(net.shibuya, net.skus[0]).reserved == 0
+        stock_reserve(lines=[Line(net.shibuya.pk, net.skus[0].pk, 3)], reference="someone else")
+
+    with pytest.raises(InsufficientStock) as exc:
+        order_then_stock_gone()
+    assert exc.value.details["lines"][0]["nearby"]  # the same 409 as a sold-out lookup
+    assert not Order.objects.filter(customer__email="raced@example.com").exists()
+    assert Customer.objects.count() == customers
+    assert _level(net.shibuya, net.skus[0]).reserved == 0
+    assert ledger_mismatches() == []
+
+
+def test_ship_orders_still_reserve_before_their_rows(net):
+    with transaction.atomic():
+        order = place(("TEE-2", 1), fulfillment=ship(TOKYO), email="ship@example.com")
+        assert StockMovement.objects.filter(reference=order.number).exists()
+
+
+# --- The customer written with the order -------------------------------------------------------
+
+
+def test_a_new_customer_is_created_with_the_order(net):
+    order = place(("TEE-0", 1), fulfillment=pickup(), email="Fresh@Example.com")
+    c = Customer.objects.get(email="fresh@example.com")
+    assert order.customer.pk == c.pk
+    assert order.customer_id == c.pk
+    assert c.notify_channels == ["email"]
+    assert Order.objects.get(pk=order.pk).customer_id == c.pk
+
+
+def test_a_returning_customer_is_not_inserted_again(net):
+    first = place(("TEE-0", 1), fulfillment=pickup(), email="back@example.com")
+    second = place(("TEE-1", 1), fulfillment=ship(TOKYO), email="back@example.com")
+    assert first.customer_id == second.customer_id
+    assert Customer.objects.filter(email="back@example.com").count() == 1
+
+
+def test_a_phone_only_customer(net):
+    from orders.services import CustomerIn, LineIn, order_place
+
+    order = order_place(
+        channel="app",
+        customer=CustomerIn(phone="090-1234-5678", name="Ken"),
+        fulfillment=pickup(),
+        lines=[LineIn(sku="TEE-0", quantity=1, unit_price="1980")],
+        currency="JPY",
+    )
+    c = Customer.objects.get(phone="+819012345678")
+    assert order.customer_id == c.pk
+    assert c.email is None
+    assert c.notify_channels == ["sms"]
