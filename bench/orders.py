@@ -597,7 +597,13 @@ STATEMENT_OWNERS = [  # (gist prefix, what in the request sends it)
     ("INSERT notifications_", "notifications listener: outbox row"),
     ("SELECT notifications_notification", "notifications listener: outbox row read back"),
     ("SELECT notifications_webhookendpoint", "notifications listener: webhook endpoints"),
+    (
+        "WITH ... SELECT c",
+        "order rows, one statement from one jsonb parameter: new customer, order, lines, fulfillment, "
+        "fulfillment lines, events",
+    ),
 ]
+LOOKUP_OWNER = "lookup: pickup store and its stock, SKUs, customer (scalar subqueries)"
 
 
 def statement_breakdown(sqls: list[str]) -> str:
@@ -608,7 +614,11 @@ def statement_breakdown(sqls: list[str]) -> str:
         gist = sql_gist(sql)
         if gist.split()[0] in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK"):
             continue
-        owner = next((o for prefix, o in STATEMENT_OWNERS if gist.startswith(prefix)), "other")
+        owner = (
+            LOOKUP_OWNER
+            if gist == "SELECT"
+            else next((o for prefix, o in STATEMENT_OWNERS if gist.startswith(prefix)), "other")
+        )
         if isinstance(owner, list):
             owner = owner[min(seen[gist], len(owner) - 1)]
         seen[gist] += 1
@@ -1259,67 +1269,56 @@ def claims_render(res: dict) -> tuple[str, str, bool]:
 FLASH_NOTES = """
 How it runs: `python -m bench.orders flash`. gunicorn serves `config.wsgi` with
 `ROOT_URLCONF=bench.urls` (the whole app plus the bench engineer's floor views) on 127.0.0.1,
-2 sync workers with the production settings file `config/gunicorn.py` (the best configuration for hot-SKU writes in `perf-floors.md`; here, back-to-back
-full runs at 15:23-15:26 UTC gave 43 orders/s with `sync_w2`, 47 with `gthread_w2t4` (2 workers x
-4 threads) and 42 with `sync_w3`: within the noise of the shared box, so the default stays;
-`--config` picks another), `DEBUG=False`, persistent database connections (`CONN_MAX_AGE`), Celery publishing to
-Redis (as in production; nothing consumes it here). The store has exactly the sale's units,
-received through `inventory.services.stock_receive`. Each attempt is a new customer (email) with
-its own Idempotency-Key, so every 201 is a new order and every 409 is the stock running out
-(`insufficient_stock`, with routing's nearby-stock suggestions). The client is a small asyncio
-HTTP/1.1 client in 2 forked processes; gunicorn's sync workers close the connection after each
-response, so the client reconnects for every request (as wrk does). Latency is per request as the
-client sees it, including the wait in gunicorn's backlog behind the other 63 clients. The floor is
-a DRF APIView reading one stock level by primary key (`/bench/floor-noauth/`; `/bench/floor/` adds
-the knox token authentication the orders endpoint also pays), measured with the same client and
-connection count right before and right after the sale, and once with wrk. Statement counts come
-from `CaptureQueriesContext` around one POST through the Django test client (same request shape);
-"Python CPU in-process" times a few hundred such POSTs (and floor GETs) in the benchmark process.
+with the production settings file `config/gunicorn.py` and the worker setup of `--config`
+(default `sync_w2`: 2 sync workers, one per core; `sync_w3`, `sync_w4`, `gthread_w2t2` and
+`gthread_w2t4` are the others), `DEBUG=False`, persistent database connections (`CONN_MAX_AGE`)
+with server-side binding and prepared statements (`DB_SERVER_SIDE_BINDING`, the production
+default), Celery publishing to Redis (as in production; nothing consumes it here). Before the
+floors, 64 warm-up orders of another SKU go through the same endpoint, so that every worker has
+imported, connected and prepared what an order needs, as a server that has been up a while has.
+The store has exactly the sale's units, received through `inventory.services.stock_receive`. Each
+attempt is a new customer (email) with its own Idempotency-Key, so every 201 is a new order (and
+a new customer) and every 409 is the stock running out (`insufficient_stock`, with the nearby-stock
+suggestions). The client is a small asyncio HTTP/1.1 client in 2 forked processes; gunicorn's
+sync workers close the connection after each response, so the client reconnects for every
+request (as wrk does). Latency is per request as the client sees it, including the wait in
+gunicorn's backlog behind the other 63 clients. The floor is a DRF APIView reading one stock level
+by primary key (`/bench/floor-noauth/`; `/bench/floor/` adds the knox token authentication the
+orders endpoint also pays), measured with the same client and connection count right before and
+right after the sale, and once with wrk. Statement counts come from `CaptureQueriesContext` around
+one POST through the Django test client (same request shape; the token is already verified in
+that process); "Python CPU in-process" times a few hundred such POSTs (and floor GETs) in the
+benchmark process.
+
+**What it took** (from 0.07 of the floor, 17 statements and 14.4 ms of Python CPU per placement
+in-process, to the figures above). Each step was measured in-process (`time.process_time` over
+300-800 placements; PostgreSQL's CPU read from its backend's `/proc/<pid>/stat`):
+
+| step | Python CPU / 201 | statements |
+|---|---:|---:|
+| before | 14.4 ms | 17 |
+| one lookup for store, SKUs and customer (`placement_lookup`); order rows in one CTE; pickup reserves at the store without routing's reads | 9.8 ms | 11 |
+| 201 body built from the returned objects (`order_created_body`); token, user and role by one raw query | 6.7 ms | 11 |
+| webhook endpoints cached per process; raw outbox INSERT | 6.0 ms | 10 |
+| pickup: the store's stock read in the lookup, a sold-out attempt stops there; rows first, reservation last; batched on-commit publishing | 5.6 ms | 10 |
+| PostgreSQL server-side binding + prepared statements (PostgreSQL's CPU per 201: 2.8 -> 1.25 ms) | 5.5 ms | 10 |
+| input serializers build their fields once per class (`InputSerializer`) | 4.5 ms | 10 |
+| a new customer inserted with the order's rows | 4.2 ms | 9 |
+| order rows and outbox rows from one jsonb parameter (one statement text for any order) | 3.6 ms | 8 |
+
+The reservation at the store comes last, just before COMMIT (`config.services.run_last`): in a
+flash sale every buyer queues on that one stock row, which is now locked only for the commit.
 """
 
 PROFILE_NOTES = """
-**Where a placement's time goes** (the target is missed). Profiled in-process with `py-spy record
---gil` over 400 placements of this same request through the Django test client (2026-11-22 15:45
-UTC, the code of that time: 17 statements), so only Python CPU holding the GIL is sampled, not the
-waits for PostgreSQL: 11.4 ms of Python CPU per placement, against about 0.6 ms for the floor.
-
-| part of the request | share of the Python CPU |
-|---|---:|
-| `order_place`: the five order-row INSERTs (order, lines, fulfillment, fulfillment lines, events) and the rest of the service | 21.1 % |
-| output serializer (`OrderOut` of the 201, nested fulfillments and lines) | 10.5 % |
-| on-commit Celery publish of the notification to Redis | 9.1 % |
-| routing (available units, location fields) | 8.7 % |
-| notifications listener (outbox upsert, webhook endpoints) | 8.0 % |
-| knox authentication | 7.2 % |
-| input serializer (`OrderCreateIn.is_valid`) | 6.7 % |
-| Idempotency-Key (fingerprint, INSERT, UPDATE with the response body) | 6.2 % |
-| Django/DRF request handling | 5.2 % |
-| pickup store, SKUs, customer (SELECT + INSERT) | 12.9 % |
-| `stock_reserve` (one CTE statement) | 3.4 % |
-
-By layer: Django ORM (compiling SQL, turning rows into models) 53 %, DRF (serializers, views) 27 %,
-the psycopg driver 16 %. Every statement costs Python time (about 0.5-0.7 ms here) plus
-PostgreSQL's own CPU on the same 2 cores, so the statement count is the main lever, the
-serializers the second; a quarter of the floor means about 4x the floor's cost per request, i.e.
-roughly 6-8 statements and a light response.
-
-Concrete suggestions (none applied here; each names its owner's file):
-1. `orders/services.py`: the order, its lines, fulfillments, fulfillment lines and events as one
-   statement (data-modifying CTEs, like the one `inventory.services` now uses for a single stock
-   change): 5 -> 1, and the largest share of the service's own CPU.
-2. `orders/services.py` + `orders/routing`: for pickup and curbside the store is already chosen:
-   pass the `Location` read by `_resolve_fulfillment` into routing instead of reading it again, and
-   let the guarded reservation be the availability check, running routing's read only when it
-   fails (for the 409's nearby suggestions): 2 statements fewer on the 201 path.
-3. `orders/api/views.py`: build the 201 body from the objects `order_place` returns with a flat
-   serializer or a dict (the nested `OrderOut` is a tenth of the CPU).
-4. `notifications`: cache the active webhook endpoints per process (a version number or a short
-   TTL) instead of reading them for every event (1 fewer); publish on commit through a kept-open
-   producer, or leave delivery to the outbox sweeper under load (the publish is ~9 % of the CPU).
-5. `orders/services.py` `customer_find_or_create`: `INSERT ... ON CONFLICT DO NOTHING RETURNING`
-   first saves one statement for a new customer (returning customers keep the SELECT-first path).
-Together: 17 -> about 9 statements and a light response, which by the per-statement cost
-measured here would roughly double orders/s; 0.25 of the floor needs all of it.
+**Where a placement's time goes now** (py-spy `--gil` over 800 placements in-process, 3.6 ms of
+Python CPU each, about 1.1 ms for the floor): `order_place` 50 % (the listener's outbox row 14 %,
+the order-rows statement 16 %, the lookup 9 %, the reservation 8 %), Idempotency-Key 8 %, input
+validation 6 %, the 201 body 3 %, Django and DRF request handling the rest. PostgreSQL spends
+about 1.2 ms of CPU per placement (the order-rows statement 0.46 ms, the deferred foreign-key
+checks at COMMIT most of the rest) on the same 2 cores. No single part is large any more: a
+further gain needs fewer rows per order (the two events, the outbox row) or a cheaper framework
+path for the request itself.
 """
 
 CLAIMS_NOTES = """
@@ -1400,7 +1399,7 @@ def main(argv: list[str] | None = None) -> int:
                     + breakdown
                     + "\n"
                     + FLASH_NOTES
-                    + ("" if flash_ok else PROFILE_NOTES),
+                    + PROFILE_NOTES,
                 ),
                 title="Flash sale through the HTTP API (issue 3, figure 1)",
             )
