@@ -34,14 +34,31 @@ def service(func: Callable[P, R]) -> Callable[P, R]:
         try:
             with transaction.atomic():
                 result = func(*args, **kwargs)
-                for work in _last.get() or ():
-                    work()  # an error here rolls everything back, like any other
+                _run_pending(_last.get() or [])
                 return result
         finally:
             _last.reset(last_token)
             _in_service.reset(token)
 
     return wrapper
+
+
+class _Marker:
+    """A no-op on_commit callback: Django drops it when the savepoint it was registered in is
+    rolled back, which tells whether the work registered with it still belongs to the transaction."""
+
+    def __call__(self) -> None:
+        pass
+
+
+def _run_pending(pending: list) -> None:
+    i = 0
+    while i < len(pending):  # work may register more work: it runs too, in order
+        marker, work = pending[i]
+        i += 1
+        on_commit = transaction.get_connection().run_on_commit
+        if any(func is marker for _, func, *_ in on_commit):  # not undone by a rolled-back savepoint
+            work()  # an error here rolls everything back, like any other
 
 
 def run_last(work: Callable[[], None]) -> None:
@@ -56,4 +73,6 @@ def run_last(work: Callable[[], None]) -> None:
     if pending is None or not _in_service.get():
         work()
     else:
-        pending.append(work)
+        marker = _Marker()
+        transaction.on_commit(marker)
+        pending.append((marker, work))

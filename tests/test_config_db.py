@@ -103,15 +103,8 @@ def test_a_location_with_negative_coordinates_and_empty_hours():
     assert decoded.is_active is False
 
 
-def test_floats_with_seventeen_significant_digits_read_back_exactly(request):
-    if connection.vendor == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="SQLite's json_object() prints a REAL with 15 significant digits: "
-                "35.123456789012344 comes back as 35.1234567890123",
-            )
-        )
+def test_floats_with_seventeen_significant_digits_read_back_exactly():
+    """SQLite's json_object() would print a REAL with 15 significant digits; config.db asks for 17."""
     loc = _location(latitude=35.123456789012344, longitude=0.1 + 0.2)
     decoded = _read_back(Location, loc.pk)
     assert (decoded.latitude, decoded.longitude) == (35.123456789012344, 0.30000000000000004)
@@ -135,11 +128,6 @@ def test_a_sku_with_nulls_reads_back_equal_to_the_orm():
     assert decoded.low_stock_threshold is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models_from_json parses every JSON number with parse_float=Decimal, also inside JSONField "
-    "values: {'weight_kg': 0.1} comes back as Decimal('0.1'), not the float the ORM gives",
-)
 def test_floats_inside_a_json_field_read_back_as_floats():
     sku = SkuFactory(code="TEE-WEIGHT", attributes={"weight_kg": 0.1, "dims": [0.3, 12.5]})
     decoded = _read_back(Sku, sku.pk)

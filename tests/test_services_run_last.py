@@ -189,11 +189,6 @@ def test_work_registered_by_work_also_runs():
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="run_last keeps work registered inside a savepoint that was rolled back: it still runs "
-    "at the outermost service's end (transaction.on_commit discards such callbacks)",
-)
 def test_work_of_a_nested_service_rolled_back_by_its_savepoint_does_not_run():
     """config/services.py documents catching a nested service's error inside transaction.atomic()."""
     log = []
