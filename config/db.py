@@ -47,8 +47,8 @@ def _json_object_sql(model: type[models.Model], alias: str, vendor: str) -> str:
             col = f"json({col})"  # stored as text: embed it as JSON, not as a string
         elif vendor == "sqlite" and isinstance(f, models.FloatField):
             # SQLite's JSON writes 15 significant digits; 17 give the float back exactly
-            # ('!': SQLite's own printf stops at 16 digits without it)
-            col = f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%!.17g', {col}) END"
+            # ('!': SQLite's own printf stops at 16 digits without it; '%%': run with parameters)
+            col = f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%%!.17g', {col}) END"
         parts.append(f"'{f.column}', {col}")
     fn = "json_build_object" if vendor == "postgresql" else "json_object"
     return f"{fn}({', '.join(parts)})"
