@@ -89,7 +89,8 @@ class MovementKind(models.TextChoices):
 class StockMovement(models.Model):
     """Append-only ledger. For every stock level, the sums of the deltas equal its counters."""
 
-    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
+    # sku: no index of its own, movement_sku_loc_idx (sku, location, id) starts with it.
+    sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+", db_index=False)
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=20, choices=MovementKind.choices)
     quantity = models.IntegerField(help_text="Units moved (always positive; the deltas carry the sign)")
@@ -98,14 +99,20 @@ class StockMovement(models.Model):
     held_delta = models.IntegerField(default=0)
     safety_stock_delta = models.IntegerField(default=0)
     reference_type = models.CharField(max_length=20, blank=True)
-    reference = models.CharField(max_length=64, blank=True, db_index=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    reference = models.CharField(max_length=64, blank=True)  # indexed: Meta (no LIKE-pattern index)
+    # Who did it (audit): not indexed; deleting a user with history scans (deactivate instead).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["sku", "location", "id"], name="movement_sku_loc_idx")]
+        indexes = [
+            models.Index(fields=["sku", "location", "id"], name="movement_sku_loc_idx"),
+            models.Index(fields=["reference"], name="movement_reference_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.quantity} {self.sku_id}@{self.location_id}"

@@ -51,14 +51,19 @@ class Notification(models.Model):
     channel = models.CharField(max_length=16, choices=DeliveryChannel.choices)
     recipient = models.CharField(max_length=400, help_text="Email address, E.164 phone or webhook URL")
     language = models.CharField(max_length=8, default="en")
-    dedupe_key = models.CharField(max_length=200, unique=True)
+    dedupe_key = models.CharField(max_length=200)  # unique: Meta (no LIKE-pattern index)
     context = models.JSONField(default=dict, blank=True)
     customer = models.ForeignKey(
         Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
     )
     order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     webhook_endpoint = models.ForeignKey(
-        "WebhookEndpoint", null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+        "WebhookEndpoint",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,  # partial index in Meta: customer notifications (no endpoint) skip it
     )
     webhook_event = models.CharField(max_length=64, blank=True, help_text="e.g. order.placed")
     status = models.CharField(
@@ -84,7 +89,13 @@ class Notification(models.Model):
                 condition=Q(status__in=["pending", "sending"]),
             ),
             models.Index(fields=["status", "channel"], name="notification_status_idx"),
+            models.Index(
+                fields=["webhook_endpoint"],
+                name="notification_endpoint_idx",
+                condition=Q(webhook_endpoint__isnull=False),
+            ),
         ]
+        constraints = [models.UniqueConstraint(fields=["dedupe_key"], name="notification_dedupe_key_unique")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.event} {self.channel} -> {self.recipient} ({self.status})"

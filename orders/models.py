@@ -31,14 +31,12 @@ class NotificationChannel(models.TextChoices):
 class Customer(models.Model):
     """One shopper across channels: the same email or phone is the same customer."""
 
-    email = models.EmailField(max_length=254, unique=True, null=True, blank=True)
-    phone = models.CharField(
-        max_length=20, unique=True, null=True, blank=True, help_text="E.164, e.g. +819012345678"
-    )
+    email = models.EmailField(max_length=254, null=True, blank=True)  # unique: Meta
+    phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164, e.g. +819012345678")
     name = models.CharField(max_length=200, blank=True)
     preferred_location = models.ForeignKey(
-        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )  # indexed where set (Meta): most customers have none
     language = models.CharField(max_length=8, default="en", choices=settings.LANGUAGES)
     # Channels the customer wants status updates on, e.g. ["email", "sms"].
     notify_channels = models.JSONField(default=list, blank=True)
@@ -48,6 +46,17 @@ class Customer(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(email__isnull=False) | Q(phone__isnull=False), name="customer_has_contact"
+            ),
+            # Constraints rather than unique=True: no extra LIKE-pattern index on PostgreSQL
+            # (nothing searches these by prefix; every order of a new customer pays for each index).
+            models.UniqueConstraint(fields=["email"], name="customer_email_unique"),
+            models.UniqueConstraint(fields=["phone"], name="customer_phone_unique"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["preferred_location"],
+                name="customer_pref_location_idx",
+                condition=Q(preferred_location__isnull=False),
             )
         ]
 
@@ -71,7 +80,7 @@ def new_order_number() -> str:
 
 
 class Order(models.Model):
-    number = models.CharField(max_length=16, unique=True, default=new_order_number)
+    number = models.CharField(max_length=16, default=new_order_number)  # unique: Meta
     channel = models.CharField(max_length=16, choices=Channel.choices)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     # Derived from the fulfillments by orders.services after every transition, stored for filtering.
@@ -86,8 +95,14 @@ class Order(models.Model):
     ship_address = models.JSONField(default=dict, blank=True)
     destination_latitude = models.FloatField(null=True, blank=True)
     destination_longitude = models.FloatField(null=True, blank=True)
+    # Who did it (audit): not indexed; deleting a user with history scans (deactivate instead).
     placed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     placed_at_location = models.ForeignKey(
         Location,
@@ -96,6 +111,7 @@ class Order(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text="The store whose till placed it (channel store)",
+        db_index=False,  # indexed where set (Meta): web, app and marketplace orders have none
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -111,15 +127,24 @@ class Order(models.Model):
                 | Q(pickup_location__isnull=False),
                 name="order_pickup_has_location",
             ),
+            models.UniqueConstraint(fields=["number"], name="order_number_unique"),
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="order_status_created_idx")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
+            models.Index(
+                fields=["placed_at_location"],
+                name="order_placed_at_idx",
+                condition=Q(placed_at_location__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.number
 
 
 class OrderLine(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    # No index of its own: orderline_one_per_sku (order, sku) starts with it.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", db_index=False)
     sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
     quantity = models.PositiveIntegerField()
     cancelled_quantity = models.PositiveIntegerField(
@@ -156,13 +181,22 @@ class Fulfillment(models.Model):
     """The part of an order one location fills by one method; a state machine (orders/transitions.py)."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fulfillments")
-    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="fulfillments")
+    # No index of its own: fulfillment_queue_idx (location, status, id) starts with it.
+    location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, related_name="fulfillments", db_index=False
+    )
     method = models.CharField(max_length=16, choices=FulfillmentMethod.choices)
     status = models.CharField(
         max_length=20, choices=FulfillmentStatus.choices, default=FulfillmentStatus.PENDING
     )
+    # Who did it (audit): not indexed; deleting a user with history scans (deactivate instead).
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     carrier = models.CharField(max_length=64, blank=True)
@@ -189,7 +223,10 @@ class Fulfillment(models.Model):
 
 
 class FulfillmentLine(models.Model):
-    fulfillment = models.ForeignKey(Fulfillment, on_delete=models.CASCADE, related_name="lines")
+    # No index of its own: fulfillmentline_one_per_sku (fulfillment, sku) starts with it.
+    fulfillment = models.ForeignKey(
+        Fulfillment, on_delete=models.CASCADE, related_name="lines", db_index=False
+    )
     order_line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="fulfillment_lines")
     sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
     quantity = models.PositiveIntegerField()  # reserved at the fulfillment's location for this line
@@ -223,13 +260,19 @@ class OrderEvent(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     fulfillment = models.ForeignKey(
-        Fulfillment, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
-    )
+        Fulfillment, null=True, blank=True, on_delete=models.CASCADE, related_name="events", db_index=False
+    )  # indexed where set (Meta): order-level events (placed, routed, ...) have none
     type = models.CharField(max_length=32, choices=EventType.choices)
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20, blank=True)
+    # Who did it (audit): not indexed; deleting a user with history scans (deactivate instead).
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     channel = models.CharField(max_length=16, blank=True)
     reason = models.CharField(max_length=255, blank=True)
@@ -238,6 +281,11 @@ class OrderEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["fulfillment"], name="event_fulfillment_idx", condition=Q(fulfillment__isnull=False)
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.type} {self.from_status}->{self.to_status}"
@@ -250,7 +298,10 @@ class IdempotencyKey(models.Model):
     so a retry runs the work again; after commit a retry gets the stored response back.
     """
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: idempotencykey_owner_key (owner, key) starts with it.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     key = models.CharField(max_length=255)
     # sha256 of the method, the path and the canonical JSON body: another body under the same key is a 422.
     fingerprint = models.CharField(max_length=64)
