@@ -1,6 +1,6 @@
 """Issue figures 1 and 4: a flash sale through the HTTP API, and 16 workers claiming a fulfillment queue.
 
-    python -m bench.orders [flash|claims|all] [--quick] [--no-doc] [--config sync_w2|gthread_w2t4|...]
+    python -m bench.orders [flash|claims|all] [--quick] [--no-doc] [--config production|sync_w2|gthread_w2t4|...]
 
 flash   gunicorn (`config.wsgi`, 2 sync workers by default) on PostgreSQL serves the whole app plus the
         framework-floor views of bench/urls.py (or bench/orders_urls.py's own, if that is missing). One
@@ -55,6 +55,7 @@ WARM_ORDERS = 64  # placed before the sale, so every worker has run the order pa
 FLOOR_PATH = "/bench-orders/floor/"  # bench/orders_urls.py: only when bench/urls.py has no floor
 ORDERS_PATH = "/api/v1/orders/"
 GUNICORN_CONFIGS = {
+    "production": [],  # config/gunicorn.py as it is: cores + 1 sync workers
     "sync_w2": ["-w", "2"],
     "sync_w3": ["-w", "3"],
     "sync_w4": ["-w", "4"],
@@ -77,7 +78,7 @@ class FlashParams:
     processes: int = 2
     connections: int = 32  # per process: 64 concurrent clients
     floor_seconds: float = 5.0
-    gunicorn: str = "sync_w2"
+    gunicorn: str = "production"
     wrk: bool = True  # also measure the floor with wrk, when it is installed
     cpu_samples: int = 200  # in-process placements timed for the Python CPU per request
 
@@ -210,7 +211,7 @@ def _free_port() -> int:
 class Gunicorn:
     """`gunicorn config.wsgi` on 127.0.0.1 with ROOT_URLCONF=bench.orders_urls; stopped on exit."""
 
-    def __init__(self, *, database_url: str, config: str = "sync_w2"):
+    def __init__(self, *, database_url: str, config: str = "production"):
         self.config = config
         self.urlconf, self.floors = floor_urls()
         self.port = _free_port()
@@ -1270,8 +1271,10 @@ FLASH_NOTES = """
 How it runs: `python -m bench.orders flash`. gunicorn serves `config.wsgi` with
 `ROOT_URLCONF=bench.urls` (the whole app plus the bench engineer's floor views) on 127.0.0.1,
 with the production settings file `config/gunicorn.py` and the worker setup of `--config`
-(default `sync_w2`: 2 sync workers, one per core; `sync_w3`, `sync_w4`, `gthread_w2t2` and
-`gthread_w2t4` are the others), `DEBUG=False`, persistent database connections (`CONN_MAX_AGE`)
+(default `production`: the file as it is, cores + 1 = 3 sync workers here; `sync_w2`, `sync_w3`,
+`sync_w4`, `gthread_w2t2` and `gthread_w2t4` are the others; on 2 cores, back-to-back runs gave
+0.25 / 0.25 / 0.25 of the floor with 2 workers, 0.26 / 0.26 / 0.25 with 3 and 0.24 / 0.23 with 4,
+the floor itself highest with 3 or 4), `DEBUG=False`, persistent database connections (`CONN_MAX_AGE`)
 with server-side binding and prepared statements (`DB_SERVER_SIDE_BINDING`, the production
 default), Celery publishing to Redis (as in production; nothing consumes it here). Before the
 floors, 64 warm-up orders of another SKU go through the same endpoint, so that every worker has
@@ -1361,7 +1364,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.orders", description=__doc__.split("\n\n")[0])
     ap.add_argument("name", nargs="?", default="all", choices=["flash", "claims", "all"])
     ap.add_argument("--quick", action="store_true", help="smoke mode: tiny numbers, docs left alone")
-    ap.add_argument("--config", default="sync_w2", choices=sorted(GUNICORN_CONFIGS), help="gunicorn config")
+    ap.add_argument(
+        "--config", default="production", choices=sorted(GUNICORN_CONFIGS), help="gunicorn config"
+    )
     doc = ap.add_mutually_exclusive_group()
     doc.add_argument("--doc", dest="doc", action="store_true", default=None)
     doc.add_argument("--no-doc", dest="doc", action="store_false")
