@@ -16,6 +16,7 @@ import functools
 import json
 import re
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -521,6 +522,12 @@ def _insufficient(decision, skus: dict[int, Sku], requested: dict[int, int], nea
     )
 
 
+# The nearby stock of recent pickup 409s, per (SKUs, store position): when a flash sale sells out,
+# every further attempt asks the same question. Suggestions only (nothing is reserved from them),
+# so they may be OMS["NEARBY_CACHE_SECONDS"] old.
+_nearby_recent: dict[tuple, tuple[float, dict]] = {}
+
+
 def _short_at_store(
     available: dict[int, int], skus: dict[int, Sku], requested: dict[int, int], resolved: _Resolved
 ) -> InsufficientStock | None:
@@ -530,7 +537,17 @@ def _short_at_store(
     short = {pk: max(0, available.get(pk, 0)) for pk, qty in requested.items() if available.get(pk, 0) < qty}
     if not short:
         return None
-    nearby = nearby_sources(sku_ids=list(short), near=resolved.destination, limit=5)
+    key = (tuple(sorted(short)), resolved.destination)
+    hit = _nearby_recent.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        nearby = hit[1]
+    else:
+        nearby = nearby_sources(sku_ids=list(short), near=resolved.destination, limit=5)
+        ttl = settings.OMS.get("NEARBY_CACHE_SECONDS", 0)
+        if ttl > 0:
+            if len(_nearby_recent) >= 256:
+                _nearby_recent.clear()
+            _nearby_recent[key] = (time.monotonic() + ttl, nearby)
     lines = [
         {
             "sku": skus[sku_id].code,

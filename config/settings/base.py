@@ -189,6 +189,10 @@ OMS = {
     # How long a process trusts an API token it has verified (config/api/authentication.py). A
     # revoked token or a deactivated user is refused at the latest this much later. 0: every call.
     "AUTH_CACHE_SECONDS": env.float("OMS_AUTH_CACHE_SECONDS", default=5.0),
+    # How old the nearby-stock suggestions of a sold-out pickup's 409 may be (each process keeps
+    # the last answer per SKUs and store this long; a sell-out asks the same question thousands of
+    # times). 0: read every time.
+    "NEARBY_CACHE_SECONDS": env.float("OMS_NEARBY_CACHE_SECONDS", default=1.0),
     # Routing policy, applied in order (orders/routing/base.py). Also available: StoresBeforeWarehouses
     # (clear store stock first), WarehousesBeforeStores, MostStockFirst; bare class names are accepted.
     "ROUTING_PIPELINE": env.list(

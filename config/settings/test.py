@@ -10,7 +10,8 @@ from .base import CELERY_BROKER_URL, NOTIFICATIONS, OMS, env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-OMS = {**OMS, "AUTH_CACHE_SECONDS": 0}  # tests revoke tokens and expect it at once
+# Tests revoke tokens and move stock, and expect it to show at once; the caches have their own tests.
+OMS = {**OMS, "AUTH_CACHE_SECONDS": 0, "NEARBY_CACHE_SECONDS": 0}
 # Tests create endpoints with factories and expect deliveries at once; the cache has its own tests.
 NOTIFICATIONS = {**NOTIFICATIONS, "WEBHOOK_ENDPOINTS_CACHE_SECONDS": 0}
 

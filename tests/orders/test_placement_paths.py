@@ -19,7 +19,7 @@ from orders.models import Customer, Order, OrderEvent
 from orders.routing import RoutingLine, RoutingRequest, pickup_filled, route
 from orders.services import fulfillment_claim, fulfillment_ready
 from stores.models import Role
-from tests.factories import make_staff
+from tests.factories import make_staff, stock
 from tests.orders.conftest import TOKYO, pickup, place, ship
 
 pytestmark = pytest.mark.django_db
@@ -218,3 +218,52 @@ def test_a_phone_only_customer(net):
     assert order.customer_id == c.pk
     assert c.email is None
     assert c.notify_channels == ["sms"]
+
+
+# --- The nearby stock of a sell-out, reused for a moment ----------------------------------------
+
+
+@pytest.fixture
+def nearby_cache(settings):
+    from orders import services
+
+    services._nearby_recent.clear()
+    settings.OMS = {**settings.OMS, "NEARBY_CACHE_SECONDS": 0.3}
+    yield
+    services._nearby_recent.clear()
+
+
+def _sold_out_409(email):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx, pytest.raises(InsufficientStock) as exc:
+        place(("TEE-0", 4), fulfillment=pickup(), email=email)
+    reads = [q for q in ctx.captured_queries if "inventory_stocklevel" in q["sql"]]
+    return exc.value.details["lines"][0]["nearby"], len(reads)
+
+
+def test_a_sell_out_reuses_its_nearby_stock_for_a_moment(net, nearby_cache):
+    import time
+
+    first, reads_first = _sold_out_409("a1@example.com")
+    again, reads_again = _sold_out_409("a2@example.com")
+    assert again == first
+    assert reads_first == 3  # the lookup's store stock, then routing's two nearby reads
+    assert reads_again == 1  # the lookup only
+    stock(net.osaka, net.skus[0], 7)  # more nearby: shown once the answer is older than the setting
+    time.sleep(0.35)
+    later, reads_later = _sold_out_409("a3@example.com")
+    assert reads_later == 3
+    assert {n["location"]: n["available"] for n in later}["OSA-UMEDA"] == 12
+
+
+def test_the_nearby_answer_is_per_skus_and_store(net, nearby_cache):
+    _sold_out_409("b1@example.com")
+    with pytest.raises(InsufficientStock) as exc:
+        place(("TEE-1", 4), fulfillment=pickup(), email="b2@example.com")
+    assert exc.value.details["lines"][0]["sku"] == "TEE-1"
+    assert {n["location"] for n in exc.value.details["lines"][0]["nearby"]} >= {"WH-KAWASAKI"}
+    with pytest.raises(InsufficientStock) as exc:
+        place(("TEE-0", 6), fulfillment=pickup("OSA-UMEDA"), email="b3@example.com")
+    assert exc.value.details["lines"][0]["nearby"][0]["location"] == "OSA-UMEDA"  # nearest to Osaka
