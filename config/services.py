@@ -70,8 +70,8 @@ def run_last(work: Callable[[], None]) -> None:
     work may raise; the whole transaction is then rolled back and the error propagates.
     """
     pending = _last.get()
-    if pending is None or not _in_service.get():
-        work()
+    if pending is None or not _in_service.get() or not transaction.get_connection().in_atomic_block:
+        work()  # not inside a service's transaction (e.g. an on-commit callback): at once
     else:
         marker = _Marker()
         transaction.on_commit(marker)

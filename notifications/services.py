@@ -179,6 +179,12 @@ class _BatchPublisher:
         self._queue: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         self._pid: int | None = None
         self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):  # a lock held by another thread at fork time stays held
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = None
 
     def put(self, ids: list[int]) -> None:
         if self._pid != os.getpid():  # first use in this process (also after a fork)

@@ -4,10 +4,10 @@ Each public service is one transaction (`config.services.service`); stock change
 inventory.services, which join that transaction. Lock order, everywhere: fulfillment rows (by
 pk), then stock levels (inventory's helper, by pk), then the order row (orders.transitions).
 
-Order placement is a fixed number of statements whatever the number of lines: one SKU lookup,
-one or two for the customer, the routing read, the reservation (inventory: 2 for one stock
-level, 3 for several), then one INSERT for the order and one bulk INSERT each for the lines,
-fulfillments, fulfillment lines and events (tests/orders/test_queries.py pins the count).
+Order placement is a fixed number of statements whatever the number of lines (docs/orders.md;
+tests/orders/test_queries.py pins them): one lookup (store, SKUs, customer, the store's stock),
+routing's reads for ship orders, the reservation (inventory.services), and the order's rows (on
+PostgreSQL one statement, with a new customer; elsewhere one INSERT per table).
 """
 
 from __future__ import annotations
@@ -572,7 +572,7 @@ def _reserve_at_store(resolved: _Resolved, parsed, *, reference: str, user) -> N
         )
     except InsufficientStock as exc:
         by_code = {sku.code: sku.pk for _, sku in parsed}
-        available = {pk: ln.quantity for ln, pk in ((ln, sku.pk) for ln, sku in parsed)}
+        available = {sku.pk: ln.quantity for ln, sku in parsed}
         for ln in (exc.details or {}).get("lines", []):
             if ln.get("sku") in by_code and ln.get("shortfall", 0) > 0:
                 available[by_code[ln["sku"]]] = ln["available"]
@@ -702,7 +702,9 @@ def order_place(
     """Place an order from any channel: customer, routing, reservations, order rows, events.
 
     All in one transaction: either the whole order is placed with its stock reserved, or nothing
-    is written. Totals are computed here from the lines. With `hold_id` the hold's units become
+    is written. For pickup the reservation is the transaction's last step (config.services.run_last):
+    inside an outer service it runs when that service ends, and a shortfall found then (409) rolls
+    the outer service back too. Totals are computed here from the lines. With `hold_id` the hold's units become
     the order's reservations (inventory.services.hold_convert) without a gap; its lines must be
     the order's lines (422 hold_mismatch).
     """
@@ -930,9 +932,15 @@ def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> Non
     """
     groups = (("o", [order]), ("l", order_lines), ("f", fulfillments), ("fl", f_lines), ("e", events))
     new_customer = order.customer if order.customer.pk is None else None
+    if new_customer is not None and (
+        connection.vendor != "postgresql" or (new_customer.email and new_customer.phone)
+    ):
+        # With both an email and a phone, a concurrent first order may clash on either unique
+        # constraint, and ON CONFLICT names one: insert the customer on its own (any conflict
+        # becomes a re-read), then the order's rows.
+        order.customer = _customer_insert(new_customer)
+        new_customer = None
     if connection.vendor != "postgresql":
-        if new_customer is not None:
-            order.customer = _customer_insert(new_customer)
         for _, objs in groups:
             if objs:
                 type(objs[0]).objects.bulk_create(objs)
@@ -941,8 +949,8 @@ def _insert_order_rows(order, order_lines, fulfillments, f_lines, events) -> Non
     payload["fl"] = json_rows(f_lines, location_id=lambda fl: fl.fulfillment.location_id)
     customer_key = None
     if new_customer is not None:
-        # A concurrent request may have created this customer since the lookup: ON CONFLICT then
-        # takes that row (with this order's name) instead of failing.
+        # An email-only (phone-only) customer: a concurrent request may have created them since the
+        # lookup; ON CONFLICT on that one constraint takes that row (with this order's name).
         customer_key = "email" if new_customer.email else "phone"
         payload["c"] = json_rows([new_customer])
     with connection.cursor() as cursor:

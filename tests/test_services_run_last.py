@@ -249,3 +249,29 @@ def test_a_failing_work_leaves_nothing_committed():
         place()
     assert committed == []
     assert not Location.objects.filter(code="RL-LOC").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_work_registered_from_an_on_commit_callback_runs_at_once():
+    """After COMMIT there is no transaction left to defer to: the work runs where it is asked."""
+    from django.db import transaction
+
+    log = []
+
+    @service
+    def place():
+        transaction.on_commit(lambda: run_last(functools.partial(log.append, "after commit")))
+        log.append("body")
+
+    place()
+    assert log == ["body", "after commit"]
+
+
+def test_shared_input_fields_hold_no_request_data():
+    from orders.api.serializers import OrderCreateIn
+
+    s = OrderCreateIn(data={"channel": "web", "customer": {"email": "secret@example.com"}})
+    s.is_valid()
+    for field in s.fields.values():
+        assert field.parent is not s
+        assert getattr(field.parent, "initial_data", None) is None

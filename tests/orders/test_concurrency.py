@@ -84,6 +84,34 @@ def test_pickup_flash_sale_one_new_customer_exactly_ten_orders():
     assert ledger_mismatches() == []
 
 
+def test_first_orders_sharing_a_phone_with_other_emails_all_succeed():
+    """New customers with an email and a phone: a concurrent first order may clash on either unique
+    constraint; each order succeeds and lands on one of the customers, never a 409 or a 500."""
+    from orders.services import CustomerIn, LineIn, order_place
+    from tests.factories import LocationFactory
+    from tests.orders.conftest import pickup
+
+    store = LocationFactory(code="ST-PHONE", offers_pickup=True)
+    sku = SkuFactory(code="PHONE-SKU")
+    stock(store, sku, 100)
+
+    def buy(i):
+        order = order_place(
+            channel="app",
+            customer=CustomerIn(email=f"person-{i}@example.com", phone="090-5555-0000", name=f"P{i}"),
+            fulfillment=pickup("ST-PHONE"),
+            lines=[LineIn(sku="PHONE-SKU", quantity=1, unit_price="100")],
+            currency="JPY",
+        )
+        return order.customer_id
+
+    customer_ids = run_threads(8, buy)
+    assert Order.objects.filter(fulfillments__location=store).count() == 8
+    assert Customer.objects.filter(phone="+819055550000").count() == 1
+    assert set(customer_ids) <= set(Customer.objects.values_list("pk", flat=True))
+    assert ledger_mismatches() == []
+
+
 def test_claim_race_no_task_twice():
     wh = WarehouseFactory(code="WH-CLAIM", latitude=35.53, longitude=139.70)
     sku = SkuFactory(code="CLAIM")

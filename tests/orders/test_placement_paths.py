@@ -267,3 +267,25 @@ def test_the_nearby_answer_is_per_skus_and_store(net, nearby_cache):
     with pytest.raises(InsufficientStock) as exc:
         place(("TEE-0", 6), fulfillment=pickup("OSA-UMEDA"), email="b3@example.com")
     assert exc.value.details["lines"][0]["nearby"][0]["location"] == "OSA-UMEDA"  # nearest to Osaka
+
+
+def test_a_new_customer_with_email_and_phone(net):
+    from orders.services import CustomerIn, LineIn, order_place
+
+    order = order_place(
+        channel="web",
+        customer=CustomerIn(email="both@example.com", phone="080-1111-2222", name="Both"),
+        fulfillment=pickup(),
+        lines=[LineIn(sku="TEE-0", quantity=1, unit_price="1980")],
+        currency="JPY",
+    )
+    c = Customer.objects.get(email="both@example.com")
+    assert (c.phone, order.customer_id) == ("+818011112222", c.pk)
+    again = order_place(
+        channel="store",
+        customer=CustomerIn(phone="080-1111-2222"),
+        fulfillment=pickup(),
+        lines=[LineIn(sku="TEE-1", quantity=1, unit_price="1980")],
+        currency="JPY",
+    )
+    assert again.customer_id == c.pk
