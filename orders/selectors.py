@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from config.db import json_array_sql, json_object_sql, models_from_json, text_cast
 from config.errors import Forbidden
-from inventory.models import HoldLine, Sku, StockLevel
+from inventory.models import Sku, StockLevel
 from stores.models import Location, Role
 from stores.selectors import user_location_ids, user_role
 
@@ -83,11 +83,13 @@ def placement_lookup(
     else:
         parts.append("NULL")
     if stock_at_location and location_code and sku_codes:
-        stock, hold = qn(StockLevel._meta.db_table), qn(HoldLine._meta.db_table)
+        from .routing.data import available_sql
+
+        stock, units = qn(StockLevel._meta.db_table), available_sql("s")
         pair = "json_build_array" if connection.vendor == "postgresql" else "json_array"
         agg = "json_agg" if connection.vendor == "postgresql" else "json_group_array"
         parts.append(
-            f"(SELECT {text_cast(f'{agg}({pair}(s.sku_id, s.on_hand - s.reserved - s.safety_stock - CASE WHEN s.held = 0 THEN 0 ELSE s.held - COALESCE((SELECT SUM(h.quantity) FROM {hold} h WHERE h.sku_id = s.sku_id AND h.location_id = s.location_id AND h.expires_at <= %s), 0) END))')} "
+            f"(SELECT {text_cast(f'{agg}({pair}(s.sku_id, {units}))')} "
             f"FROM {stock} s WHERE s.location_id = (SELECT id FROM {qn(Location._meta.db_table)} WHERE code = %s) "
             f"AND s.sku_id IN (SELECT id FROM {qn(Sku._meta.db_table)} WHERE code IN ({', '.join(['%s'] * len(sku_codes))})))"
         )

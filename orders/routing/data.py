@@ -102,18 +102,28 @@ class Candidate:
         return f"<Candidate {self.code} {self.stock}>"
 
 
+def available_sql(stock: str = "s") -> str:
+    """SQL for the units a stock level `stock` can still promise: on hand - reserved - safety stock
+    - live held units (expired holds not yet reclaimed count as available). Takes one parameter,
+    the current time. Routing and order placement's lookup count availability with it alike."""
+    hold = connection.ops.quote_name(HoldLine._meta.db_table)
+    return (
+        f"{stock}.on_hand - {stock}.reserved - {stock}.safety_stock - CASE WHEN {stock}.held = 0 "
+        f"THEN 0 ELSE {stock}.held - COALESCE((SELECT SUM(h.quantity) FROM {hold} h WHERE "
+        f"h.sku_id = {stock}.sku_id AND h.location_id = {stock}.location_id AND h.expires_at <= %s), 0) END"
+    )
+
+
 @functools.cache
 def _statements(vendor: str) -> tuple[str, str]:
     """The two hand-written statements (table and column names from the models' _meta)."""
     q = connection.ops.quote_name
-    stock, hold = q(StockLevel._meta.db_table), q(HoldLine._meta.db_table)
+    stock = q(StockLevel._meta.db_table)
     sku, loc = q(Sku._meta.db_table), q(Location._meta.db_table)
     loc_cols = ", ".join(f"l.{q(Location._meta.get_field(f).column)}" for f in ("id", *_LOCATION_FIELDS))
     # {skus}: the SKU placeholders; {where}: an optional extra condition on s.
     available = (
-        f"SELECT s.location_id, s.sku_id, s.on_hand - s.reserved - s.safety_stock - CASE WHEN s.held = 0 "
-        f"THEN 0 ELSE s.held - COALESCE((SELECT SUM(h.quantity) FROM {hold} h WHERE h.sku_id = s.sku_id "
-        f"AND h.location_id = s.location_id AND h.expires_at <= %s), 0) END, NULL "
+        f"SELECT s.location_id, s.sku_id, {available_sql('s')}, NULL "
         f"FROM {stock} s WHERE s.sku_id IN ({{skus}}) AND s.on_hand > s.reserved + s.safety_stock{{where}} "
         f"UNION ALL SELECT NULL, k.id, NULL, k.code FROM {sku} k WHERE k.id IN ({{skus}})"
     )
