@@ -202,3 +202,26 @@ def insert_returning(objs: list[models.Model], *, on_conflict: str = "") -> None
     if len(pks) != len(objs):
         raise RuntimeError(f"INSERT returned {len(pks)} rows for {len(objs)}")
     set_pks(objs, pks)
+
+
+def insert_or_nothing(obj: models.Model) -> int | None:
+    """INSERT one row unless it conflicts with a unique constraint; its pk, or None. One statement.
+
+    Under concurrency PostgreSQL waits for a conflicting insert in flight and then does nothing,
+    so the caller's next read finds the other transaction's row.
+    """
+    meta = obj._meta
+    fields = insert_fields(type(obj))
+    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    qn = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING RETURNING {qn(meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    set_pks([obj], [row[0]])
+    return obj.pk

@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from config.db import insert_fields, json_rows, jsonb_recordset_sql, set_pks
+from config.db import insert_fields, insert_or_nothing, json_rows, jsonb_recordset_sql, set_pks
 from config.errors import InvalidInput, PolicyViolation
 from config.services import run_last, service
 from inventory.exceptions import InsufficientStock
@@ -174,30 +174,6 @@ def normalise_phone(phone: str | None) -> str | None:
     return "+" + digits
 
 
-def _insert_or_nothing(obj) -> int | None:
-    """INSERT one row unless it conflicts with a unique constraint; its pk, or None. One statement.
-
-    Under concurrency PostgreSQL waits for a conflicting insert in flight and then does nothing,
-    so the caller's next read finds the other transaction's row.
-    """
-    meta = obj._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    qn = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING RETURNING {qn(meta.pk.column)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    obj.pk = row[0]
-    obj._state.adding = False
-    return obj.pk
-
-
 @service
 def customer_find_or_create(
     *, email: str | None = None, phone: str | None = None, name: str = ""
@@ -239,7 +215,7 @@ def _new_customer(*, email: str | None, phone: str | None, name: str) -> Custome
 
 def _customer_insert(customer: Customer) -> Customer:
     """INSERT a new customer; if a concurrent request created them just now, that row instead."""
-    if _insert_or_nothing(customer) is not None:
+    if insert_or_nothing(customer) is not None:
         return customer
     return _customer_from(_customers_matching(customer.email, customer.phone), **_keys_of(customer))
 
@@ -500,26 +476,32 @@ def _routing_request(resolved: _Resolved, lines, exclude=frozenset()):
     )
 
 
-def _insufficient(decision, skus: dict[int, Sku], requested: dict[int, int], near) -> InsufficientStock:
-    """409 insufficient_stock: per unfilled line the shortfall and the nearby locations that have it."""
-    from orders.routing import nearby_sources
-
-    short = {u.sku_id: u.quantity for u in decision.unfilled}
-    nearby = nearby_sources(sku_ids=list(short), near=near, limit=5) if short else {}
+def _stock_error(
+    available: dict[int, int], skus, requested, *, nearby: dict, method: str
+) -> InsufficientStock:
+    """409 insufficient_stock: per short line ({sku_id: units available}) the shortfall and the
+    nearby locations that have it."""
     lines = [
         {
             "sku": skus[sku_id].code,
             "requested": requested[sku_id],
-            "available": requested[sku_id] - q,
-            "shortfall": q,
+            "available": have,
+            "shortfall": requested[sku_id] - have,
             "nearby": nearby.get(sku_id, []),
         }
-        for sku_id, q in short.items()
+        for sku_id, have in available.items()
     ]
-    where = "at the chosen store" if decision.method in PICKUP_METHODS else "across the network"
-    return InsufficientStock(
-        f"Not enough stock {where}.", details={"lines": lines, "method": decision.method}
-    )
+    where = "at the chosen store" if method in PICKUP_METHODS else "across the network"
+    return InsufficientStock(f"Not enough stock {where}.", details={"lines": lines, "method": method})
+
+
+def _insufficient(decision, skus: dict[int, Sku], requested: dict[int, int], near) -> InsufficientStock:
+    """The 409 for what routing could not fill."""
+    from orders.routing import nearby_sources
+
+    short = {u.sku_id: requested[u.sku_id] - u.quantity for u in decision.unfilled}
+    nearby = nearby_sources(sku_ids=list(short), near=near, limit=5) if short else {}
+    return _stock_error(short, skus, requested, nearby=nearby, method=decision.method)
 
 
 # The nearby stock of recent pickup 409s, per (SKUs, store position): when a flash sale sells out,
@@ -548,19 +530,7 @@ def _short_at_store(
             if len(_nearby_recent) >= 256:
                 _nearby_recent.clear()
             _nearby_recent[key] = (time.monotonic() + ttl, nearby)
-    lines = [
-        {
-            "sku": skus[sku_id].code,
-            "requested": requested[sku_id],
-            "available": have,
-            "shortfall": requested[sku_id] - have,
-            "nearby": nearby.get(sku_id, []),
-        }
-        for sku_id, have in short.items()
-    ]
-    return InsufficientStock(
-        "Not enough stock at the chosen store.", details={"lines": lines, "method": resolved.method}
-    )
+    return _stock_error(short, skus, requested, nearby=nearby, method=resolved.method)
 
 
 def _reserve_at_store(resolved: _Resolved, parsed, *, reference: str, user) -> None:
