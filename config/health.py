@@ -1,8 +1,9 @@
 """Liveness and readiness probes."""
 
 from django.conf import settings
-from django.db import connection
 from django.http import JsonResponse
+
+from config.db import database_ping
 
 
 def healthz(request):
@@ -14,8 +15,7 @@ def readyz(request):
     """The database and (when configured) the broker are reachable."""
     checks: dict[str, str] = {}
     try:
-        with connection.cursor() as cur:
-            cur.execute("SELECT 1")
+        database_ping()
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {exc.__class__.__name__}"

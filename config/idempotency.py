@@ -12,8 +12,7 @@
 - The same key while the first request is still running -> 409 `idempotency_in_progress`.
 
 Design (research notes A1): the key row, the work and the stored response are ONE transaction
-(the wrapped method runs as a `config.services.service`, so the services it calls join it without
-savepoints). The key row is the first statement: `INSERT .. ON CONFLICT DO NOTHING RETURNING id`,
+(`idempotent_run` is one `transaction.atomic`; the services the wrapped method calls nest in it). The key row is the first statement: `INSERT .. ON CONFLICT DO NOTHING RETURNING id`,
 guarded on PostgreSQL by `pg_try_advisory_xact_lock` on the (user, key) pair, so a concurrent
 duplicate never waits: it either finds the committed row (replay or 422) or nobody's row while the
 lock is taken (409). A crash or an error before commit leaves no row, and a retry runs the work
@@ -33,14 +32,14 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from config.db import idempotency_claim, idempotency_store_response
 from config.errors import Conflict, InvalidInput, PolicyViolation
-from config.services import service
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 MAX_KEY_LENGTH = 255
@@ -86,34 +85,6 @@ def read_key(request, *, required: bool) -> str | None:
     return key
 
 
-def _table() -> str:
-    from orders.models import IdempotencyKey
-
-    return connection.ops.quote_name(IdempotencyKey._meta.db_table)
-
-
-def _claim(*, owner_id: int, key: str, fp: str) -> int | None:
-    """Insert the key row; its id, or None when a row for (owner, key) exists or is being written."""
-    now = timezone.now()
-    table = _table()
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"INSERT INTO {table} (owner_id, key, fingerprint, response_body, created_at) "
-                "SELECT %s, %s, %s, '', %s WHERE pg_try_advisory_xact_lock(hashtextextended(%s, 7)) "
-                "ON CONFLICT (owner_id, key) DO NOTHING RETURNING id",
-                [owner_id, key, fp, now, f"idempotency:{owner_id}:{key}"],
-            )
-        else:  # SQLite: write transactions are serialised (BEGIN IMMEDIATE), nothing is ever in flight
-            cursor.execute(
-                f"INSERT INTO {table} (owner_id, key, fingerprint, response_body, created_at) "
-                "VALUES (%s, %s, %s, '', %s) ON CONFLICT (owner_id, key) DO NOTHING RETURNING id",
-                [owner_id, key, fp, connection.ops.adapt_datetimefield_value(now)],
-            )
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
 def _render(response: Response) -> HttpResponse:
     """The exact bytes of a DRF Response, as a plain HttpResponse (what is stored is what is sent)."""
     body = b"" if response.data is None else JSONRenderer().render(response.data)
@@ -146,18 +117,14 @@ def _replay(*, owner_id: int, key: str, fp: str) -> HttpResponse:
     return out
 
 
-@service
+@transaction.atomic
 def idempotent_run(*, owner_id: int, key: str, fp: str, work: Callable[[], Response]) -> HttpResponse:
     """Run `work` once per (owner, key) in one transaction with the key row; replay afterwards."""
-    key_id = _claim(owner_id=owner_id, key=key, fp=fp)
+    key_id = idempotency_claim(owner_id=owner_id, key=key, fingerprint=fp)
     if key_id is None:
         return _replay(owner_id=owner_id, key=key, fp=fp)
     response = _render(work())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_table()} SET response_status = %s, response_body = %s WHERE id = %s",
-            [response.status_code, response.content.decode(), key_id],
-        )
+    idempotency_store_response(key_id=key_id, status=response.status_code, body=response.content.decode())
     return response
 
 
@@ -183,7 +150,7 @@ def idempotent(*, required: bool = False) -> Callable:
     return decorator
 
 
-@service
+@transaction.atomic
 def idempotency_keys_purge(*, older_than=None) -> int:
     """Delete keys older than settings.OMS["IDEMPOTENCY_TTL"] (the beat task)."""
     from orders.models import IdempotencyKey

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-
-from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
-from django.utils import timezone
 
-from config.db import json_array_sql, json_object_sql, models_from_json, text_cast
 from config.errors import Forbidden
-from inventory.models import Sku, StockLevel
-from stores.models import Location, Role
+from stores.models import Role
 from stores.selectors import user_location_ids, user_role
 
 from .exceptions import UnknownCustomer, UnknownFulfillment, UnknownOrder
@@ -30,81 +23,6 @@ def _order_qs() -> QuerySet[Order]:
             )
             .order_by("pk"),
         ),
-    )
-
-
-@dataclass
-class PlacementLookup:
-    location: Location | None  # the pickup store asked for, if any and if it exists
-    skus: dict[str, Sku]  # by code, the ones that exist
-    customers: list[Customer]  # at most two: the email's and the phone's
-    available: dict[int, int]  # stock_at_location: units available at the store per SKU id (no row: absent)
-
-
-def placement_lookup(
-    *,
-    location_code: str | None,
-    sku_codes: list[str],
-    email: str | None,
-    phone: str | None,
-    stock_at_location: bool = False,
-) -> PlacementLookup:
-    """The pickup store, the lines' SKUs and the customer(s) an order names, in one statement.
-
-    With `stock_at_location`, also the units of those SKUs available at the store, as routing
-    counts them (on hand - reserved - safety stock - live holds: expired holds do not count). A
-    plain read, not a lock: the guarded reservation is the real check.
-    """
-    qn = connection.ops.quote_name
-    params: list = []
-    parts = []
-    if location_code:
-        parts.append(
-            f"(SELECT {text_cast(json_object_sql(Location, 'l'))} FROM {qn(Location._meta.db_table)} l "
-            "WHERE l.code = %s)"
-        )
-        params.append(location_code)
-    else:
-        parts.append("NULL")
-    parts.append(
-        f"(SELECT {text_cast(json_array_sql(Sku, 's'))} FROM {qn(Sku._meta.db_table)} s "
-        f"WHERE s.code IN ({', '.join(['%s'] * len(sku_codes))}))"
-        if sku_codes
-        else "NULL"
-    )
-    params += sku_codes
-    if email or phone:
-        cond = " OR ".join(c for c, v in (("c.email = %s", email), ("c.phone = %s", phone)) if v)
-        parts.append(
-            f"(SELECT {text_cast(json_array_sql(Customer, 'c'))} FROM "
-            f"(SELECT * FROM {qn(Customer._meta.db_table)} c WHERE {cond} ORDER BY c.id LIMIT 2) c)"
-        )
-        params += [v for v in (email, phone) if v]
-    else:
-        parts.append("NULL")
-    if stock_at_location and location_code and sku_codes:
-        from .routing.data import available_sql
-
-        stock, units = qn(StockLevel._meta.db_table), available_sql("s")
-        pair = "json_build_array" if connection.vendor == "postgresql" else "json_array"
-        agg = "json_agg" if connection.vendor == "postgresql" else "json_group_array"
-        parts.append(
-            f"(SELECT {text_cast(f'{agg}({pair}(s.sku_id, {units}))')} "
-            f"FROM {stock} s WHERE s.location_id = (SELECT id FROM {qn(Location._meta.db_table)} WHERE code = %s) "
-            f"AND s.sku_id IN (SELECT id FROM {qn(Sku._meta.db_table)} WHERE code IN ({', '.join(['%s'] * len(sku_codes))})))"
-        )
-        params += [timezone.now(), location_code, *sku_codes]
-    else:
-        parts.append("NULL")
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(parts)}", params)
-        loc, skus, customers, available = cursor.fetchone()
-    locations = models_from_json(Location, loc)
-    return PlacementLookup(
-        location=locations[0] if locations else None,
-        skus={s.code: s for s in models_from_json(Sku, skus)},
-        customers=models_from_json(Customer, customers),
-        available=dict(json.loads(available or "[]")),
     )
 
 

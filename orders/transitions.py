@@ -147,29 +147,76 @@ def transition(
     if not locked:
         fulfillment = lock_fulfillment(fulfillment if isinstance(fulfillment, int) else fulfillment.pk)
     assert isinstance(fulfillment, Fulfillment)
-    check(fulfillment, to_status)
-    old = fulfillment.status
-    fulfillment.status = to_status
+    event = _move(
+        fulfillment,
+        to_status,
+        order=fulfillment.order,
+        actor=actor,
+        channel=channel,
+        reason=reason,
+        updates=updates,
+        data=data,
+    )
+    events = _record(
+        fulfillment.order,
+        [event, *extra_events],
+        refresh=refresh,
+        actor=actor,
+        channel=channel,
+        reason=reason,
+    )
+    return fulfillment, events
+
+
+def transition_all(
+    fulfillments: Iterable[Fulfillment],
+    to_status: str,
+    *,
+    order: Order,
+    actor=None,
+    channel: str = "",
+    reason: str = "",
+    extra_events: Iterable[OrderEvent] = (),
+) -> list[OrderEvent]:
+    """`transition()` for several fulfillments of one order, already locked by the caller: each is
+    checked against the table and saved, then every event (theirs, `extra_events`, the order's
+    status change) is written and emitted as one batch, after the order's status is recomputed."""
+    events = [
+        _move(f, to_status, order=order, actor=actor, channel=channel, reason=reason) for f in fulfillments
+    ]
+    return _record(order, [*events, *extra_events], refresh=True, actor=actor, channel=channel, reason=reason)
+
+
+def _move(
+    f: Fulfillment, to_status: str, *, order: Order, actor, channel, reason, updates=None, data=None
+) -> OrderEvent:
+    """Check the table, save the new status (and `updates`), and return the unsaved event."""
+    check(f, to_status)
+    old = f.status
+    f.status = to_status
     fields = ["status", "updated_at"]
     for name, value in (updates or {}).items():
-        setattr(fulfillment, name, value)
+        setattr(f, name, value)
         fields.append(name)
-    fulfillment.save(update_fields=fields)
-    who = actor if actor is not None and actor.is_authenticated else None
-    event = OrderEvent(
-        order_id=fulfillment.order_id,
-        fulfillment=fulfillment,
+    f.save(update_fields=fields)
+    return OrderEvent(
+        order=order,
+        fulfillment=f,
         type=EventType.FULFILLMENT_STATUS_CHANGED,
         from_status=old,
         to_status=to_status,
-        actor=who,
+        actor=actor if actor is not None and actor.is_authenticated else None,
         channel=channel,
         reason=reason[:255],
-        data={"location": fulfillment.location.code, "method": fulfillment.method, **(data or {})},
+        data={"location": f.location.code, "method": f.method, **(data or {})},
     )
-    events = [event, *extra_events]
+
+
+def _record(
+    order: Order, events: list[OrderEvent], *, refresh: bool, actor, channel, reason
+) -> list[OrderEvent]:
     if refresh:
-        events += order_status_refresh(fulfillment.order, actor=actor, channel=channel, reason=reason)
+        events += order_status_refresh(order, actor=actor, channel=channel, reason=reason)
     OrderEvent.objects.bulk_create(events)
     emit(events)
-    return fulfillment, events
+    return events

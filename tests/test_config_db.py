@@ -232,13 +232,18 @@ def test_insert_returning_inserts_in_order_and_sets_the_pks():
         for n in range(5)
     ]
     insert_returning(objs)
-    assert all(o.pk is not None and o._state.adding is False for o in objs)
+    assert all(o.pk is not None for o in objs)
     assert [o.pk for o in objs] == sorted(o.pk for o in objs)
     for o in objs:
         stored = Location.objects.get(pk=o.pk)
         assert stored.code == o.code
         assert stored.latitude == o.latitude
         assert stored.opening_hours == o.opening_hours
+    # The objects are the stored rows: saving one updates it, it does not insert another.
+    objs[0].name = "Renamed"
+    objs[0].save()
+    assert Location.objects.filter(code__startswith="INS-").count() == 5
+    assert Location.objects.get(pk=objs[0].pk).name == "Renamed"
 
 
 def test_insert_returning_fills_auto_now_add_fields():
@@ -315,10 +320,9 @@ def test_json_rows_holds_each_objects_insert_values_and_position():
     assert json_rows([]) == []
 
 
-def test_set_pks_marks_the_objects_as_saved():
+def test_set_pks_gives_each_object_its_pk():
     objs = [Customer(email="x@example.com"), Customer(email="y@example.com")]
     set_pks(objs, [41, 42])
     assert [o.pk for o in objs] == [41, 42]
-    assert all(o._state.adding is False and o._state.db == connection.alias for o in objs)
     with pytest.raises(ValueError, match="zip"):
         set_pks(objs, [1])

@@ -9,14 +9,10 @@ refused here, and `manage.py` operators revoke tokens by deleting them.
 from __future__ import annotations
 
 import binascii
-import functools
 import time
 from hmac import compare_digest
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import connection
-from django.db.models.expressions import Col
 from django.db.models.signals import post_delete
 from django.utils import timezone
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
@@ -25,6 +21,8 @@ from knox.crypto import hash_token
 from knox.models import get_token_model
 from knox.settings import CONSTANTS
 from rest_framework import exceptions
+
+from config.db import token_candidates
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
@@ -41,7 +39,7 @@ class TokenAuthentication(KnoxTokenAuthentication):
             auth_token = cached[1]
             if auth_token.expiry is None or auth_token.expiry >= now:
                 return self.validate_user(auth_token)
-        for auth_token in _candidates(token_str[: CONSTANTS.TOKEN_KEY_LENGTH]):
+        for auth_token in token_candidates(token_str[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if auth_token.expiry is not None and auth_token.expiry < now:
                 continue
             if compare_digest(digest, auth_token.digest):
@@ -82,93 +80,6 @@ def _token_deleted(sender, instance, **kwargs) -> None:
 
 
 post_delete.connect(_token_deleted, sender=get_token_model(), dispatch_uid="oms-forget-deleted-token")
-
-
-@functools.cache
-def _candidates_sql(vendor: str) -> tuple[str, list, list, list]:
-    """SELECT token, user and staff profile columns in one row per token with this key."""
-    from stores.models import StaffProfile
-
-    Token, User = get_token_model(), get_user_model()
-    qn = connection.ops.quote_name
-    t_fields = list(Token._meta.concrete_fields)
-    u_fields = list(User._meta.concrete_fields)
-    p_fields = list(StaffProfile._meta.concrete_fields)
-    cols = [f"t.{qn(f.column)}" for f in t_fields]
-    cols += [f"u.{qn(f.column)}" for f in u_fields]
-    cols += [f"p.{qn(f.column)}" for f in p_fields]
-    sql = (
-        f"SELECT {', '.join(cols)} FROM {qn(Token._meta.db_table)} t "
-        f"JOIN {qn(User._meta.db_table)} u ON u.{qn(User._meta.pk.column)} = t.{qn(Token._meta.get_field('user').column)} "
-        f"LEFT JOIN {qn(StaffProfile._meta.db_table)} p ON p.{qn(StaffProfile._meta.get_field('user').column)} "
-        f"= u.{qn(User._meta.pk.column)} WHERE t.{qn(Token._meta.get_field('token_key').column)} = %s"
-    )
-    return sql, t_fields, u_fields, p_fields
-
-
-def _convert(fields, values, converters):
-    return [
-        conv(v, f) if conv and v is not None else v
-        for f, v, conv in zip(fields, values, converters, strict=True)
-    ]
-
-
-def _candidates(token_key: str) -> list:
-    """The tokens with this key, each with its user and the user's staff profile loaded (one query).
-
-    The same objects `select_related("user", "user__staff_profile")` builds, from a statement
-    compiled once per process instead of on every request (this runs before every API call).
-    """
-    from stores.models import StaffProfile
-
-    Token, User = get_token_model(), get_user_model()
-    sql, t_fields, u_fields, p_fields = _candidates_sql(connection.vendor)
-    convs = _converters(connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [token_key])
-        rows = cursor.fetchall()
-    out = []
-    nt, nu = len(t_fields), len(u_fields)
-    for row in rows:
-        t_vals, u_vals, p_vals = row[:nt], row[nt : nt + nu], row[nt + nu :]
-        token = Token.from_db(
-            connection.alias, [f.attname for f in t_fields], _convert(t_fields, t_vals, convs[0])
-        )
-        user = User.from_db(
-            connection.alias, [f.attname for f in u_fields], _convert(u_fields, u_vals, convs[1])
-        )
-        profile = None
-        if p_vals[0] is not None:
-            profile = StaffProfile.from_db(
-                connection.alias, [f.attname for f in p_fields], _convert(p_fields, p_vals, convs[2])
-            )
-            StaffProfile._meta.get_field("user").set_cached_value(profile, user)
-        User._meta.get_field("staff_profile").set_cached_value(user, profile)
-        Token._meta.get_field("user").set_cached_value(token, user)
-        out.append(token)
-    return out
-
-
-@functools.cache
-def _converters(vendor: str) -> tuple[list, list, list]:
-    """Per column, the function turning the driver's value into the field's (as the ORM does)."""
-    _, *field_lists = _candidates_sql(vendor)
-
-    def conv_for(f):
-        backend = connection.ops.get_db_converters(Col("x", f))
-        own = f.get_db_converters(connection)
-        funcs = backend + own
-        if not funcs:
-            return None
-
-        def convert(value, field, funcs=funcs):
-            for fn in funcs:
-                value = fn(value, Col("x", field), connection)
-            return value
-
-        return convert
-
-    return tuple([conv_for(f) for f in fields] for fields in field_lists)
 
 
 class TokenScheme(KnoxTokenScheme):

@@ -110,7 +110,7 @@ class OrderListCreateApi(generics.ListAPIView):
         data = s.OrderCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        order = services.order_place(
+        placed = services.order_place(
             channel=v["channel"],
             customer=services.CustomerIn(**v["customer"]),
             fulfillment=_fulfillment_in(v["fulfillment"]),
@@ -128,7 +128,7 @@ class OrderListCreateApi(generics.ListAPIView):
             user=request.user,
             placed_at=v.get("placed_at") or None,
         )
-        out = s.order_created_body(order, show_pickup_code=_show_code(request.user))
+        out = s.order_created_body(placed, show_pickup_code=_show_code(request.user))
         return Response(out, status=status.HTTP_201_CREATED)
 
 

@@ -49,7 +49,13 @@ def lines(*pairs, price="1980.00"):
     return [LineIn(sku=code, quantity=q, unit_price=Decimal(price)) for code, q in pairs]
 
 
-def place(*pairs, fulfillment=None, email="a@example.com", channel="web", currency="JPY", **kw):
+def place(*pairs, **kw):
+    """Place an order (tests.orders.conftest.placed) and return the Order."""
+    return placed(*pairs, **kw).order
+
+
+def placed(*pairs, fulfillment=None, email="a@example.com", channel="web", currency="JPY", **kw):
+    """Place an order; the PlacedOrder (the order and the rows written for it)."""
     return order_place(
         channel=channel,
         customer=CustomerIn(email=email, name="Aiko"),

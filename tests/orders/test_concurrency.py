@@ -102,7 +102,7 @@ def test_first_orders_sharing_a_phone_with_other_emails_all_succeed():
             fulfillment=pickup("ST-PHONE"),
             lines=[LineIn(sku="PHONE-SKU", quantity=1, unit_price="100")],
             currency="JPY",
-        )
+        ).order
         return order.customer_id
 
     customer_ids = run_threads(8, buy)

@@ -5,10 +5,10 @@ general path it replaces."""
 import datetime as dt
 
 import pytest
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from config.services import service
 from inventory.exceptions import InsufficientStock
 from inventory.models import Hold, StockLevel, StockMovement
 from inventory.selectors import ledger_mismatches
@@ -17,10 +17,10 @@ from orders import selectors
 from orders.api.serializers import OrderOut, order_created_body
 from orders.models import Customer, Order, OrderEvent
 from orders.routing import RoutingLine, RoutingRequest, pickup_filled, route
-from orders.services import fulfillment_claim, fulfillment_ready
+from orders.services import PlacedFulfillment, PlacedOrder, fulfillment_claim, fulfillment_ready
 from stores.models import Role
 from tests.factories import make_staff, stock
-from tests.orders.conftest import TOKYO, pickup, place, ship
+from tests.orders.conftest import TOKYO, pickup, place, placed, ship
 
 pytestmark = pytest.mark.django_db
 
@@ -32,32 +32,42 @@ def _level(loc, sku) -> StockLevel:
 # --- The 201 body ------------------------------------------------------------------------------
 
 
-def _same_body(order, *, show_code: bool) -> None:
+def _rows_of(order) -> PlacedOrder:
+    """A PlacedOrder of an order read back through the ORM."""
+    return PlacedOrder(
+        order,
+        list(order.lines.all()),
+        [PlacedFulfillment(f, list(f.lines.all())) for f in order.fulfillments.all()],
+        [],
+    )
+
+
+def _same_body(rows: PlacedOrder, *, show_code: bool) -> None:
     """The body built from the objects order_place returned equals OrderOut of the order as read back."""
-    fresh = selectors._order_qs().get(pk=order.pk)
+    fresh = selectors._order_qs().get(pk=rows.order.pk)
     expected = OrderOut(fresh, context={"show_pickup_code": show_code}).data
-    assert order_created_body(order, show_pickup_code=show_code) == expected
-    assert order_created_body(fresh, show_pickup_code=show_code) == expected
+    assert order_created_body(rows, show_pickup_code=show_code) == expected
+    assert order_created_body(_rows_of(fresh), show_pickup_code=show_code) == expected
 
 
 @pytest.mark.parametrize("show_code", [True, False])
 def test_body_of_a_pickup_order_equals_the_serializer(net, show_code):
-    order = place(("TEE-0", 2), fulfillment=pickup(), email="body@example.com")
-    _same_body(order, show_code=show_code)
+    rows = placed(("TEE-0", 2), fulfillment=pickup(), email="body@example.com")
+    _same_body(rows, show_code=show_code)
 
 
 def test_body_of_a_split_ship_order_equals_the_serializer(net):
     """12 units: no single location has them, so two fulfillments with their own lines."""
-    order = place(("TEE-0", 12), ("TEE-1", 1), fulfillment=ship(TOKYO), currency="USD", email="s@example.com")
-    assert order.fulfillments.count() == 2
-    _same_body(order, show_code=True)
+    rows = placed(("TEE-0", 12), ("TEE-1", 1), fulfillment=ship(TOKYO), currency="USD", email="s@example.com")
+    assert rows.order.fulfillments.count() == 2
+    _same_body(rows, show_code=True)
 
 
 def test_body_of_an_endless_aisle_order_equals_the_serializer(net):
     associate = make_staff(role=Role.ASSOCIATE, locations=[net.shibuya])
-    order = place(("TEE-1", 1), channel="store", user=associate, email="till@example.com")
-    assert order.placed_at_location == net.shibuya
-    _same_body(order, show_code=False)
+    rows = placed(("TEE-1", 1), channel="store", user=associate, email="till@example.com")
+    assert rows.order.placed_at_location == net.shibuya
+    _same_body(rows, show_code=False)
 
 
 def test_body_after_transitions_equals_the_serializer(net):
@@ -67,7 +77,7 @@ def test_body_after_transitions_equals_the_serializer(net):
     fulfillment_ready(fulfillment_id=f.pk, user=staff)
     fresh = selectors._order_qs().get(pk=order.pk)
     assert fresh.fulfillments.all()[0].pickup_code
-    _same_body(fresh, show_code=True)
+    _same_body(_rows_of(fresh), show_code=True)
 
 
 # --- Pickup: the routing record without the routing read ----------------------------------------
@@ -158,17 +168,24 @@ def test_safety_stock_counts_in_the_lookup(net):
 # --- Pickup: the reservation comes last -----------------------------------------------------------
 
 
-def test_stock_taken_after_the_lookup_rolls_the_whole_order_back(net):
-    """The lookup saw 3 units; before the order's transaction commits, the same transaction takes
-    them (as a concurrent buyer would): the reservation, run last, fails and nothing remains."""
+def test_stock_taken_after_the_lookup_rolls_the_whole_order_back(net, monkeypatch):
+    """The lookup saw 3 units; between the lookup and the reservation (placement's last step)
+    another buyer takes them, here from an order-event listener in the same transaction: the
+    reservation fails and nothing of the order remains."""
+    from orders import hooks
+
     customers = Customer.objects.count()
 
-    @service
-    def order_then_stock_gone():
-        order = place(("TEE-0", 3), fulfillment=pickup(), email="raced@example.com")
+    def someone_else_takes_them(events):
+        order = events[0].order
         assert Order.objects.filter(pk=order.pk).exists()  # written, not yet reserved
         assert _level(net.shibuya, net.skus[0]).reserved == 0
         stock_reserve(lines=[Line(net.shibuya.pk, net.skus[0].pk, 3)], reference="someone else")
+
+    monkeypatch.setattr(hooks, "_listeners", [*hooks._listeners, someone_else_takes_them])
+
+    def order_then_stock_gone():
+        place(("TEE-0", 3), fulfillment=pickup(), email="raced@example.com")
 
     with pytest.raises(InsufficientStock) as exc:
         order_then_stock_gone()
@@ -213,7 +230,7 @@ def test_a_phone_only_customer(net):
         fulfillment=pickup(),
         lines=[LineIn(sku="TEE-0", quantity=1, unit_price="1980")],
         currency="JPY",
-    )
+    ).order
     c = Customer.objects.get(phone="+819012345678")
     assert order.customer_id == c.pk
     assert c.email is None
@@ -225,12 +242,11 @@ def test_a_phone_only_customer(net):
 
 @pytest.fixture
 def nearby_cache(settings):
-    from orders import services
 
-    services._nearby_recent.clear()
+    cache.clear()
     settings.OMS = {**settings.OMS, "NEARBY_CACHE_SECONDS": 0.3}
     yield
-    services._nearby_recent.clear()
+    cache.clear()
 
 
 def _sold_out_409(email):
@@ -278,7 +294,7 @@ def test_a_new_customer_with_email_and_phone(net):
         fulfillment=pickup(),
         lines=[LineIn(sku="TEE-0", quantity=1, unit_price="1980")],
         currency="JPY",
-    )
+    ).order
     c = Customer.objects.get(email="both@example.com")
     assert (c.phone, order.customer_id) == ("+818011112222", c.pk)
     again = order_place(
@@ -287,5 +303,5 @@ def test_a_new_customer_with_email_and_phone(net):
         fulfillment=pickup(),
         lines=[LineIn(sku="TEE-1", quantity=1, unit_price="1980")],
         currency="JPY",
-    )
+    ).order
     assert again.customer_id == c.pk

@@ -135,7 +135,7 @@ def test_totals_are_computed_on_the_server_with_decimals(net):
         fulfillment=ship(),
         lines=[LineIn("TEE-0", 3, Decimal("19.99")), LineIn("TEE-1", 1, "0.10")],
         currency="usd",
-    )
+    ).order
     order.refresh_from_db()
     assert (order.currency, order.subtotal, order.total) == ("USD", Decimal("60.07"), Decimal("60.07"))
 

@@ -1,0 +1,203 @@
+"""The raw SQL of the orders app: two statements on order placement's hot path.
+
+Each replaces several ORM round trips by one; "What it took" in docs/benchmarks.md (flash-sale
+section) measured each step. Everything else in orders uses the ORM.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db import connection
+from django.utils import timezone
+
+from config.db import (
+    insert_fields,
+    json_array_sql,
+    json_object_sql,
+    json_rows,
+    jsonb_recordset_sql,
+    models_from_json,
+    text_cast,
+)
+from inventory.models import Sku, StockLevel
+from orders.routing.data import available_sql  # TEMP: inventory.db after the merge
+from stores.models import Location
+
+from .models import Customer, Fulfillment, FulfillmentLine, Order, OrderEvent, OrderLine
+
+
+@dataclass(frozen=True)
+class PlacementLookup:
+    """What one statement reads before an order is placed."""
+
+    store: Location | None  # the pickup store asked for, if any and if it exists
+    skus: dict[str, Sku]  # by code, the ones that exist
+    customers: list[Customer]  # at most two: the email's and the phone's
+    store_available: dict[int, int]  # units available at the store per SKU id (no stock row: absent)
+
+
+def placement_lookup(
+    *,
+    store_code: str | None,
+    sku_codes: list[str],
+    email: str | None,
+    phone: str | None,
+    with_store_stock: bool = False,
+) -> PlacementLookup:
+    """The pickup store, the lines' SKUs, the customer(s) and (`with_store_stock`) the units of
+    those SKUs available at the store, as one SELECT of four scalar subqueries.
+
+    Availability is inventory's one definition (`inventory.db.available_sql`: live holds only). A
+    plain read, not a lock: the guarded reservation is the real check.
+
+    ORM equivalent: Location.objects.filter(code=...).first(), Sku.objects.filter(code__in=...),
+    Customer.objects.filter(Q(email=...) | Q(phone=...))[:2] and
+    StockLevel.objects.with_available().filter(location__code=..., sku__code__in=...): 4 round trips
+    for 1 (flash-sale "What it took", step 1: 17 -> 11 statements with the order-rows INSERT below).
+    """
+    qn = connection.ops.quote_name
+    params: list = []
+    parts = ["NULL"] * 4
+    if store_code:
+        parts[0] = (
+            f"(SELECT {text_cast(json_object_sql(Location, 'l'))} FROM {qn(Location._meta.db_table)} l "
+            "WHERE l.code = %s)"
+        )
+        params.append(store_code)
+    in_codes = ", ".join(["%s"] * len(sku_codes))
+    if sku_codes:
+        parts[1] = (
+            f"(SELECT {text_cast(json_array_sql(Sku, 's'))} FROM {qn(Sku._meta.db_table)} s "
+            f"WHERE s.code IN ({in_codes}))"
+        )
+        params += sku_codes
+    if email or phone:
+        cond = " OR ".join(c for c, v in (("c.email = %s", email), ("c.phone = %s", phone)) if v)
+        parts[2] = (
+            f"(SELECT {text_cast(json_array_sql(Customer, 'c'))} FROM "
+            f"(SELECT * FROM {qn(Customer._meta.db_table)} c WHERE {cond} ORDER BY c.id LIMIT 2) c)"
+        )
+        params += [v for v in (email, phone) if v]
+    if with_store_stock and store_code and sku_codes:
+        pair = "json_build_array" if connection.vendor == "postgresql" else "json_array"
+        agg = "json_agg" if connection.vendor == "postgresql" else "json_group_array"
+        units = available_sql("s")
+        parts[3] = (
+            f"(SELECT {text_cast(f'{agg}({pair}(s.sku_id, {units}))')} "
+            f"FROM {qn(StockLevel._meta.db_table)} s "
+            f"WHERE s.location_id = (SELECT id FROM {qn(Location._meta.db_table)} WHERE code = %s) "
+            f"AND s.sku_id IN (SELECT id FROM {qn(Sku._meta.db_table)} WHERE code IN ({in_codes})))"
+        )
+        params += [timezone.now(), store_code, *sku_codes]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(parts)}", params)
+        store, skus, customers, available = cursor.fetchone()
+    stores = models_from_json(Location, store)
+    return PlacementLookup(
+        store=stores[0] if stores else None,
+        skus={s.code: s for s in models_from_json(Sku, skus)},
+        customers=models_from_json(Customer, customers),
+        store_available=dict(json.loads(available or "[]")),
+    )
+
+
+# The rows of a new order, in the order they are written, and how each points at its parents:
+# an order at its (maybe new) customer, lines and fulfillments at the order, a fulfillment line at
+# its fulfillment (by location: one per location in a new order) and order line (by SKU: one line
+# per SKU), events at the order.
+_ORDER_ROWS = (
+    ("o", Order, {"customer": "COALESCE(x.customer_id, (SELECT id FROM c))"}),
+    ("l", OrderLine, {"order": "(SELECT id FROM o)"}),
+    ("f", Fulfillment, {"order": "(SELECT id FROM o)"}),
+    (
+        "fl",
+        FulfillmentLine,
+        {
+            "fulfillment": "(SELECT id FROM f WHERE f.location_id = x.location_id)",
+            "order_line": "(SELECT id FROM l WHERE l.sku_id = x.sku_id)",
+        },
+    ),
+    ("e", OrderEvent, {"order": "(SELECT id FROM o)"}),
+)
+_RETURNING = {"l": "id, sku_id", "f": "id, location_id"}
+
+
+@functools.cache
+def _order_rows_sql(new_customer_key: str | None) -> str:
+    """The INSERT of a new order's rows from ONE jsonb parameter, one CTE per table.
+
+    Its text depends only on how a new customer is matched (`new_customer_key`: "email", "phone",
+    or None for a known customer), never on the number of lines or fulfillments, so the driver
+    parses it once and the server plans it once (a prepared statement) for every order.
+    """
+    qn = connection.ops.quote_name
+    ctes = ["d AS (SELECT %s::jsonb AS j)"]
+    if new_customer_key:
+        table = qn(Customer._meta.db_table)
+        columns = [qn(f.column) for f in insert_fields(Customer)]
+        source = jsonb_recordset_sql(Customer, "(SELECT j->'c' FROM d)")
+        ctes.append(
+            f"c AS (INSERT INTO {table} ({', '.join(columns)}) "
+            f"SELECT {', '.join('x.' + c for c in columns)} "
+            f"FROM {source} "
+            f"ON CONFLICT ({qn(new_customer_key)}) DO UPDATE SET name = CASE WHEN EXCLUDED.name <> '' "
+            f"THEN EXCLUDED.name ELSE {table}.name END RETURNING id)"
+        )
+    else:
+        ctes.append("c AS (SELECT NULL::bigint AS id WHERE false)")
+    for alias, model, parents in _ORDER_ROWS:
+        fields = insert_fields(model)
+        extra = ("location_id bigint",) if alias == "fl" else ()
+        cells = [parents.get(f.name, f"x.{qn(f.column)}") for f in fields]
+        source = jsonb_recordset_sql(model, f"(SELECT j->'{alias}' FROM d)", extra=extra)
+        ctes.append(
+            f"{alias} AS (INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"SELECT {', '.join(cells)} FROM {source} ORDER BY x.n RETURNING {_RETURNING.get(alias, 'id')})"
+        )
+    union = " UNION ALL ".join(
+        f"SELECT '{alias}', id FROM {alias}" for alias in ("c", "o", "l", "f", "fl", "e")
+    )
+    return f"WITH {', '.join(ctes)} {union}"
+
+
+def insert_order_rows(
+    *,
+    new_customer: Customer | None,
+    order: Order,
+    lines: list[OrderLine],
+    fulfillments: list[Fulfillment],
+    fulfillment_lines: list[FulfillmentLine],
+    events: list[OrderEvent],
+) -> dict[str, list[int]]:
+    """PostgreSQL: INSERT a new order, its lines, fulfillments, fulfillment lines, events and (when
+    the lookup found none) its email-only or phone-only customer, as ONE statement; the new ids
+    per table ("c", "o", "l", "f", "fl", "e"), ascending in the order the rows were given.
+
+    Each row points at its parent through a subquery on the parent's CTE (a fulfillment line finds
+    its fulfillment by location and its order line by SKU). A concurrent first order of the same
+    customer is met by ON CONFLICT on the one key the customer has: both orders share that row.
+
+    ORM equivalent: customer.save() then bulk_create per table: 5-6 round trips for 1 (flash-sale
+    "What it took", step 1), with a text that never changes, so it is prepared once (step 6).
+    """
+    payload = {
+        "o": json_rows([order]),
+        "l": json_rows(lines),
+        "f": json_rows(fulfillments),
+        "fl": json_rows(fulfillment_lines, location_id=lambda fl: fl.fulfillment.location_id),
+        "e": json_rows(events),
+    }
+    key = None
+    if new_customer is not None:
+        key = "email" if new_customer.email else "phone"
+        payload["c"] = json_rows([new_customer])
+    with connection.cursor() as cursor:
+        cursor.execute(_order_rows_sql(key), [json.dumps(payload, default=str)])
+        ids: dict[str, list[int]] = defaultdict(list)
+        for alias, pk in cursor.fetchall():
+            ids[alias].append(pk)
+    return {alias: sorted(pks) for alias, pks in ids.items()}

@@ -1,0 +1,57 @@
+"""Every write about customers, orders and fulfillments, one module per job:
+
+    inputs.py        what callers send, checked without the database
+    customers.py     one customer across channels
+    placement.py     order_place (the steps of placing an order) and checkout holds
+    sourcing.py      where the units come from: a hold, the pickup store, or routing
+    fulfillment.py   claim, pack, ship, ready, collect, arrival, cancel a fulfillment
+    picking.py       what was found on the shelf, and short picks
+    cancellation.py  cancelling an order; line quantities and totals
+
+Each public service is one `transaction.atomic` (nested in another service: a savepoint).
+"""
+
+from config.contacts import normalise_email, normalise_phone
+
+from .cancellation import order_cancel
+from .customers import customer_find_or_create, customer_update_preferences
+from .fulfillment import (
+    fulfillment_cancel,
+    fulfillment_claim,
+    fulfillment_collect,
+    fulfillment_pack,
+    fulfillment_ready,
+    fulfillment_ship,
+    fulfillment_start,
+    new_pickup_code,
+    order_customer_arrived,
+)
+from .inputs import CustomerIn, FulfillmentIn, LineIn
+from .picking import PickIn, fulfillment_pick
+from .placement import PlacedFulfillment, PlacedOrder, checkout_hold_create, order_place
+
+__all__ = [
+    "CustomerIn",
+    "FulfillmentIn",
+    "LineIn",
+    "PickIn",
+    "PlacedFulfillment",
+    "PlacedOrder",
+    "checkout_hold_create",
+    "customer_find_or_create",
+    "customer_update_preferences",
+    "fulfillment_cancel",
+    "fulfillment_claim",
+    "fulfillment_collect",
+    "fulfillment_pack",
+    "fulfillment_pick",
+    "fulfillment_ready",
+    "fulfillment_ship",
+    "fulfillment_start",
+    "new_pickup_code",
+    "normalise_email",
+    "normalise_phone",
+    "order_cancel",
+    "order_customer_arrived",
+    "order_place",
+]

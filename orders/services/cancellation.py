@@ -1,0 +1,104 @@
+"""Cancelling an order, and the bookkeeping every cancellation shares (line quantities, totals)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+
+from inventory.services import Line, stock_release
+
+from .. import transitions
+from ..exceptions import InvalidTransition, UnknownOrder
+from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentStatus, Order, OrderEvent, OrderLine
+from .common import acting_user
+from .inputs import CENT
+
+
+def order_with_locked_fulfillments(number: str) -> tuple[Order, list[Fulfillment]]:
+    """The order and its fulfillments, locked in pk order (the first lock of any order-wide change)."""
+    order = Order.objects.filter(number=number).first()
+    if order is None:
+        raise UnknownOrder(f"Unknown order {number!r}.", details={"order": number})
+    fs = list(
+        Fulfillment.objects.filter(order=order)
+        .select_related("location")
+        .select_for_update(of=("self",))
+        .order_by("pk")
+    )
+    return order, fs
+
+
+@transaction.atomic
+def order_cancel(*, number: str, user=None, reason: str = "", channel: str = "") -> Order:
+    """Cancel every fulfillment of the order and release what is reserved. 409 if something left.
+
+    Each fulfillment goes to cancelled through `transitions.transition_all` (the table, one event
+    each); the order's own "cancelled" event and its status change are written with them.
+    """
+    order, fs = order_with_locked_fulfillments(number)
+    gone = [f for f in fs if f.status in transitions.LEFT_THE_BUILDING]
+    if gone:
+        raise InvalidTransition(
+            "Part of the order already left the building; it cannot be cancelled.",
+            details={
+                "order": number,
+                "from": order.status,
+                "to": "cancelled",
+                "fulfillments": [f.pk for f in gone],
+            },
+        )
+    live = [f for f in fs if f.status != FulfillmentStatus.CANCELLED]
+    if not live:
+        raise InvalidTransition(
+            "The order is already cancelled.",
+            details={"order": number, "from": order.status, "to": "cancelled"},
+        )
+    location_of = {f.pk: f.location_id for f in live}
+    reserved = list(FulfillmentLine.objects.filter(fulfillment_id__in=list(location_of), quantity__gt=0))
+    if reserved:
+        stock_release(
+            lines=[Line(location_of[ln.fulfillment_id], ln.sku_id, ln.quantity) for ln in reserved],
+            reference=number,
+            user=acting_user(user),
+            reason=reason or "order cancelled",
+        )
+    OrderLine.objects.filter(order=order).update(cancelled_quantity=F("quantity"))
+    recompute_totals(order)
+    cancelled = OrderEvent(
+        order=order,
+        type=EventType.CANCELLED,
+        from_status=order.status,
+        to_status="cancelled",
+        actor=acting_user(user),
+        channel=channel,
+        reason=(reason or "cancelled")[:255],
+    )
+    transitions.transition_all(
+        live,
+        FulfillmentStatus.CANCELLED,
+        order=order,
+        actor=user,
+        channel=channel,
+        reason=reason or "order cancelled",
+        extra_events=[cancelled],
+    )
+    return order
+
+
+def cancel_line_quantities(order: Order, quantities: dict[int, int]) -> None:
+    """Add to the lines' cancelled quantities ({order line id: units}) and bring the totals down."""
+    for line_id, quantity in quantities.items():
+        OrderLine.objects.filter(pk=line_id).update(cancelled_quantity=F("cancelled_quantity") + quantity)
+    recompute_totals(order)
+
+
+def recompute_totals(order: Order) -> None:
+    subtotal = Decimal("0.00")
+    for price, quantity, cancelled in OrderLine.objects.filter(order_id=order.pk).values_list(
+        "unit_price", "quantity", "cancelled_quantity"
+    ):
+        subtotal += (price * (quantity - cancelled)).quantize(CENT)
+    Order.objects.filter(pk=order.pk).update(subtotal=subtotal, total=subtotal)
+    order.subtotal = order.total = subtotal

@@ -1,0 +1,377 @@
+"""Order placement and checkout holds: `order_place` reads as the steps of placing an order.
+
+    1. order_request      check the input (orders/services/inputs.py; no database)
+    2. placement_lookup   ONE statement: the pickup store, the SKUs, the customer, the store's stock
+    3. source the stock   from a checkout hold, at the chosen pickup store, or by routing
+    4. write the rows     the order, its lines, fulfillments, fulfillment lines and events
+    5. emit the events    listeners (notifications' outbox) write in this transaction
+    6. reserve at store   pickup only: the guarded reservation, last, so the stock row every buyer of
+                          a flash sale queues on is locked for as short a time as possible
+
+All in one transaction: the whole order with its stock reserved, or nothing.
+docs/architecture.md walks both paths (pickup and ship) with the file of each step.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import NamedTuple
+
+from django.db import connection, transaction
+
+from config.errors import InvalidInput, PolicyViolation
+from inventory.models import Sku
+from inventory.services import hold_create, stock_reserve
+from stores.models import Location, Role
+from stores.selectors import require_location_access, user_location_ids, user_role
+
+from ..db import PlacementLookup, insert_order_rows, placement_lookup
+from ..exceptions import PickupNotOffered, UnknownLocation, UnknownSku
+from ..hooks import emit
+from ..models import (
+    Channel,
+    Customer,
+    EventType,
+    Fulfillment,
+    FulfillmentLine,
+    Order,
+    OrderEvent,
+    OrderLine,
+    new_order_number,
+)
+from .common import acting_user
+from .customers import customer_insert, customer_matching
+from .inputs import (
+    CENT,
+    CustomerIn,
+    Destination,
+    FulfillmentIn,
+    LineIn,
+    OrderRequest,
+    destination_of,
+    line_index,
+    order_request,
+)
+from .sourcing import (
+    SkuLine,
+    Sourcing,
+    check_store_stock,
+    reserve_at_store,
+    reserve_from_hold,
+    route_and_reserve,
+    sourcing_of,
+)
+
+
+class PlacedFulfillment(NamedTuple):
+    fulfillment: Fulfillment
+    lines: list[FulfillmentLine]
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """A new order with the rows written for it (the 201 body is built from these, no re-read)."""
+
+    order: Order
+    lines: list[OrderLine]
+    fulfillments: list[PlacedFulfillment]
+    events: list[OrderEvent]
+
+
+@transaction.atomic
+def order_place(
+    *,
+    channel: str,
+    customer: CustomerIn,
+    fulfillment: FulfillmentIn,
+    lines: Sequence[LineIn],
+    currency: str,
+    hold_id=None,
+    user=None,
+    placed_at: str | None = None,
+) -> PlacedOrder:
+    """Place an order from any channel (module docstring: the steps). 400/404/409/422 as each
+    step says; with `hold_id` the hold's units become the order's reservations."""
+    request = order_request(
+        channel=channel, customer=customer, fulfillment=fulfillment, lines=lines, currency=currency
+    )
+    lookup = placement_lookup(
+        store_code=request.destination.store_code,
+        sku_codes=list(request.line_index),
+        email=request.customer.email,
+        phone=request.customer.phone,
+        with_store_stock=hold_id is None,
+    )
+    store = pickup_store(request.destination, lookup)
+    sku_lines = known_skus(request.lines, request.line_index, lookup.skus)
+    till = till_store(channel=channel, user=user, placed_at=placed_at)
+    number = new_order_number()
+    who = acting_user(user)
+
+    method = request.destination.method
+    if hold_id is not None:
+        sourcing = reserve_from_hold(
+            hold_id=hold_id, method=method, lines=sku_lines, store=store, reference=number, user=who
+        )
+    elif store is not None:
+        sourcing = check_store_stock(
+            store=store, method=method, lines=sku_lines, available=lookup.store_available
+        )
+    else:
+        decision, _ = route_and_reserve(
+            method=method,
+            store=None,
+            near=request.destination.coordinates,
+            lines=sku_lines,
+            reserve=lambda stock_lines: stock_reserve(lines=stock_lines, reference=number, user=who),
+        )
+        sourcing = sourcing_of(decision)
+
+    buyer = customer_matching(lookup.customers, request.customer)
+    placed = write_order(
+        request,
+        number=number,
+        customer=buyer,
+        store=store,
+        till=till,
+        user=who,
+        lines=sku_lines,
+        sourcing=sourcing,
+    )
+    emit(placed.events)
+    if sourcing.store_reservation_pending:
+        reserve_at_store(store=store, method=method, lines=sku_lines, reference=number, user=who)
+    return placed
+
+
+@transaction.atomic
+def checkout_hold_create(*, lines: Sequence[LineIn], fulfillment: FulfillmentIn, user=None):
+    """Hold the cart's stock where routing would take it from (inventory.services.hold_create).
+
+    Returns the hold, with `allocated`: [{sku, location, quantity}]. 409 insufficient_stock as for orders.
+    """
+    destination = destination_of(fulfillment)
+    index = line_index(lines)
+    lookup = placement_lookup(
+        store_code=destination.store_code, sku_codes=list(index), email=None, phone=None
+    )
+    store = pickup_store(destination, lookup)
+    sku_lines = known_skus(lines, index, lookup.skus)
+    decision, hold = route_and_reserve(
+        method=destination.method,
+        store=store,
+        near=destination.coordinates,
+        lines=sku_lines,
+        reserve=lambda stock_lines: hold_create(lines=stock_lines, user=user, request={"reference": ""}),
+    )
+    codes = {ln.sku.pk: ln.sku.code for ln in sku_lines}
+    hold.request = {
+        "method": destination.method,
+        "location": store.code if store else None,
+        "lines": {codes[a.sku_id]: a.quantity for a in decision.allocations},
+    }
+    hold.save(update_fields=["request"])
+    hold.allocated = [
+        {
+            "sku": codes[a.sku_id],
+            "location": decision.location_codes.get(a.location_id),
+            "quantity": a.quantity,
+        }
+        for a in decision.allocations
+    ]
+    return hold
+
+
+# --- Steps -----------------------------------------------------------------------------------
+
+
+def pickup_store(destination: Destination, lookup: PlacementLookup) -> Location | None:
+    """The looked-up pickup store (pickup and curbside): it must exist, be active and offer pickup."""
+    if not destination.is_pickup:
+        return None
+    store, code = lookup.store, destination.store_code
+    if store is None:
+        raise UnknownLocation(
+            f"Unknown location {code!r}.", details={"field": "fulfillment.location", "location": code}
+        )
+    if not (store.is_active and store.offers_pickup):
+        raise PickupNotOffered(
+            f"{store.code} does not offer {destination.method}.",
+            details={"field": "fulfillment.location", "location": store.code},
+        )
+    return store
+
+
+def known_skus(lines: Sequence[LineIn], index: dict[str, int], skus: dict[str, Sku]) -> list[SkuLine]:
+    """Each line with its SKU: 404 for codes nobody knows, 422 for SKUs no longer sold."""
+    missing = [code for code in index if code not in skus]
+    if missing:
+        raise UnknownSku(
+            "Unknown SKU(s).", details={"skus": missing, "field": f"lines[{index[missing[0]]}].sku"}
+        )
+    inactive = [code for code in index if not skus[code].is_active]
+    if inactive:
+        raise PolicyViolation(
+            "SKU(s) no longer sold.", code="sku_inactive", details={"skus": inactive, "field": "lines"}
+        )
+    return [SkuLine(skus[ln.sku], ln.quantity) for ln in lines]
+
+
+def till_store(*, channel: str, user, placed_at: str | None) -> Location | None:
+    """The till's store for orders an associate places (channel store). None for other channels."""
+    if channel != Channel.STORE or acting_user(user) is None:
+        return None
+    role = user_role(user)
+    if placed_at:
+        loc = Location.objects.filter(code=placed_at).first()
+        if loc is None:
+            raise UnknownLocation(f"Unknown location {placed_at!r}.", details={"field": "placed_at"})
+        if role != Role.STOREFRONT:
+            require_location_access(user, loc)
+        return loc
+    if role in (Role.ASSOCIATE, Role.MANAGER):
+        ids = user_location_ids(user) or set()
+        if len(ids) == 1:
+            return Location.objects.get(pk=next(iter(ids)))
+        raise InvalidInput(
+            "Say which store the order is placed at (placed_at).", details={"field": "placed_at"}
+        )
+    return None
+
+
+def write_order(
+    request: OrderRequest,
+    *,
+    number: str,
+    customer: Customer,
+    store: Location | None,
+    till: Location | None,
+    user,
+    lines: list[SkuLine],
+    sourcing: Sourcing,
+) -> PlacedOrder:
+    """Build the order's rows from the request and the sourcing, and INSERT them (orders.db on
+    PostgreSQL: one statement; elsewhere one bulk INSERT per table)."""
+    totals = [
+        (price * ln.quantity).quantize(CENT) for ln, price in zip(lines, request.unit_prices, strict=True)
+    ]
+    subtotal = sum(totals, Decimal("0.00"))
+    ship_to = request.destination.coordinates if store is None else None
+    order = Order(
+        number=number,
+        channel=request.channel,
+        customer=customer,
+        currency=request.currency,
+        subtotal=subtotal,
+        total=subtotal,
+        fulfillment_method=request.destination.method,
+        pickup_location=store,
+        ship_address=request.destination.address,
+        destination_latitude=ship_to[0] if ship_to else None,
+        destination_longitude=ship_to[1] if ship_to else None,
+        placed_by=user,
+        placed_at_location=till,
+    )
+    order_lines = [
+        OrderLine(order=order, sku=ln.sku, quantity=ln.quantity, unit_price=price, line_total=total)
+        for ln, price, total in zip(lines, request.unit_prices, totals, strict=True)
+    ]
+    fulfillments = _fulfillments(order, store, order_lines, sourcing)
+    events = _placement_events(order, request, lines, sourcing, user=user)
+    _insert(order, order_lines, fulfillments, events)
+    return PlacedOrder(order, order_lines, fulfillments, events)
+
+
+def _fulfillments(order, store, order_lines: list[OrderLine], sourcing: Sourcing) -> list[PlacedFulfillment]:
+    """One fulfillment per location the units come from, with a line per SKU taken there."""
+    line_by_sku = {ol.sku_id: ol for ol in order_lines}
+    by_location: dict[int, list] = defaultdict(list)
+    for a in sourcing.allocations:
+        by_location[a.location_id].append(a)
+    placed = []
+    for location_id, allocations in by_location.items():
+        location = store or Location(pk=location_id, code=sourcing.location_codes.get(location_id, ""))
+        f = Fulfillment(order=order, location=location, method=order.fulfillment_method)
+        f_lines = [
+            FulfillmentLine(
+                fulfillment=f,
+                order_line=line_by_sku[a.sku_id],
+                sku=line_by_sku[a.sku_id].sku,
+                quantity=a.quantity,
+            )
+            for a in allocations
+        ]
+        placed.append(PlacedFulfillment(f, f_lines))
+    return placed
+
+
+def _placement_events(
+    order, request: OrderRequest, lines: list[SkuLine], sourcing: Sourcing, *, user
+) -> list[OrderEvent]:
+    placed = OrderEvent(
+        order=order,
+        type=EventType.PLACED,
+        to_status=order.status,
+        actor=user,
+        channel=request.channel,
+        reason=f"{request.channel} order, {request.destination.method}",
+        data={
+            "lines": [{"sku": ln.sku.code, "name": ln.sku.name, "quantity": ln.quantity} for ln in lines],
+            "total": str(order.subtotal),
+            "currency": request.currency,
+        },
+    )
+    locations = list(dict.fromkeys(a["location"] for a in sourcing.record.get("allocations", [])))
+    source = "from hold " if sourcing.record.get("source") == "hold" else ""
+    routed = OrderEvent(
+        order=order,
+        type=EventType.ROUTED,
+        actor=user,
+        channel=request.channel,
+        reason=f"routed {source}to {', '.join(locations)}"[:255],
+        data=sourcing.record,
+    )
+    return [placed, routed]
+
+
+def _insert(order: Order, order_lines, fulfillments: list[PlacedFulfillment], events) -> None:
+    """INSERT the rows; every object gets its pk and its parents' ids.
+
+    A new customer with both an email and a phone is saved on its own first: a concurrent first
+    order may clash on either unique constraint, and the one-statement INSERT's ON CONFLICT names
+    one. Elsewhere than PostgreSQL: one bulk INSERT per table.
+    """
+    new_customer = order.customer if order.customer.pk is None else None
+    if new_customer is not None and (
+        connection.vendor != "postgresql" or (new_customer.email and new_customer.phone)
+    ):
+        order.customer = customer_insert(new_customer)
+        new_customer = None
+    f_rows = [pf.fulfillment for pf in fulfillments]
+    fl_rows = [fl for pf in fulfillments for fl in pf.lines]
+    tables = (("o", [order]), ("l", order_lines), ("f", f_rows), ("fl", fl_rows), ("e", events))
+    if connection.vendor != "postgresql":
+        for _, rows in tables:
+            type(rows[0]).objects.bulk_create(rows)
+        return
+    ids = insert_order_rows(
+        new_customer=new_customer,
+        order=order,
+        lines=order_lines,
+        fulfillments=f_rows,
+        fulfillment_lines=fl_rows,
+        events=events,
+    )
+    if new_customer is not None:
+        new_customer.pk = ids["c"][0]
+        order.customer = new_customer  # through the descriptor: sets customer_id
+    for alias, rows in tables:
+        for row, pk in zip(rows, ids[alias], strict=True):
+            row.pk = pk
+    for row in [*order_lines, *f_rows, *events]:
+        row.order = order  # through the descriptor: sets order_id and keeps the cached object
+    for fl in fl_rows:
+        fl.fulfillment, fl.order_line = fl.fulfillment, fl.order_line
