@@ -484,6 +484,29 @@ def test_cancel_order_releases_everything(net):
     assert ledger_mismatches() == []
 
 
+def test_cancel_order_moves_each_fulfillment_through_the_transition_table(net, monkeypatch):
+    """order_cancel changes statuses only through orders.transitions (issue 8): the table is
+    consulted for every live fulfillment, and each gets its status-change event."""
+    from orders import transitions
+
+    checked = []
+    real_check = transitions.check
+
+    def recording_check(fulfillment, to_status):
+        checked.append((fulfillment.pk, fulfillment.status, to_status))
+        real_check(fulfillment, to_status)
+
+    monkeypatch.setattr(transitions, "check", recording_check)
+    order = place(("TEE-0", 12))  # split over two locations
+    live = sorted(Fulfillment.objects.filter(order=order).values_list("pk", flat=True))
+    services.order_cancel(number=order.number, reason="changed my mind")
+    assert sorted(checked) == [(pk, "pending", "cancelled") for pk in live]
+    changes = OrderEvent.objects.filter(
+        order=order, type=EventType.FULFILLMENT_STATUS_CHANGED, to_status="cancelled"
+    )
+    assert sorted(changes.values_list("fulfillment_id", flat=True)) == live
+
+
 def test_cancel_after_something_left_is_409(net, picker):
     order, f = _ship_order(net)
     services.fulfillment_claim(location=net.wh, user=picker)
