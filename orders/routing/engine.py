@@ -230,7 +230,8 @@ def decide(
     codes: dict[int, str],
     pipeline: tuple[RoutingStrategy, ...],
 ) -> RoutingDecision:
-    """The ship decision on loaded candidates (no queries): the pipeline chooses one location per step."""
+    """The ship decision on loaded candidates (no queries): the pipeline chooses one location per
+    step, which takes what it can of the remaining lines, until nothing remains or nobody can help."""
     remaining = {ln.sku_id: ln.quantity for ln in lines}
     line_pos = {ln.sku_id: i for i, ln in enumerate(lines)}
     allocations: list[Allocation] = []
@@ -247,34 +248,7 @@ def decide(
             break
         step += 1
         ctx = RoutingContext(request=request, remaining=remaining, pool=pool, step=step, sku_codes=codes)
-        contenders = pool
-        # Losers and the index of the strategy that eliminated them (parallel lists, no tuples:
-        # routing keeps its allocations few, see ConsideredRow).
-        out: list[Candidate] = []
-        out_at: list[int] = []
-        for i, strategy in enumerate(pipeline):
-            if len(contenders) == 1:
-                break
-            ranks = [strategy.rank(c, ctx) for c in contenders]
-            top = min(ranks)
-            best = []
-            for r, c in zip(ranks, contenders, strict=True):
-                if r == top:
-                    best.append(c)
-                else:
-                    out.append(c)
-                    out_at.append(i)
-            contenders = best
-        winner = contenders[0]  # the pool is in code order, so a full tie goes to the first code
-        out.extend(contenders[1:])
-        out_at.extend([len(pipeline)] * (len(contenders) - 1))
-        for c, i in zip(out, out_at, strict=True):
-            reason = (
-                pipeline[i].loss_reason(c, winner, ctx)
-                if i < len(pipeline)
-                else f"tied with {winner.code} on every rule; location code decides"
-            )
-            lost[c.location_id] = (i, f"step {step}: {reason}")
+        winner = _tournament(pool, pipeline, ctx, lost)
         reasons = [f"chosen at step {step}"]
         reasons.extend(s.describe(winner, ctx) for s in pipeline)
         take = sorted(winner.take.items(), key=lambda item: line_pos[item[0]])
@@ -290,6 +264,58 @@ def decide(
         chosen.append((winner, reasons))
         eligible.remove(winner)
 
+    return RoutingDecision(
+        allocations=allocations,
+        unfilled=[RoutingLine(sku_id, q) for sku_id, q in remaining.items()],
+        considered_rows=_considered(chosen, eligible, lost, cands, lines, codes),
+        pipeline=[s.name for s in pipeline],
+        method=request.method,
+        destination=request.destination,
+        sku_codes=codes,
+        location_codes={c.location_id: c.code for c, _ in chosen},
+    )
+
+
+def _tournament(
+    pool: list[Candidate], pipeline: tuple[RoutingStrategy, ...], ctx: RoutingContext, lost: dict
+) -> Candidate:
+    """One step: each strategy in turn keeps the best-ranked contenders; the winner is the first
+    left (the pool is in code order, so a full tie goes to the first code). Records each loser's
+    reason in `lost`."""
+    contenders = pool
+    # Losers and the index of the strategy that eliminated them (parallel lists, no tuples:
+    # routing keeps its allocations few, see ConsideredRow).
+    out: list[Candidate] = []
+    out_at: list[int] = []
+    for i, strategy in enumerate(pipeline):
+        if len(contenders) == 1:
+            break
+        ranks = [strategy.rank(c, ctx) for c in contenders]
+        top = min(ranks)
+        best = []
+        for r, c in zip(ranks, contenders, strict=True):
+            if r == top:
+                best.append(c)
+            else:
+                out.append(c)
+                out_at.append(i)
+        contenders = best
+    winner = contenders[0]
+    out.extend(contenders[1:])
+    out_at.extend([len(pipeline)] * (len(contenders) - 1))
+    for c, i in zip(out, out_at, strict=True):
+        reason = (
+            pipeline[i].loss_reason(c, winner, ctx)
+            if i < len(pipeline)
+            else f"tied with {winner.code} on every rule; location code decides"
+        )
+        lost[c.location_id] = (i, f"step {ctx.step}: {reason}")
+    return winner
+
+
+def _considered(chosen, eligible, lost, cands, lines, codes) -> tuple[ConsideredRow, ...]:
+    """Every location's row in the record: the chosen in order, then the runners-up (furthest in
+    the tournaments first), then those that were never eligible."""
     considered = [_entry(c, chosen=True, reasons=r) for c, r in chosen]
     losers = []
     for c in eligible:
@@ -306,14 +332,4 @@ def decide(
         considered.append(_entry(c, chosen=False, reasons=(reason, short) if short else (reason,)))
     skipped = sorted((c for c in cands.values() if c.skip), key=lambda c: (c.distance_km or 0.0, c.code))
     considered.extend(_entry(c, chosen=False, reasons=c.skip) for c in skipped)
-
-    return RoutingDecision(
-        allocations=allocations,
-        unfilled=[RoutingLine(sku_id, q) for sku_id, q in remaining.items()],
-        considered_rows=tuple(considered),
-        pipeline=[s.name for s in pipeline],
-        method=request.method,
-        destination=request.destination,
-        sku_codes=codes,
-        location_codes={c.location_id: c.code for c, _ in chosen},
-    )
+    return tuple(considered)
