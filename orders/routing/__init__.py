@@ -13,7 +13,7 @@ orders/routing/strategies.py for the strategies.
 
 from .base import RoutingContext, RoutingStrategy
 from .data import nearby_sources
-from .engine import pickup_filled, route, routing_pipeline
+from .engine import pickup_record, route, routing_pipeline
 from .types import Allocation, ConsideredRow, RoutingDecision, RoutingLine, RoutingRequest
 
 __all__ = [
@@ -25,7 +25,7 @@ __all__ = [
     "RoutingRequest",
     "RoutingStrategy",
     "nearby_sources",
-    "pickup_filled",
+    "pickup_record",
     "route",
     "routing_pipeline",
 ]

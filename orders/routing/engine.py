@@ -16,7 +16,7 @@ across locations only when no single eligible location can fill it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -129,31 +129,38 @@ def _route_pickup(request: RoutingRequest, lines: list[RoutingLine]) -> RoutingD
     return decision
 
 
-def pickup_filled(request: RoutingRequest, *, store, sku_codes: dict[int, str]) -> RoutingDecision:
-    """The pickup decision once the chosen store has reserved every line (no read).
-
-    Order placement lets the guarded reservation at the chosen store be the stock check; this is
-    the record `route()` would have written for that store filling the whole order.
-    """
-    lines = merge_lines(request.lines)
-    decision = RoutingDecision(
-        allocations=[Allocation(store.pk, ln.sku_id, ln.quantity) for ln in lines],
-        unfilled=[],
-        considered_rows=(
-            ConsideredRow(
-                store.code,
-                store.pk,
-                True,
-                (f"the customer's chosen store for {request.method}", "can fill the whole order"),
-                None,
-            ),
-        ),
-        pipeline=list(PICKUP_PIPELINE),
-        method=request.method,
-        sku_codes=dict(sku_codes),
-    )
-    decision.location_codes[store.pk] = store.code
-    return decision
+def pickup_record(*, method: str, store, lines: Sequence[tuple[int, str, int]]) -> dict:
+    """The record `route()` writes when the chosen pickup store fills every line, built without
+    reading: order placement checked the store's stock in its lookup, and its guarded reservation
+    is the real check. `lines`: (sku_id, sku code, quantity), one per SKU."""
+    return {
+        "method": method,
+        "complete": True,
+        "pipeline": list(PICKUP_PIPELINE),
+        "destination": None,
+        "allocations": [
+            {
+                "location": store.code,
+                "location_id": store.pk,
+                "sku": code,
+                "sku_id": sku_id,
+                "quantity": quantity,
+            }
+            for sku_id, code, quantity in lines
+        ],
+        "unfilled": [],
+        "considered": [
+            {
+                "location": store.code,
+                "location_id": store.pk,
+                "chosen": True,
+                "reasons": [f"the customer's chosen store for {method}", "can fill the whole order"],
+                "distance_km": None,
+            }
+        ],
+        "considered_omitted": 0,
+        "considered_count": 1,
+    }
 
 
 def _eligibility(request: RoutingRequest, cands: dict[int, Candidate]) -> list[Candidate]:

@@ -23,7 +23,7 @@ from inventory.services import Line, hold_convert, stock_reserve
 from stores.models import Location
 
 from ..exceptions import HoldMismatch
-from ..routing import RoutingDecision, RoutingLine, RoutingRequest, nearby_sources, pickup_filled, route
+from ..routing import RoutingDecision, RoutingLine, RoutingRequest, nearby_sources, pickup_record, route
 from .inputs import PICKUP_METHODS
 
 
@@ -117,15 +117,12 @@ def check_store_stock(
     short = short_at_store(store=store, method=method, lines=lines, available=available)
     if short is not None:
         raise short
-    decision = pickup_filled(
-        routing_request(method=method, store=store, near=None, lines=lines),
-        store=store,
-        sku_codes={ln.sku.pk: ln.sku.code for ln in lines},
-    )
     return Sourcing(
-        [Line(a.location_id, a.sku_id, a.quantity) for a in decision.allocations],
-        dict(decision.location_codes),
-        decision.as_json(),
+        [Line(store.pk, ln.sku.pk, ln.quantity) for ln in lines],
+        {store.pk: store.code},
+        pickup_record(
+            method=method, store=store, lines=[(ln.sku.pk, ln.sku.code, ln.quantity) for ln in lines]
+        ),
         store_reservation_pending=True,
     )
 

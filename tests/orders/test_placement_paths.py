@@ -16,7 +16,7 @@ from inventory.services import Line, hold_create, stock_reserve
 from orders import selectors
 from orders.api.serializers import OrderOut, order_created_body
 from orders.models import Customer, Order, OrderEvent
-from orders.routing import RoutingLine, RoutingRequest, pickup_filled, route
+from orders.routing import RoutingLine, RoutingRequest, pickup_record, route
 from orders.services import PlacedFulfillment, PlacedOrder, fulfillment_claim, fulfillment_ready
 from stores.models import Role
 from tests.factories import make_staff, stock
@@ -91,9 +91,9 @@ def test_pickup_decision_is_what_routing_records(net):
     )
     routed = route(request)
     assert routed.complete
-    filled = pickup_filled(request, store=net.shibuya, sku_codes={s.pk: s.code for s in net.skus})
-    assert filled.as_json() == routed.as_json()
-    assert filled.location_codes == routed.location_codes
+    lines = [(s.pk, s.code, q) for s, q in ((net.skus[0], 2), (net.skus[1], 1))]
+    assert pickup_record(method="curbside", store=net.shibuya, lines=lines) == routed.as_json()
+    assert routed.location_codes == {net.shibuya.pk: net.shibuya.code}
 
 
 def test_pickup_order_records_the_chosen_store_and_reserves_there(net):
