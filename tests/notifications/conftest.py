@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.cache import cache
 
-from notifications import services
+from notifications.services import outbox
 from notifications.channels import LocmemSmsProvider
 from orders.models import Customer, Fulfillment, Order, OrderLine
 
@@ -35,7 +35,7 @@ def _notifications_env(request, settings):
         "MAX_ATTEMPTS": 3,
     }
     LocmemSmsProvider.outbox.clear()
-    services._broker_down_until = 0.0
+    outbox._broker_down_until = 0.0
     cache.clear()  # throttle counters
     eager = app.conf.task_always_eager
     if "redis" not in request.keywords:

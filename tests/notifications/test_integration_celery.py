@@ -28,6 +28,7 @@ import pytest
 from django.db import connection
 
 from notifications import services
+from notifications.services import outbox
 from notifications.models import Notification, NotificationStatus
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -198,7 +199,7 @@ def publishing_to(broker: str, queue: str):
         broker_transport_options={"max_retries": 0, "socket_connect_timeout": 1, "visibility_timeout": 3600},
     )
     reset()
-    services._broker_down_until = 0.0
+    outbox._broker_down_until = 0.0
     try:
         yield app
     finally:
