@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.cache import cache
 
-from notifications.services import outbox
 from notifications.channels import LocmemSmsProvider
+from notifications.services import outbox
 from orders.models import Customer, Fulfillment, Order, OrderLine
 
 

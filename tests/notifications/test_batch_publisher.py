@@ -11,9 +11,8 @@ import time
 import pytest
 from django.core import mail
 
-from notifications.services import outbox
 from notifications.models import Notification, NotificationStatus
-from notifications.services import PUBLISH_CHUNK, notification_enqueue
+from notifications.services import PUBLISH_CHUNK, notification_enqueue, outbox
 from notifications.services.outbox import _BatchPublisher, _enqueue_committed
 
 LINGER = 0.05

@@ -28,8 +28,8 @@ import pytest
 from django.db import connection
 
 from notifications import services
-from notifications.services import outbox
 from notifications.models import Notification, NotificationStatus
+from notifications.services import outbox
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 

@@ -8,10 +8,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications import services
-from notifications.services import delivery
 from notifications.channels import LocmemSmsProvider
 from notifications.models import Notification, NotificationEvent, NotificationStatus
 from notifications.services import (
+    delivery,
     notification_claim,
     notification_deliver,
     notification_enqueue,
