@@ -20,6 +20,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config.contacts import normalise_email, normalise_phone
 from config.errors import InvalidInput, NotFound
 from inventory.hooks import Restock
 from inventory.models import Sku
@@ -45,10 +46,6 @@ NO_WAVES = 2**31 - 1  # a wave quota that alerts everyone at once
 
 
 # --- Subscriptions -----------------------------------------------------------------------------
-
-
-def _normalize_phone(phone: str) -> str:
-    return "".join(ch for ch in phone if ch not in " -()")
 
 
 def back_in_stock_token(subscription: BackInStockSubscription) -> str:
@@ -83,13 +80,14 @@ def back_in_stock_subscribe(
 ) -> tuple[BackInStockSubscription, bool]:
     """Subscribe a contact to a SKU, anywhere (no location) or at one store. Idempotent.
 
-    Returns (subscription, created). The same contact, SKU and scope always finds the same
-    row (its `scope_key`, unique); a subscription already alerted or unsubscribed becomes
-    active again. Locks the existing row; two concurrent first subscriptions meet on the unique
-    key and the loser takes the winner's row.
+    Returns (subscription, created). The contact is kept as config.contacts writes it (email
+    lower-cased, phone in E.164, so "090-1234-5678" and "+81 90 1234 5678" are one contact). The
+    same contact, SKU and scope always finds the same row (its `scope_key`, unique); a
+    subscription already alerted or unsubscribed becomes active again. Locks the existing row;
+    two concurrent first subscriptions meet on the unique key and the loser takes the winner's row.
     """
-    email = (email or "").strip().lower()
-    phone = _normalize_phone((phone or "").strip())
+    email = normalise_email(email, field="email") or ""
+    phone = normalise_phone(phone, field="phone") or ""
     if bool(email) == bool(phone):
         raise InvalidInput("Give either an email or a phone number.", details={"field": "email"})
     scope_key = f"{sku.pk}:{location.pk if location else '*'}:{email or phone}"

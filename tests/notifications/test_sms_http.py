@@ -4,7 +4,12 @@ import json
 
 import pytest
 
-from notifications.channels import HttpSmsProvider, PermanentDeliveryError, TransientDeliveryError
+from notifications.channels import (
+    HttpSmsProvider,
+    LocmemSmsProvider,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from notifications.models import Notification, NotificationStatus
 from notifications.services import notification_deliver, notification_enqueue
 from orders.models import Customer
@@ -77,3 +82,38 @@ def test_end_to_end_through_settings_with_a_retry(fake_http, settings):
         "Order ORD1 has been cancelled."
     ] * 2
     assert {r["headers"]["Idempotency-Key"] for r in fake_http.requests} == {f"notification-{n.pk}"}
+
+
+def _sms_settings(settings, fake_http):
+    settings.NOTIFICATIONS = {
+        **settings.NOTIFICATIONS,
+        "SMS_PROVIDER": "http",
+        "SMS_API_BASE_URL": fake_http.url,
+        "SMS_API_TOKEN": "tok",
+    }
+
+
+@pytest.mark.django_db
+def test_the_provider_gets_e164_for_a_phone_kept_in_national_form(fake_http, settings):
+    _sms_settings(settings, fake_http)
+    c = Customer.objects.create(phone="090-9999-8888", notify_channels=["sms"], language="en")
+    (n,) = notification_enqueue(
+        event="order_cancelled", customer=c, context={"order_number": "ORD1"}, dedupe_key="cancel:1"
+    )
+    assert notification_deliver(notification_id=n.pk) == NotificationStatus.SENT
+    (req,) = fake_http.requests
+    assert json.loads(req["body"])["to"] == "+819099998888"
+
+
+@pytest.mark.django_db
+def test_an_sms_to_what_is_no_phone_number_fails_for_good_without_a_send(fake_http, settings):
+    _sms_settings(settings, fake_http)
+    c = Customer.objects.create(phone="12345", notify_channels=["sms"], language="en")
+    (n,) = notification_enqueue(
+        event="order_cancelled", customer=c, context={"order_number": "ORD1"}, dedupe_key="cancel:1"
+    )
+    assert notification_deliver(notification_id=n.pk) == NotificationStatus.FAILED
+    assert fake_http.requests == []
+    assert LocmemSmsProvider.outbox == []
+    n.refresh_from_db()
+    assert n.last_error == "not a phone number: '12345'"
