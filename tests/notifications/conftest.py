@@ -52,6 +52,26 @@ def customer(db):
     )
 
 
+def ship_body(sku, email="buyer@example.com") -> dict:
+    """The body of POST /api/v1/orders/: one unit of `sku` shipped to Tokyo."""
+    return {
+        "channel": "web",
+        "customer": {"email": email, "name": "Hana"},
+        "fulfillment": {
+            "method": "ship",
+            "address": {
+                "line1": "1-1",
+                "city": "Tokyo",
+                "country": "JP",
+                "latitude": 35.6,
+                "longitude": 139.7,
+            },
+        },
+        "lines": [{"sku": sku.code, "quantity": 1, "unit_price": "1980.00"}],
+        "currency": "JPY",
+    }
+
+
 def make_order(customer, *, location, method="ship", sku=None, quantity=1) -> Order:
     order = Order.objects.create(
         channel="web",

@@ -31,6 +31,8 @@ from notifications import services
 from notifications.models import Notification, NotificationStatus
 from notifications.services import outbox
 
+from .conftest import ship_body
+
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,22 +247,7 @@ def place_order(client, email: str):
 
     wh, sku = WarehouseFactory(), SkuFactory()
     stock(wh, sku, 5)
-    body = {
-        "channel": "web",
-        "customer": {"email": email, "name": "Hana"},
-        "fulfillment": {
-            "method": "ship",
-            "address": {
-                "line1": "1-1",
-                "city": "Tokyo",
-                "country": "JP",
-                "latitude": 35.6,
-                "longitude": 139.7,
-            },
-        },
-        "lines": [{"sku": sku.code, "quantity": 1, "unit_price": "1980.00"}],
-        "currency": "JPY",
-    }
+    body = ship_body(sku, email)
     r = client.post("/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
     assert r.status_code == 201, r.content
     return Order.objects.get(number=r.json()["number"])
