@@ -7,8 +7,9 @@
 - order_events: which order events the customer hears about and which webhooks they make
 - context: a message's language, JSON-safe values and a store's details
 
-Everything other apps, tasks, the admin, the API and tests use is re-exported here, so
-`from notifications.services import notification_enqueue` keeps working.
+The public services, and every name that tasks, listeners, the admin, the API, bench/ and tests
+use, are re-exported here, so `from notifications.services import notification_enqueue` keeps
+working. The steps inside a job (row builders, `outbox_write`) are imported from their module.
 """
 
 from .back_in_stock import (
@@ -23,7 +24,6 @@ from .back_in_stock import (
     restock_alerts_create,
 )
 from .delivery import (
-    CLAIM_GROUP,
     notification_claim,
     notification_deliver,
     notification_render,
@@ -31,35 +31,27 @@ from .delivery import (
     notifications_claim,
     notifications_deliver,
     notifications_requeue_due,
-    sms_number,
 )
 from .order_events import order_events_notify
 from .outbox import (
     PUBLISH_CHUNK,
-    customer_channels,
-    customer_notifications,
     enqueue_deliveries,
     enqueue_delivery,
     notification_enqueue,
-    outbox_write,
 )
 from .webhooks import (
     webhook_delete,
-    webhook_deliveries,
     webhook_publish,
     webhook_register,
     webhook_resume,
 )
 
 __all__ = [
-    "CLAIM_GROUP",
     "PUBLISH_CHUNK",
     "back_in_stock_subscribe",
     "back_in_stock_token",
     "back_in_stock_unsubscribe",
     "back_in_stock_unsubscribe_url",
-    "customer_channels",
-    "customer_notifications",
     "enqueue_deliveries",
     "enqueue_delivery",
     "enqueue_restock_batch",
@@ -72,14 +64,11 @@ __all__ = [
     "notifications_deliver",
     "notifications_requeue_due",
     "order_events_notify",
-    "outbox_write",
     "restock_alert_next_wave",
     "restock_alert_process_batch",
     "restock_alerts_advance",
     "restock_alerts_create",
-    "sms_number",
     "webhook_delete",
-    "webhook_deliveries",
     "webhook_publish",
     "webhook_register",
     "webhook_resume",
