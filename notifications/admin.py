@@ -6,6 +6,9 @@ Rows are read-only here: every button calls a service (notification_resend, webh
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from config.contacts import normalise_phone
+from config.errors import InvalidInput
+
 from . import services
 from .models import (
     BackInStockSubscription,
@@ -89,6 +92,17 @@ class BackInStockSubscriptionAdmin(ReadOnlyAdmin):
     search_fields = ("email", "phone", "sku__code")
     list_select_related = ("sku", "location")
     readonly_fields = [f.name for f in BackInStockSubscription._meta.fields]
+
+    def get_search_results(self, request, queryset, search_term):
+        """A phone number as it is written on paper ("090-1234-5678") finds its E.164 subscription."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            phone = normalise_phone(search_term)
+        except InvalidInput:
+            phone = None
+        if phone:
+            results |= queryset.filter(phone=phone)
+        return results, may_have_duplicates
 
 
 @admin.register(RestockAlert)

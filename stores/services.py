@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.db import transaction
 from knox.models import AuthToken
 
 from config.errors import InvalidInput
-from config.services import service
 from stores.models import Location, LocationKind, Role, StaffAssignment, StaffProfile
 
 STAFF_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE, Role.MANAGER)
@@ -48,6 +48,7 @@ def group_name(role: str) -> str:
     return f"OMS {role}"
 
 
+@transaction.atomic
 def role_groups_sync() -> dict[str, Group]:
     """Create the per-role groups and set exactly their permissions. Safe to run any number of times."""
     groups = {}
@@ -83,20 +84,20 @@ def _validate(username: str, role: str, location_codes: Sequence[str] | None) ->
     if role == Role.STOREFRONT and location_codes:
         raise InvalidInput("A storefront account acts for the whole network; give it no --location.")
     codes = list(dict.fromkeys(location_codes))
-    found = {loc.code: loc for loc in Location.objects.filter(code__in=codes)}
-    missing = [c for c in codes if c not in found]
+    locations_by_code = {loc.code: loc for loc in Location.objects.filter(code__in=codes)}
+    missing = [c for c in codes if c not in locations_by_code]
     if missing:
         known = ", ".join(Location.objects.order_by("code").values_list("code", flat=True)[:20]) or "none"
         raise InvalidInput(f"Unknown location(s): {', '.join(missing)}. Known: {known}.")
     wanted_kind = ROLE_LOCATION_KIND.get(role)
     if wanted_kind:
-        wrong = [c for c in codes if found[c].kind != wanted_kind]
+        wrong = [c for c in codes if locations_by_code[c].kind != wanted_kind]
         if wrong:
             raise InvalidInput(f"Role {role} works at {wanted_kind}s only; not at: {', '.join(wrong)}.")
-    return [found[c] for c in codes]
+    return [locations_by_code[c] for c in codes]
 
 
-@service
+@transaction.atomic
 def api_user_upsert(
     *,
     username: str,
@@ -155,6 +156,7 @@ def api_user_upsert(
     return user, created
 
 
+@transaction.atomic
 def user_role_groups_sync(user, role: str | None) -> None:
     """Make the user a member of exactly its role's "OMS <role>" group (none for storefront or no role)."""
     groups = role_groups_sync()

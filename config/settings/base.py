@@ -193,6 +193,9 @@ OMS = {
     # the last answer per SKUs and store this long; a sell-out asks the same question thousands of
     # times). 0: read every time.
     "NEARBY_CACHE_SECONDS": env.float("OMS_NEARBY_CACHE_SECONDS", default=1.0),
+    # The region a phone number without a country code is read in (config/contacts.py), ISO 3166
+    # two letters: "090 1234 5678" with "JP" is +819012345678.
+    "PHONE_REGION": env.str("OMS_PHONE_REGION", default="JP"),
     # Routing policy, applied in order (orders/routing/base.py). Also available: StoresBeforeWarehouses
     # (clear store stock first), WarehousesBeforeStores, MostStockFirst; bare class names are accepted.
     "ROUTING_PIPELINE": env.list(

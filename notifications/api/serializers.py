@@ -1,11 +1,10 @@
-import re
-
 from rest_framework import serializers
+
+from config.contacts import normalise_phone
+from config.errors import InvalidInput
 
 from ..models import BackInStockSubscription, WebhookEndpoint
 from ..webhooks import WEBHOOK_EVENTS
-
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 class BackInStockInput(serializers.Serializer):
@@ -16,10 +15,13 @@ class BackInStockInput(serializers.Serializer):
     language = serializers.ChoiceField(choices=["en", "ja", "ko"], required=False, default="en")
 
     def validate_phone(self, value: str) -> str:
-        compact = "".join(ch for ch in value.strip() if ch not in " -()")
-        if not E164.match(compact):
-            raise serializers.ValidationError("Use the E.164 format, e.g. +819012345678.")
-        return compact
+        try:
+            return normalise_phone(value, field="phone") or ""
+        except InvalidInput:
+            raise serializers.ValidationError(
+                "Not a phone number: give it with its country code (+819012345678) or as a national "
+                "number (090-1234-5678)."
+            ) from None
 
     def validate(self, attrs):
         if bool(attrs.get("email")) == bool(attrs.get("phone")):

@@ -13,7 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.permissions import IsStaff, IsStorefront, IsStorefrontOrStaff
-from config.errors import NotFound
+from config.contacts import normalise_phone
+from config.errors import InvalidInput, NotFound
 from config.idempotency import idempotent
 from inventory.services import hold_extend, hold_release
 from stores.models import Role
@@ -73,8 +74,8 @@ class OrderFilter(django_filters.FilterSet):
 
     def filter_phone(self, qs, name, value):
         try:
-            phone = services.normalise_phone(value)
-        except Exception:
+            phone = normalise_phone(value)
+        except InvalidInput:
             return qs.none()
         return qs.filter(customer__phone=phone)
 

@@ -11,8 +11,6 @@
 Each public service is one `transaction.atomic` (nested in another service: a savepoint).
 """
 
-from config.contacts import normalise_email, normalise_phone
-
 from .cancellation import order_cancel
 from .customers import customer_find_or_create, customer_update_preferences
 from .fulfillment import (
@@ -49,8 +47,6 @@ __all__ = [
     "fulfillment_ship",
     "fulfillment_start",
     "new_pickup_code",
-    "normalise_email",
-    "normalise_phone",
     "order_cancel",
     "order_customer_arrived",
     "order_place",

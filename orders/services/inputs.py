@@ -124,7 +124,8 @@ def order_request(
 
 
 def customer_keys(*, email, phone, name) -> CustomerKeys:
-    email, phone = normalise_email(email), normalise_phone(phone, field="customer.phone")
+    email = normalise_email(email, field="customer.email")
+    phone = normalise_phone(phone, field="customer.phone")
     if not email and not phone:
         raise InvalidInput("The customer needs an email or a phone number.", details={"field": "customer"})
     return CustomerKeys(email, phone, (name or "").strip()[:200])

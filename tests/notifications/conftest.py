@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.cache import cache
 
-from notifications import services
 from notifications.channels import LocmemSmsProvider
+from notifications.services import outbox
 from orders.models import Customer, Fulfillment, Order, OrderLine
 
 
@@ -35,7 +35,7 @@ def _notifications_env(request, settings):
         "MAX_ATTEMPTS": 3,
     }
     LocmemSmsProvider.outbox.clear()
-    services._broker_down_until = 0.0
+    outbox._broker_down_until = 0.0
     cache.clear()  # throttle counters
     eager = app.conf.task_always_eager
     if "redis" not in request.keywords:
@@ -50,6 +50,26 @@ def customer(db):
     return Customer.objects.create(
         email="hana@example.com", phone="+819012345678", name="Hana", language="ja"
     )
+
+
+def ship_body(sku, email="buyer@example.com") -> dict:
+    """The body of POST /api/v1/orders/: one unit of `sku` shipped to Tokyo."""
+    return {
+        "channel": "web",
+        "customer": {"email": email, "name": "Hana"},
+        "fulfillment": {
+            "method": "ship",
+            "address": {
+                "line1": "1-1",
+                "city": "Tokyo",
+                "country": "JP",
+                "latitude": 35.6,
+                "longitude": 139.7,
+            },
+        },
+        "lines": [{"sku": sku.code, "quantity": 1, "unit_price": "1980.00"}],
+        "currency": "JPY",
+    }
 
 
 def make_order(customer, *, location, method="ship", sku=None, quantity=1) -> Order:

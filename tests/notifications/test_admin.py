@@ -78,3 +78,14 @@ def test_subscription_and_restock_pages_load(admin_client, sku, store):
     back_in_stock_subscribe(sku=sku, location=store, email="a@example.com")
     for name in ("backinstocksubscription", "restockalert"):
         assert admin_client.get(reverse(f"admin:notifications_{name}_changelist")).status_code == 200
+
+
+def test_a_subscription_is_found_by_its_phone_as_written_on_paper(admin_client, sku, store):
+    back_in_stock_subscribe(sku=sku, location=store, phone="+819012345678")
+    back_in_stock_subscribe(sku=sku, location=store, phone="+819011112222")
+    url = reverse("admin:notifications_backinstocksubscription_changelist")
+    page = admin_client.get(url, {"q": "090-1234-5678"})
+    assert page.status_code == 200
+    assert page.context["cl"].result_count == 1
+    assert list(page.context["cl"].result_list.values_list("phone", flat=True)) == ["+819012345678"]
+    assert admin_client.get(url, {"q": "TEE"}).status_code == 200  # not a phone: the usual search

@@ -7,6 +7,7 @@ from django.core import mail
 from django.utils import timezone
 from rest_framework.throttling import ScopedRateThrottle
 
+from config.errors import InvalidInput
 from inventory.services import (
     Line,
     stock_receive,
@@ -127,6 +128,31 @@ def test_unsubscribe_with_the_signed_token(anon_client, sku):
     assert r.data["error"]["code"] == "unknown_subscription"
 
 
+def test_subscribe_by_a_national_phone_number(storefront, sku):
+    r = storefront.post(URL, {"sku": sku.code, "phone": "090-1234-5678"}, format="json")
+    assert r.status_code == 201, r.data
+    assert r.data["phone"] == "+819012345678"
+
+
+def test_a_phone_written_two_ways_is_one_subscription(sku, store):
+    """Before config/contacts.py the service kept "09012345678" and "+819012345678": two contacts."""
+    first, created = back_in_stock_subscribe(sku=sku, location=store, phone="090-1234-5678")
+    again, created_again = back_in_stock_subscribe(sku=sku, location=store, phone="+81 90 1234 5678")
+    assert (created, created_again, again.pk) == (True, False, first.pk)
+    first.refresh_from_db()
+    assert (first.phone, first.scope_key) == ("+819012345678", f"{sku.pk}:{store.pk}:+819012345678")
+
+
+@pytest.mark.parametrize(
+    ("contact", "field"), [({"phone": "090-1234"}, "phone"), ({"email": "nope"}, "email")]
+)
+def test_the_service_refuses_what_is_no_contact(sku, contact, field):
+    with pytest.raises(InvalidInput) as exc:
+        back_in_stock_subscribe(sku=sku, **contact)
+    assert exc.value.details == {"field": field}
+    assert BackInStockSubscription.objects.count() == 0
+
+
 def test_subscribing_again_after_an_alert_reactivates_the_same_row(sku):
     sub, _ = back_in_stock_subscribe(sku=sku, email="a@example.com")
     BackInStockSubscription.objects.filter(pk=sub.pk).update(status=SubscriptionStatus.NOTIFIED)
@@ -213,6 +239,21 @@ def test_sms_subscribers_get_an_sms(store, sku, django_capture_on_commit_callbac
     (sms,) = LocmemSmsProvider.outbox
     assert sms["to"] == "+819055556666"
     assert "再入荷" in sms["body"]
+
+
+def test_an_sms_goes_to_the_e164_number_of_a_phone_kept_in_national_form(
+    store, sku, django_capture_on_commit_callbacks
+):
+    """A subscription written before phones were normalised (the data migration leaves a number
+    it cannot rewrite as it is): the SMS provider still gets E.164."""
+    BackInStockSubscription.objects.create(
+        sku=sku, location=store, phone="09055556666", scope_key=f"{sku.pk}:{store.pk}:09055556666"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_receive(lines=[Line(store.pk, sku.pk, 2)], reference="PO-1")
+    (sms,) = LocmemSmsProvider.outbox
+    assert sms["to"] == "+819055556666"
+    assert Notification.objects.get().status == NotificationStatus.SENT
 
 
 def test_unsubscribed_and_late_subscribers_are_not_in_the_alert(

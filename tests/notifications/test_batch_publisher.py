@@ -1,6 +1,6 @@
 """On-commit publishing: at once in eager mode, else batched by the per-process `_BatchPublisher` thread.
 
-The publish functions (`enqueue_delivery`, `enqueue_deliveries`, `_publish`) are the broker
+The publish functions (`enqueue_delivery`, `enqueue_deliveries`, `publish_task`) are the broker
 boundary and are replaced by recorders; the batching around them is what is under test.
 """
 
@@ -11,9 +11,9 @@ import time
 import pytest
 from django.core import mail
 
-from notifications import services
 from notifications.models import Notification, NotificationStatus
-from notifications.services import PUBLISH_CHUNK, _BatchPublisher, _enqueue_committed, notification_enqueue
+from notifications.services import PUBLISH_CHUNK, notification_enqueue, outbox
+from notifications.services.outbox import _BatchPublisher, _enqueue_committed
 
 LINGER = 0.05
 
@@ -66,8 +66,8 @@ def linger(settings):
 @pytest.fixture
 def recorder(monkeypatch):
     rec = Recorder()
-    monkeypatch.setattr(services, "enqueue_delivery", rec.one)
-    monkeypatch.setattr(services, "enqueue_deliveries", rec.many)
+    monkeypatch.setattr(outbox, "enqueue_delivery", rec.one)
+    monkeypatch.setattr(outbox, "enqueue_deliveries", rec.many)
     return rec
 
 
@@ -123,7 +123,7 @@ def test_a_batch_stops_gathering_at_publish_chunk(linger, recorder, publisher):
 def test_more_than_publish_chunk_ids_go_out_as_tasks_of_at_most_publish_chunk(linger, monkeypatch, publisher):
     published = []
     monkeypatch.setattr(
-        services, "_publish", lambda task, **kwargs: published.append((task.name, kwargs)) or True
+        outbox, "publish_task", lambda task, **kwargs: published.append((task.name, kwargs)) or True
     )
     ids = list(range(1, 2 * PUBLISH_CHUNK + 51))
     publisher.put(ids[:150])
@@ -171,7 +171,7 @@ def test_after_a_fork_a_new_thread_publishes(linger, recorder, publisher, monkey
     publisher.put([1])
     assert wait_for(lambda: recorder.calls == [("one", [1])])
     assert len(_publisher_threads()) == before + 1
-    monkeypatch.setattr(services, "os", _ForkedOs(os.getpid() + 100_000))
+    monkeypatch.setattr(outbox, "os", _ForkedOs(os.getpid() + 100_000))
     publisher.put([2, 3])
     assert wait_for(lambda: len(recorder.calls) == 2)
     assert recorder.calls[1] == ("many", [2, 3])
@@ -187,7 +187,7 @@ def test_after_a_fork_a_new_thread_publishes(linger, recorder, publisher, monkey
 def test_in_eager_mode_ids_are_published_at_once_one_by_one(settings, linger, recorder, monkeypatch):
     assert settings.CELERY_TASK_ALWAYS_EAGER
     batcher = _BatchPublisher()
-    monkeypatch.setattr(services, "_publisher", batcher)
+    monkeypatch.setattr(outbox, "_publisher", batcher)
     _enqueue_committed(notification_ids=[5, 6])
     assert recorder.calls == [("one", [5]), ("one", [6])]  # before returning
     assert batcher._pid is None  # the batching thread was never started
@@ -197,7 +197,7 @@ def test_with_no_linger_ids_are_published_at_once(settings, linger, recorder, mo
     settings.CELERY_TASK_ALWAYS_EAGER = False
     linger(0)
     batcher = _BatchPublisher()
-    monkeypatch.setattr(services, "_publisher", batcher)
+    monkeypatch.setattr(outbox, "_publisher", batcher)
     _enqueue_committed(notification_ids=[5, 6])
     assert recorder.calls == [("one", [5]), ("one", [6])]
     assert batcher._pid is None
@@ -205,7 +205,7 @@ def test_with_no_linger_ids_are_published_at_once(settings, linger, recorder, mo
 
 def test_with_a_broker_and_a_linger_ids_go_to_the_batching_thread(settings, linger, recorder, monkeypatch):
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    monkeypatch.setattr(services, "_publisher", _BatchPublisher())
+    monkeypatch.setattr(outbox, "_publisher", _BatchPublisher())
     _enqueue_committed(notification_ids=[5, 6])
     _enqueue_committed(notification_ids=[7])
     assert wait_for(lambda: len(recorder.ids) == 3)

@@ -29,6 +29,9 @@ from django.db import connection
 
 from notifications import services
 from notifications.models import Notification, NotificationStatus
+from notifications.services import outbox
+
+from .conftest import ship_body
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -198,7 +201,7 @@ def publishing_to(broker: str, queue: str):
         broker_transport_options={"max_retries": 0, "socket_connect_timeout": 1, "visibility_timeout": 3600},
     )
     reset()
-    services._broker_down_until = 0.0
+    outbox._broker_down_until = 0.0
     try:
         yield app
     finally:
@@ -244,22 +247,7 @@ def place_order(client, email: str):
 
     wh, sku = WarehouseFactory(), SkuFactory()
     stock(wh, sku, 5)
-    body = {
-        "channel": "web",
-        "customer": {"email": email, "name": "Hana"},
-        "fulfillment": {
-            "method": "ship",
-            "address": {
-                "line1": "1-1",
-                "city": "Tokyo",
-                "country": "JP",
-                "latitude": 35.6,
-                "longitude": 139.7,
-            },
-        },
-        "lines": [{"sku": sku.code, "quantity": 1, "unit_price": "1980.00"}],
-        "currency": "JPY",
-    }
+    body = ship_body(sku, email)
     r = client.post("/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
     assert r.status_code == 201, r.content
     return Order.objects.get(number=r.json()["number"])

@@ -10,30 +10,13 @@ from orders.models import Customer
 from stores.models import Role
 from tests.factories import stock
 
+from .conftest import ship_body
+
 pytestmark = pytest.mark.django_db
 
 
 def place(client, body):
     return client.post("/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
-
-
-def ship_body(sku, email="buyer@example.com"):
-    return {
-        "channel": "web",
-        "customer": {"email": email, "name": "Hana"},
-        "fulfillment": {
-            "method": "ship",
-            "address": {
-                "line1": "1-1",
-                "city": "Tokyo",
-                "country": "JP",
-                "latitude": 35.6,
-                "longitude": 139.7,
-            },
-        },
-        "lines": [{"sku": sku.code, "quantity": 1, "unit_price": "1980.00"}],
-        "currency": "JPY",
-    }
 
 
 def test_post_orders_sends_exactly_one_confirmation(

@@ -11,6 +11,7 @@ from notifications import services
 from notifications.channels import LocmemSmsProvider
 from notifications.models import Notification, NotificationEvent, NotificationStatus
 from notifications.services import (
+    delivery,
     notification_claim,
     notification_deliver,
     notification_enqueue,
@@ -151,7 +152,7 @@ def test_an_expired_lease_is_reclaimed_and_the_old_holder_cannot_record(customer
     assert notification_deliver(notification_id=n.pk) == NotificationStatus.SENT
     assert len(mail.outbox) == 1
     # The worker that lost its lease comes back: its outcome is not written.
-    assert services._finish(stale, status=NotificationStatus.FAILED) is False
+    assert delivery._finish(stale, status=NotificationStatus.FAILED) is False
     n.refresh_from_db()
     assert n.status == NotificationStatus.SENT
     assert n.attempts == 2
@@ -306,9 +307,9 @@ def test_a_slow_batch_hands_the_rest_to_a_new_task(customer, monkeypatch):
             return next(ticks, 1000.0)
 
     handed = []
-    monkeypatch.setattr(services, "time", Clock)
+    monkeypatch.setattr(delivery, "time", Clock)
     monkeypatch.setattr(
-        services, "enqueue_deliveries", lambda *, notification_ids: handed.extend(notification_ids)
+        delivery, "enqueue_deliveries", lambda *, notification_ids: handed.extend(notification_ids)
     )
     counts = services.notifications_deliver(notification_ids=[r.pk for r in rows])
     assert counts == {"sent": 20, "handed_on": 25}

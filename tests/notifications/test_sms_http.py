@@ -4,7 +4,12 @@ import json
 
 import pytest
 
-from notifications.channels import HttpSmsProvider, PermanentDeliveryError, TransientDeliveryError
+from notifications.channels import (
+    HttpSmsProvider,
+    LocmemSmsProvider,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from notifications.models import Notification, NotificationStatus
 from notifications.services import notification_deliver, notification_enqueue
 from orders.models import Customer
@@ -55,18 +60,31 @@ def test_connection_refused_is_transient():
         )
 
 
-@pytest.mark.django_db
-def test_end_to_end_through_settings_with_a_retry(fake_http, settings):
+@pytest.fixture
+def http_sms(fake_http, settings):
+    """The "http" SMS provider of the settings, posting to the fake provider."""
     settings.NOTIFICATIONS = {
         **settings.NOTIFICATIONS,
         "SMS_PROVIDER": "http",
         "SMS_API_BASE_URL": fake_http.url,
         "SMS_API_TOKEN": "tok",
     }
-    c = Customer.objects.create(phone="+819099998888", notify_channels=["sms"], language="en")
+    return fake_http
+
+
+def sms_cancellation(phone: str) -> Notification:
+    """The outbox row of an order cancellation SMS to a customer whose phone is stored as `phone`."""
+    c = Customer.objects.create(phone=phone, notify_channels=["sms"], language="en")
     (n,) = notification_enqueue(
         event="order_cancelled", customer=c, context={"order_number": "ORD1"}, dedupe_key="cancel:1"
     )
+    return n
+
+
+@pytest.mark.django_db
+def test_end_to_end_through_settings_with_a_retry(http_sms):
+    fake_http = http_sms
+    n = sms_cancellation("+819099998888")
     fake_http.statuses = [503]
     assert notification_deliver(notification_id=n.pk) == "retry"
     Notification.objects.filter(pk=n.pk).update(next_attempt_at=n.created_at)
@@ -77,3 +95,21 @@ def test_end_to_end_through_settings_with_a_retry(fake_http, settings):
         "Order ORD1 has been cancelled."
     ] * 2
     assert {r["headers"]["Idempotency-Key"] for r in fake_http.requests} == {f"notification-{n.pk}"}
+
+
+@pytest.mark.django_db
+def test_the_provider_gets_e164_for_a_phone_kept_in_national_form(http_sms):
+    n = sms_cancellation("090-9999-8888")  # stored before phones were normalised
+    assert notification_deliver(notification_id=n.pk) == NotificationStatus.SENT
+    (req,) = http_sms.requests
+    assert json.loads(req["body"])["to"] == "+819099998888"
+
+
+@pytest.mark.django_db
+def test_an_sms_to_what_is_no_phone_number_fails_for_good_without_a_send(http_sms):
+    n = sms_cancellation("12345")
+    assert notification_deliver(notification_id=n.pk) == NotificationStatus.FAILED
+    assert http_sms.requests == []
+    assert LocmemSmsProvider.outbox == []
+    n.refresh_from_db()
+    assert n.last_error == "not a phone number: '12345'"

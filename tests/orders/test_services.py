@@ -4,6 +4,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from config import contacts
 from config.errors import InvalidInput, InvalidTransition, NotFound, PolicyViolation
 from inventory.exceptions import InsufficientStock
 from inventory.models import Hold, MovementKind, StockLevel, StockMovement
@@ -44,15 +45,15 @@ def nothing_written():
 
 
 def test_normalise_contacts():
-    assert services.normalise_email("  Aiko@Example.COM ") == "aiko@example.com"
-    assert services.normalise_phone("+81 90-1234-5678") == "+819012345678"
-    assert services.normalise_phone("090 1234 5678") == "+819012345678"  # national -> default country
-    assert services.normalise_phone("0081 (90) 1234.5678") == "+819012345678"
+    assert contacts.normalise_email("  Aiko@Example.COM ") == "aiko@example.com"
+    assert contacts.normalise_phone("+81 90-1234-5678") == "+819012345678"
+    assert contacts.normalise_phone("090 1234 5678") == "+819012345678"  # national -> default country
+    assert contacts.normalise_phone("0081 (90) 1234.5678") == "+819012345678"
     for bad in ("12", "+81abc", "not a phone"):
         with pytest.raises(InvalidInput):
-            services.normalise_phone(bad)
+            contacts.normalise_phone(bad)
     with pytest.raises(InvalidInput):
-        services.normalise_email("nope")
+        contacts.normalise_email("nope")
 
 
 def test_customer_is_one_across_channels(db):

@@ -1,0 +1,160 @@
+"""Order events -> what the customer hears (email/SMS) and what webhooks receive.
+
+orders.hooks calls `order_events_notify` (through notifications.listeners) with the OrderEvent
+rows orders has just written, inside that transaction: the outbox rows commit or roll back with
+the order change itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import transaction
+
+from inventory.models import Sku
+from orders.models import EventType, FulfillmentStatus, Order, OrderEvent
+
+from ..models import Notification, NotificationEvent, WebhookEndpoint
+from ..selectors import active_webhook_endpoints_cached
+from .context import store_context
+from .outbox import customer_notifications, outbox_write
+from .webhooks import webhook_deliveries
+
+# --- What the customer hears -------------------------------------------------------------------
+
+
+def _order_context(order: Order, event: OrderEvent | None = None) -> dict:
+    lines = (event.data or {}).get("lines") if event is not None else None
+    if not lines:  # the PLACED event carries its lines; other callers read them
+        lines = [
+            {"sku": ln.sku.code, "name": ln.sku.name, "quantity": ln.quantity}
+            for ln in order.lines.select_related("sku").order_by("id")
+        ]
+    ctx = {
+        "order_number": order.number,
+        "lines": lines,
+        "total": order.total,
+        "currency": order.currency,
+        "method": order.fulfillment_method,
+    }
+    ctx.update(store_context(order.pickup_location))
+    return ctx
+
+
+def _cancelled_lines_context(ev: OrderEvent) -> dict:
+    """The lines of a LINE_CANCELLED event (one line or several) with their SKUs' names."""
+    data = ev.data or {}
+    cancelled = data.get("lines") or (
+        [{"sku": data["sku"], "quantity": data.get("quantity")}] if data.get("sku") else []
+    )
+    names = dict(Sku.objects.filter(code__in=[c.get("sku") for c in cancelled]).values_list("code", "name"))
+    lines = [
+        {"sku": c.get("sku"), "name": names.get(c.get("sku"), c.get("sku")), "quantity": c.get("quantity")}
+        for c in cancelled
+    ]
+    return {"order_number": ev.order.number, "lines": lines, "reason": ev.reason}
+
+
+def _fulfillment_customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
+    """Shipped (carrier, tracking) and ready for pickup (code, store) are told; other moves are not."""
+    fulfillment, order_number = ev.fulfillment, ev.order.number
+    if ev.to_status == FulfillmentStatus.SHIPPED:
+        return NotificationEvent.ORDER_SHIPPED, {
+            "order_number": order_number,
+            "carrier": fulfillment.carrier,
+            "tracking_number": fulfillment.tracking_number,
+        }
+    if ev.to_status == FulfillmentStatus.READY_FOR_PICKUP:
+        return NotificationEvent.READY_FOR_PICKUP, {
+            "order_number": order_number,
+            "pickup_code": fulfillment.pickup_code,
+            **store_context(fulfillment.location),
+        }
+    return None
+
+
+def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
+    """Map an OrderEvent to the customer-facing event and its template context, or None."""
+    if ev.type == EventType.PLACED:
+        return NotificationEvent.ORDER_CONFIRMED, _order_context(ev.order, ev)
+    if ev.type == EventType.CANCELLED:
+        return NotificationEvent.ORDER_CANCELLED, {"order_number": ev.order.number, "reason": ev.reason}
+    if ev.type == EventType.LINE_CANCELLED:
+        return NotificationEvent.LINE_CANCELLED, _cancelled_lines_context(ev)
+    if ev.type == EventType.FULFILLMENT_STATUS_CHANGED and ev.fulfillment_id:
+        return _fulfillment_customer_event(ev)
+    return None
+
+
+# --- What webhooks receive ---------------------------------------------------------------------
+
+
+def _webhook_event(ev: OrderEvent) -> tuple[str, dict] | None:
+    """Map an OrderEvent to its webhook event type and payload, or None."""
+    order = ev.order
+    base = {"order": order.number, "status": order.status, "event_id": ev.pk}
+    if ev.type == EventType.PLACED:
+        return "order.placed", {
+            **base,
+            "total": order.total,
+            "currency": order.currency,
+            "channel": order.channel,
+        }
+    if ev.type == EventType.CANCELLED:
+        return "order.cancelled", {**base, "reason": ev.reason}
+    if ev.type == EventType.LINE_CANCELLED:
+        return "order.line_cancelled", {**base, "reason": ev.reason, **(ev.data or {})}
+    if ev.type == EventType.STATUS_CHANGED:
+        return "order.status_changed", {**base, "from": ev.from_status, "to": ev.to_status}
+    if ev.type == EventType.FULFILLMENT_STATUS_CHANGED and ev.fulfillment_id:
+        fulfillment = ev.fulfillment
+        data = {
+            **base,
+            "fulfillment": fulfillment.pk,
+            "location": fulfillment.location.code,
+            "from": ev.from_status,
+            "to": ev.to_status,
+        }
+        if ev.to_status == FulfillmentStatus.SHIPPED:
+            data.update(carrier=fulfillment.carrier, tracking_number=fulfillment.tracking_number)
+        return f"fulfillment.{ev.to_status}", data
+    return None
+
+
+# --- The listener ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def order_events_notify(*, events: Sequence[OrderEvent]) -> list[Notification]:
+    """The orders.hooks listener: runs inside the transaction that wrote the events.
+
+    Per event: the customer's outbox rows (one INSERT) and, when any endpoint is active, the
+    webhook rows (one INSERT). The active endpoints are read once for the whole batch (and cached
+    per process, selectors.active_webhook_endpoints_cached). One savepoint for the whole batch.
+    """
+    written: list[Notification] = []
+    endpoints: list[WebhookEndpoint] | None = None
+    for ev in events:
+        told = _customer_event(ev)
+        if told is not None:
+            event, context = told
+            written += outbox_write(
+                customer_notifications(
+                    event=event,
+                    customer=ev.order.customer,
+                    context=context,
+                    dedupe_key=f"order-event:{ev.pk}",
+                    order=ev.order,
+                )
+            )
+        if endpoints is None:
+            endpoints = active_webhook_endpoints_cached()
+        hook = _webhook_event(ev) if endpoints else None
+        if hook is not None:
+            event_type, data = hook
+            written += outbox_write(
+                webhook_deliveries(
+                    event_type=event_type, data=data, dedupe_key=f"order-event:{ev.pk}", endpoints=endpoints
+                )
+            )
+    return written
