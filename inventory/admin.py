@@ -2,8 +2,8 @@
 
 Counters are read-only here: every stock change goes through inventory.services
 (receive, cycle count, adjust, safety stock, CSV import, transfer receive), which writes
-the ledger. A domain error becomes an admin error message and nothing is written.
-Non-superusers see only their assigned locations (stores.admin.LocationScopedAdmin).
+the ledger. A domain error becomes an admin error message and nothing is written. Non-superusers see only their assigned locations
+(stores.admin.LocationScopedAdmin). Availability is `StockLevel.objects.with_available()`'s.
 """
 
 from __future__ import annotations
@@ -98,13 +98,10 @@ class AvailabilityFilter(admin.SimpleListFilter):
         return [("out", "Nothing available"), ("in", "Some available"), ("reserved", "Has reservations")]
 
     def queryset(self, request, queryset):
-        from django.db.models import F
-
-        avail = F("on_hand") - F("reserved") - F("held") - F("safety_stock")
         if self.value() == "out":
-            return queryset.alias(a=avail).filter(a__lte=0)
+            return queryset.filter(available__lte=0)
         if self.value() == "in":
-            return queryset.alias(a=avail).filter(a__gt=0)
+            return queryset.filter(available__gt=0)
         if self.value() == "reserved":
             return queryset.filter(reserved__gt=0)
         return queryset
@@ -133,9 +130,12 @@ class StockLevelAdmin(LocationScopedAdmin):
     change_form_template = "admin/inventory/stocklevel/change_form.html"
     change_list_template = "admin/inventory/stocklevel/change_list.html"
 
-    @admin.display(description="available")
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_available()
+
+    @admin.display(description="available", ordering="available")
     def available(self, obj):
-        return max(0, obj.raw_available)
+        return obj.available
 
     def has_add_permission(self, request):
         return False  # stock levels appear through receipts, counts and imports

@@ -83,7 +83,7 @@ def placement_lookup(
     else:
         parts.append("NULL")
     if stock_at_location and location_code and sku_codes:
-        from .routing.data import available_sql
+        from inventory.db import available_sql
 
         stock, units = qn(StockLevel._meta.db_table), available_sql("s")
         pair = "json_build_array" if connection.vendor == "postgresql" else "json_array"

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 
 PG = connection.vendor == "postgresql"
 # One stock level: on PostgreSQL the guarded UPDATE and its ledger INSERT are one statement
-# (inventory.services._single_change_sql); elsewhere two.
+# (inventory.db.level_update_guarded_with_movement); elsewhere two.
 ONE_LEVEL = 1 if PG else 2
 ORDER_ROWS = 1 if PG else 5  # order, lines, fulfillments, fulfillment lines, events
 SERVICE_ONE_LINE = 1 + 2 + ONE_LEVEL + ORDER_ROWS  # lookup, routing, reservation, rows
