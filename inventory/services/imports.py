@@ -12,6 +12,7 @@ from django.db import transaction
 
 from config.errors import InvalidInput
 from stores.models import Location
+from stores.selectors import user_location_ids
 
 from ..models import MovementKind, Sku, StockLevel
 from .changes import Change, apply_changes, lock_levels
@@ -51,10 +52,15 @@ def _quantity_problems(raw_quantity: object) -> tuple[int | None, list[str]]:
     return quantity, []
 
 
-def stock_import_validate(*, rows: Sequence[ImportRow]) -> tuple[list[CountedRow], list[dict]]:
-    """Check every row; return the valid rows and the errors by row number (nothing is written)."""
+def stock_import_validate(*, rows: Sequence[ImportRow], user=None) -> tuple[list[CountedRow], list[dict]]:
+    """Check every row; return the valid rows and the errors by row number (nothing is written).
+
+    With `user`, a row at a location the user is not assigned to is an error too (the same rule
+    as stores.selectors.require_location_access, reported per row).
+    """
     locations = {loc.code: loc for loc in Location.objects.filter(code__in={r.location_code for r in rows})}
     skus = {s.code: s for s in Sku.objects.filter(code__in={r.sku_code for r in rows})}
+    allowed = user_location_ids(user) if user is not None else None
     first_row_of: dict[tuple[str, str], int] = {}
     valid: list[CountedRow] = []
     errors: list[dict] = []
@@ -63,6 +69,8 @@ def stock_import_validate(*, rows: Sequence[ImportRow]) -> tuple[list[CountedRow
         location, sku = locations.get(r.location_code), skus.get(r.sku_code)
         if location is None:
             problems.append(f"unknown location {r.location_code!r}")
+        elif allowed is not None and location.pk not in allowed:
+            problems.append(f"you are not assigned to location {r.location_code!r}")
         if sku is None:
             problems.append(f"unknown SKU {r.sku_code!r}")
         quantity, quantity_problems = _quantity_problems(r.quantity)
@@ -90,12 +98,13 @@ def stock_import(
 ) -> int:
     """Set on hand to the counted quantity of every row, or change nothing.
 
-    Every row is validated first; errors are reported by row number (400 import_invalid). Rows
-    whose count is below what is reserved and held there are errors too. Levels are locked and changed `chunk_size` rows at a time.
+    Every row is validated first; errors are reported by row number (400 import_invalid), also
+    for rows at a location `user` is not assigned to. Rows whose count is below what is reserved
+    and held there are errors too. Levels are locked and changed `chunk_size` rows at a time.
     """
     if not rows:
         raise ImportInvalid("The file has no rows.", details={"errors": [{"row": 0, "errors": ["no rows"]}]})
-    valid, errors = stock_import_validate(rows=rows)
+    valid, errors = stock_import_validate(rows=rows, user=user)
     if errors:
         raise ImportInvalid(
             f"{len(errors)} row(s) are invalid; nothing was imported.", details={"errors": errors}

@@ -19,6 +19,7 @@ from stores.models import Location
 
 from ..exceptions import StockConflict
 from ..models import MovementKind, Sku, StockLevel, StockMovement
+from .access import require_access
 from .changes import Change, LedgerEntry, apply_changes, insufficient, lock_levels, shortfall_details
 
 
@@ -65,8 +66,9 @@ def _locked_level(location: Location, sku: Sku) -> dict:
 def stock_receive(
     *, lines: Sequence[Line], reference: str = "", user=None, reason: str = ""
 ) -> list[StockMovement]:
-    """Goods arrived (from a supplier): on hand goes up."""
+    """Goods arrived (from a supplier): on hand goes up. `user` must be assigned to every line's location."""
     check_lines(lines)
+    require_access(user, {ln.location_id for ln in lines})
     return apply_changes(
         (Change(ln.location_id, ln.sku_id, on_hand=ln.quantity) for ln in lines),
         kind=MovementKind.RECEIPT,
@@ -113,8 +115,10 @@ def stock_adjust(
     """Correct on hand, either to a counted quantity (cycle count) or by a delta (adjustment, damage).
 
     Refuses (409) to count below what is reserved and held: those units are promised. A count
-    equal to the books is recorded (a ledger row that changes nothing).
+    equal to the books is recorded (a ledger row that changes nothing). `user` must be assigned
+    to `location` (403).
     """
+    require_access(user, [location.pk])
     change_delta = _adjust_delta(
         location=location, sku=sku, counted_quantity=counted_quantity, delta=delta, reason=reason
     )
@@ -152,7 +156,8 @@ def stock_set_safety_stock(
     *, location: Location, sku: Sku, safety_stock: int, user=None, reason: str = ""
 ) -> list[StockMovement]:
     """Set the units never offered to customers at `location`. Setting the current value writes
-    nothing."""
+    nothing. `user` must be assigned to `location` (403)."""
+    require_access(user, [location.pk])
     validate_quantity(safety_stock, field="safety_stock", allow_zero=True)
     difference = safety_stock - _locked_level(location, sku)["safety_stock"]
     if difference == 0:
@@ -223,8 +228,10 @@ def stock_commit(
 def stock_return_restock(
     *, lines: Sequence[Line], reference: str, user=None, reason: str = ""
 ) -> list[StockMovement]:
-    """A resellable returned item is back on the shelf of the location that took it."""
+    """A resellable returned item is back on the shelf of the location that took it (`user` must
+    be assigned there)."""
     check_lines(lines)
+    require_access(user, {ln.location_id for ln in lines})
     return apply_changes(
         (Change(ln.location_id, ln.sku_id, on_hand=ln.quantity) for ln in lines),
         kind=MovementKind.RETURN_RESTOCK,

@@ -13,6 +13,7 @@ from config.errors import InvalidInput, InvalidTransition, NotFound
 from stores.models import Location
 
 from ..models import MovementKind, Sku, Transfer, TransferLine, TransferStatus
+from .access import require_access
 from .changes import Change, apply_changes, insufficient
 from .stock import validate_quantity
 
@@ -28,8 +29,10 @@ def transfer_create(
 ) -> Transfer:
     """Goods leave `from_location` (transfer out); they are in transit until received.
 
-    More than available there is 409 insufficient_stock with the shortfall per line; nothing moves.
+    `user` must be assigned to `from_location` (403). More than available there is 409
+    insufficient_stock with the shortfall per line; nothing moves.
     """
+    require_access(user, [from_location.pk])
     if from_location.pk == to_location.pk:
         raise InvalidInput("A transfer needs two different locations.", details={"field": "to_location"})
     if not lines:
@@ -64,7 +67,7 @@ def transfer_create(
 def transfer_receive(*, transfer_id: int, user=None) -> Transfer:
     """The transfer arrived: on hand goes up at the destination. Receiving twice is a 409.
 
-    Locks the transfer row.
+    Locks the transfer row. `user` must be assigned to the destination (403).
     """
     try:
         transfer = (
@@ -74,6 +77,7 @@ def transfer_receive(*, transfer_id: int, user=None) -> Transfer:
         )
     except Transfer.DoesNotExist:
         raise NotFound(f"Unknown transfer {transfer_id}.", code="unknown_transfer") from None
+    require_access(user, [transfer.to_location_id])
     if transfer.status != TransferStatus.IN_TRANSIT:
         raise InvalidTransition(
             f"Transfer {transfer.pk} is {transfer.status}, it cannot be received.",
