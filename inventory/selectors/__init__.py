@@ -3,13 +3,13 @@
 - `availability`: a SKU across the network (the availability API, "find in store", the cart check);
 - `levels`: stock levels with their availability (a store's shelf, staff call results, by pairs);
 - `catalog`: SKUs; `ledger`: the stock ledger; `transfers`; `params`: `near` and `radius_km`;
-- `audit`: what `inventory_audit` proves (counters == ledger).
+- `audit`: what `inventory_audit` proves (counters == ledger, held == hold lines).
 
 available = on_hand - reserved - live held - safety_stock, never below zero, is defined once:
 `StockLevel.objects.with_available()` for querysets, `inventory.db.available_sql` for raw reads.
 """
 
-from .audit import ledger_mismatches
+from .audit import held_mismatches, holds_without_units, ledger_mismatches
 from .availability import (
     AVAILABILITY_LIMIT,
     AVAILABILITY_MAX_LIMIT,
@@ -35,6 +35,8 @@ __all__ = [
     "availability_for_sku",
     "available_at",
     "cart_check",
+    "held_mismatches",
+    "holds_without_units",
     "ledger_mismatches",
     "location_stock",
     "locations_with_sku",
