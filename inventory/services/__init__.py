@@ -6,7 +6,7 @@
 - `transfers`: goods moving between locations;
 - `imports`: on hand set from counted quantities, many rows at once;
 - `changes`: how all of them apply a change (the invariants, the guarded UPDATE, locking,
-  the ledger, the restock events);
+  the ledger, the restock and out-of-stock events);
 - `access`: who may change stock at a location.
 
 Each public service is its own `transaction.atomic` (nested: a savepoint).

@@ -21,8 +21,10 @@ Concurrency:
   Python under the locks, reclaims expired holds on a short level, then runs one guarded bulk
   UPDATE and one bulk INSERT: three statements whatever the line count.
 
-Events: a level whose availability goes from nothing to something is announced as a `Restock`
-(inventory.hooks), inside the transaction.
+Events: a level whose availability goes from nothing to something is announced as a `Restock`, from
+something to nothing as an `OutOfStock` (inventory.hooks), inside the transaction. The single-level
+path uses the availability its UPDATE returns (live holds only); the locking path the counters it
+holds locked (every held unit counted, as the writers' guard does).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from stores.models import Location
 
 from .. import db
 from ..exceptions import InsufficientStock, StockConflict
-from ..hooks import Restock, emit_restocks
+from ..hooks import OutOfStock, Restock, emit_out_of_stock, emit_restocks
 from ..models import HoldLine, MovementKind, Sku, StockLevel, StockMovement
 
 COUNTERS = ("on_hand", "reserved", "held", "safety_stock")
@@ -210,11 +212,15 @@ def _apply_one_guarded(c: Change, *, ledger: LedgerEntry, consumes: bool) -> lis
         done = db.level_update_guarded_with_movement(c, consumes=consumes, movement=movement)
         if done is None:
             return None
-        _, movement = done
+        available, movement = done
     else:
-        if db.level_update_guarded(c, consumes=consumes) is None:
+        available = db.level_update_guarded(c, consumes=consumes)
+        if available is None:
             return None
         StockMovement.objects.bulk_create([movement])
+    # `available` is what the UPDATE returned (live holds only): no statement added to know it.
+    if available <= 0 < available - c.availability_delta:
+        emit_out_of_stock([OutOfStock(sku_id=c.sku_id, location_id=c.location_id, kind=ledger.kind)])
     return [movement]
 
 
@@ -294,13 +300,16 @@ def counters_available(row: LockedRow) -> int:
 
 def announce(changes: list[Change], *, before: dict[Key, int], rows: dict[Key, LockedRow], kind: str) -> None:
     """Tell the listeners (inventory.hooks) about levels that went from nothing available to
-    something by these (applied, still locked) changes."""
-    restocks = []
+    something, or from something to nothing, by these (applied, still locked) changes."""
+    restocks, sold_out = [], []
     for c in changes:
         after = counters_available(rows[c.key])
         if c.availability_delta > 0 and before[c.key] <= 0 < after:
             restocks.append(Restock(sku_id=c.sku_id, location_id=c.location_id, available=after, kind=kind))
+        elif c.availability_delta < 0 and after <= 0 < before[c.key]:
+            sold_out.append(OutOfStock(sku_id=c.sku_id, location_id=c.location_id, kind=kind))
     emit_restocks(restocks)
+    emit_out_of_stock(sold_out)
 
 
 def shortfall_details(failed: Failed) -> dict:
