@@ -32,22 +32,17 @@ def run() -> tuple[str, dict[str, float]]:
     from django.db.models.sql.subqueries import UpdateQuery
 
     from inventory.models import MovementKind, StockLevel, StockMovement
-    from inventory.services import Line, _Change, _guard, _movement, stock_reserve
+    from inventory.services import Line, stock_reserve
+    from inventory.services.changes import Change, LedgerEntry
 
     from .reserve import INSERT_SQL, UPDATE_SQL, prepare
 
     store_id, (sku_id,) = prepare(n_skus=1, units=500_000, reset=True)
     connection.ensure_connection()
     cur = connection.connection.cursor()
-    c = _Change(store_id, sku_id, reserved=1)
+    c = Change(store_id, sku_id, reserved=1)
     updates = {"reserved": F("reserved") + 1}
-    ledger = {
-        "kind": MovementKind.RESERVATION,
-        "reference_type": "order",
-        "reference": "p",
-        "user": None,
-        "reason": "",
-    }
+    ledger = LedgerEntry(kind=MovementKind.RESERVATION, reference_type="order", reference="p")
 
     def service():
         stock_reserve(lines=[Line(store_id, sku_id, 1)], reference="p")
@@ -71,7 +66,7 @@ def run() -> tuple[str, dict[str, float]]:
         cur.fetchone()
 
     def build_update():
-        qs = StockLevel.objects.filter(location_id=store_id, sku_id=sku_id).filter(_guard(c, consumes=True))
+        qs = StockLevel.objects.filter(location_id=store_id, sku_id=sku_id).filter(c.guard(consumes=True))
         q = qs.query.chain(UpdateQuery)
         q.add_update_values(updates)
         return q.get_compiler("default").as_sql()
@@ -81,7 +76,7 @@ def run() -> tuple[str, dict[str, float]]:
     def orm_update():
         with transaction.atomic():
             StockLevel.objects.filter(location_id=store_id, sku_id=sku_id).filter(
-                _guard(c, consumes=True)
+                c.guard(consumes=True)
             ).update(**updates)
 
     def sql_update():
@@ -90,7 +85,7 @@ def run() -> tuple[str, dict[str, float]]:
 
     def orm_insert():
         with transaction.atomic():
-            StockMovement.objects.bulk_create([_movement(c, **ledger)])
+            StockMovement.objects.bulk_create([ledger.movement(c)])
 
     def sql_insert():
         with transaction.atomic(), connection.cursor() as dcur:
@@ -117,7 +112,7 @@ def run() -> tuple[str, dict[str, float]]:
         ("3r", "  atomic + the same UPDATE as precompiled SQL", sql_update),
         ("4", "atomic + StockMovement.objects.bulk_create([one row])", orm_insert),
         ("4r", "  atomic + the same INSERT as SQL", sql_insert),
-        ("5", "_movement(): building the StockMovement instance", lambda: _movement(c, **ledger)),
+        ("5", "LedgerEntry.movement(): building the StockMovement instance", lambda: ledger.movement(c)),
     ]
     rows, out = [], {}
     for key, label, fn in steps:

@@ -112,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {module} | {len(whole[module])} | {len(place.get(module, []))} | {len(own.get(module, []))}{names} |"
         )
-    for label, found in (("whole request", whole), ("order_place", place), ("order_place without listeners", own)):
+    for label, found in (
+        ("whole request", whole),
+        ("order_place", place),
+        ("order_place without listeners", own),
+    ):
         print(f"{label}: {sum(len(fs) for fs in found.values())} functions in {len(found)} modules")
     print("(comprehensions and lambdas not counted; the whole request stops at COMMIT)")
     return 0

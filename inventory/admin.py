@@ -2,8 +2,9 @@
 
 Counters are read-only here: every stock change goes through inventory.services
 (receive, cycle count, adjust, safety stock, CSV import, transfer receive), which writes
-the ledger. A domain error becomes an admin error message and nothing is written.
-Non-superusers see only their assigned locations (stores.admin.LocationScopedAdmin).
+the ledger and checks that the user may act at the location. A domain error becomes an admin
+error message and nothing is written. Non-superusers see only their assigned locations
+(stores.admin.LocationScopedAdmin). Availability is `StockLevel.objects.with_available()`'s.
 """
 
 from __future__ import annotations
@@ -98,13 +99,10 @@ class AvailabilityFilter(admin.SimpleListFilter):
         return [("out", "Nothing available"), ("in", "Some available"), ("reserved", "Has reservations")]
 
     def queryset(self, request, queryset):
-        from django.db.models import F
-
-        avail = F("on_hand") - F("reserved") - F("held") - F("safety_stock")
         if self.value() == "out":
-            return queryset.alias(a=avail).filter(a__lte=0)
+            return queryset.filter(available__lte=0)
         if self.value() == "in":
-            return queryset.alias(a=avail).filter(a__gt=0)
+            return queryset.filter(available__gt=0)
         if self.value() == "reserved":
             return queryset.filter(reserved__gt=0)
         return queryset
@@ -133,9 +131,12 @@ class StockLevelAdmin(LocationScopedAdmin):
     change_form_template = "admin/inventory/stocklevel/change_form.html"
     change_list_template = "admin/inventory/stocklevel/change_list.html"
 
-    @admin.display(description="available")
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_available()
+
+    @admin.display(description="available", ordering="available")
     def available(self, obj):
-        return max(0, obj.raw_available)
+        return obj.available
 
     def has_add_permission(self, request):
         return False  # stock levels appear through receipts, counts and imports
@@ -271,24 +272,10 @@ class StockLevelAdmin(LocationScopedAdmin):
     def _import(self, request, form, context) -> None:
         upload = form.cleaned_data["file"]
         try:
-            rows, errors = check_stock_csv(upload.read())
+            rows, errors = check_stock_csv(upload.read(), user=request.user)
         except CsvFileError as exc:
             context["errors"] = [str(exc)]
             return
-        ids = self.scoped_location_ids(request)
-        if ids is not None:
-            from stores.models import Location
-
-            allowed = set(Location.objects.filter(pk__in=ids).values_list("code", flat=True))
-            errors = sorted(
-                errors
-                + [
-                    {"row": r.row_number, "errors": [f"you are not assigned to location {r.location_code!r}"]}
-                    for r in rows
-                    if r.location_code not in allowed
-                ],
-                key=lambda e: e["row"],
-            )
         if errors:
             context["errors"] = format_errors(errors)
             return
@@ -380,14 +367,8 @@ class TransferAdmin(LocationScopedAdmin):
 
     @admin.action(description="Receive selected transfers (goods arrived at the destination)")
     def receive_transfers(self, request, queryset):
-        ids = self.scoped_location_ids(request)
         done = 0
-        for transfer in queryset.select_related("to_location"):
-            if ids is not None and transfer.to_location_id not in ids:
-                messages.error(
-                    request, f"Transfer {transfer.pk}: you are not assigned to {transfer.to_location.code}."
-                )
-                continue
+        for transfer in queryset:
             try:
                 transfer_receive(transfer_id=transfer.pk, user=request.user)
                 done += 1

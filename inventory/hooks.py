@@ -3,6 +3,10 @@
 Inventory does not import the apps that listen (notifications, webhooks); they register
 here from their AppConfig.ready(). A callback runs inside the stock change's transaction,
 so what it writes (an outbox row) commits or rolls back with the change.
+
+Two events, both about one SKU at one location, emitted by inventory.services.changes:
+- `Restock`: availability went from nothing to something;
+- `OutOfStock`: availability went from something to nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +25,19 @@ class Restock:
     kind: str  # the movement kind that caused it
 
 
+@dataclass(frozen=True)
+class OutOfStock:
+    """A SKU went from some available to none at a location."""
+
+    sku_id: int
+    location_id: int
+    kind: str  # the movement kind that caused it
+
+
 RestockListener = Callable[[list[Restock]], None]
+OutOfStockListener = Callable[[list[OutOfStock]], None]
 _restock_listeners: list[RestockListener] = []
+_out_of_stock_listeners: list[OutOfStockListener] = []
 
 
 def on_restock(listener: RestockListener) -> RestockListener:
@@ -35,3 +50,15 @@ def emit_restocks(restocks: list[Restock]) -> None:
     if restocks:
         for listener in list(_restock_listeners):
             listener(restocks)
+
+
+def on_out_of_stock(listener: OutOfStockListener) -> OutOfStockListener:
+    if listener not in _out_of_stock_listeners:
+        _out_of_stock_listeners.append(listener)
+    return listener
+
+
+def emit_out_of_stock(events: list[OutOfStock]) -> None:
+    if events:
+        for listener in list(_out_of_stock_listeners):
+            listener(events)

@@ -1,8 +1,12 @@
+from __future__ import annotations
+
 import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 
 from stores.models import Location
 
@@ -26,10 +30,42 @@ class Sku(models.Model):
         return f"{self.code} {self.name}"
 
 
+class StockLevelQuerySet(models.QuerySet):
+    def with_available(self) -> StockLevelQuerySet:
+        """Annotate every level with `active_held` and `available`: THE definition of availability.
+
+        active_held = held minus the units of its expired hold lines not yet reclaimed
+        available   = on_hand - reserved - active_held - safety_stock, never below zero
+
+        An expired hold stops counting here at once, before the sweep gives its units back.
+        `inventory.db.available_sql` is the same formula as an SQL fragment, for the raw reads;
+        tests/inventory/test_availability.py proves that both agree.
+        """
+        expired_units = (
+            HoldLine.objects.filter(
+                sku_id=OuterRef("sku_id"), location_id=OuterRef("location_id"), expires_at__lte=timezone.now()
+            )
+            .order_by()
+            .values("sku_id")
+            .annotate(units=Sum("quantity"))
+            .values("units")
+        )
+        active_held = Case(
+            # Most levels hold nothing: no hold line lookup for them.
+            When(held=0, then=Value(0)),
+            default=F("held") - Coalesce(Subquery(expired_units), Value(0)),
+            output_field=models.IntegerField(),
+        )
+        return self.annotate(active_held=active_held).annotate(
+            available=Greatest(Value(0), F("on_hand") - F("reserved") - F("active_held") - F("safety_stock"))
+        )
+
+
 class StockLevel(models.Model):
     """Stock of one SKU at one location.
 
-    available = on_hand - reserved - held(active) - safety_stock, shown never below zero.
+    available = on_hand - reserved - held(active) - safety_stock, shown never below zero:
+    `StockLevel.objects.with_available()` (querysets) and `inventory.db.available_sql` (raw reads).
     Changed only by inventory.services, which writes a StockMovement for every change.
     """
 
@@ -39,6 +75,8 @@ class StockLevel(models.Model):
     reserved = models.IntegerField(default=0)  # promised to placed orders, leaves with the goods
     held = models.IntegerField(default=0)  # checkout holds, including expired ones not yet reclaimed
     safety_stock = models.IntegerField(default=0)
+
+    objects = StockLevelQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -67,6 +105,8 @@ class StockLevel(models.Model):
 
     @property
     def raw_available(self) -> int:
+        """What the counters alone leave (expired holds still counted): the writers' guard, not
+        what customers see (that is `available`, from `StockLevel.objects.with_available()`)."""
         return self.on_hand - self.reserved - self.held - self.safety_stock
 
 

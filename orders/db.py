@@ -23,8 +23,8 @@ from config.db import (
     models_from_json,
     text_cast,
 )
+from inventory.db import available_sql
 from inventory.models import Sku, StockLevel
-from orders.routing.data import available_sql  # TEMP: inventory.db after the merge
 from stores.models import Location
 
 from .models import Customer, Fulfillment, FulfillmentLine, Order, OrderEvent, OrderLine

@@ -318,18 +318,21 @@ class AvailabilitySerializer(serializers.Serializer):
 
 
 class StockLevelSerializer(serializers.ModelSerializer):
+    """A stock level read through `StockLevel.objects.with_available()` (inventory.selectors.stock_levels_at)."""
+
     sku = serializers.CharField(source="sku.code")
     location = serializers.CharField(source="location.code")
-    available = serializers.SerializerMethodField()
+    held = serializers.IntegerField(
+        help_text="In checkout holds, including expired ones not yet reclaimed (the counter)."
+    )
+    available = serializers.IntegerField(
+        help_text="on_hand - reserved - held in live checkout holds - safety_stock, never below 0."
+    )
 
     class Meta:
         model = StockLevel
         fields = ["sku", "location", "on_hand", "reserved", "held", "safety_stock", "available"]
         read_only_fields = fields
-
-    def get_available(self, level: StockLevel) -> int:
-        """Never below 0. Counts every held unit (expired holds are reclaimed by the next write)."""
-        return max(0, level.raw_available)
 
 
 class MovementSerializer(serializers.ModelSerializer):

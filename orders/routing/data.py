@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db import connection
 from django.utils import timezone
 
-from inventory.models import HoldLine, Sku, StockLevel
+from inventory.db import available_sql
+from inventory.models import Sku, StockLevel
 from stores.models import Location
 from stores.selectors import EARTH_RADIUS_KM
 
@@ -100,18 +101,6 @@ class Candidate:
 
     def __repr__(self) -> str:
         return f"<Candidate {self.code} {self.stock}>"
-
-
-def available_sql(stock: str = "s") -> str:
-    """SQL for the units a stock level `stock` can still promise: on hand - reserved - safety stock
-    - live held units (expired holds not yet reclaimed count as available). Takes one parameter,
-    the current time. Routing and order placement's lookup count availability with it alike."""
-    hold = connection.ops.quote_name(HoldLine._meta.db_table)
-    return (
-        f"{stock}.on_hand - {stock}.reserved - {stock}.safety_stock - CASE WHEN {stock}.held = 0 "
-        f"THEN 0 ELSE {stock}.held - COALESCE((SELECT SUM(h.quantity) FROM {hold} h WHERE "
-        f"h.sku_id = {stock}.sku_id AND h.location_id = {stock}.location_id AND h.expires_at <= %s), 0) END"
-    )
 
 
 @functools.cache

@@ -284,3 +284,34 @@ def test_checkout_holds_racing_reservations_never_oversell():
     assert lvl.reserved + lvl.held <= lvl.on_hand == n_units
     assert sampler.bad == []
     assert ledger_mismatches() == []
+
+
+def test_the_last_unit_is_announced_out_of_stock_exactly_once():
+    """64 threads race for 10 units, one each: the reservation that took the last unit (and only it)
+    announces stock.out_of_stock, from what its guarded UPDATE returned."""
+    from inventory import hooks
+
+    store, sku = LocationFactory(), SkuFactory()
+    stock(store, sku, 10)
+    heard: list[tuple[int, int]] = []
+    wins: list[int] = []
+
+    def listener(events) -> None:
+        heard.extend((e.sku_id, e.location_id) for e in events)
+
+    def work(i: int) -> None:
+        try:
+            stock_reserve(lines=[Line(store.pk, sku.pk, 1)], reference=f"O-{i}")
+        except InsufficientStock:
+            return
+        wins.append(i)
+
+    hooks.on_out_of_stock(listener)
+    try:
+        errors = run_threads(THREADS * 2, work)
+    finally:
+        hooks._out_of_stock_listeners.remove(listener)
+    assert unexpected(errors) == []
+    assert len(wins) == 10
+    assert heard == [(sku.pk, store.pk)]
+    assert ledger_mismatches() == []

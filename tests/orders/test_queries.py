@@ -23,6 +23,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from inventory import hooks as inventory_hooks
 from orders import hooks
 from orders.services import customer_find_or_create
 from tests.factories import SkuFactory, WarehouseFactory, stock
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.django_db
 
 PG = connection.vendor == "postgresql"
 # One stock level: on PostgreSQL the guarded UPDATE and its ledger INSERT are one statement
-# (inventory.services._single_change_sql); elsewhere two.
+# (inventory.db.level_update_guarded_with_movement); elsewhere two.
 ONE_LEVEL = 1 if PG else 2
 ORDER_ROWS = 1 if PG else 5  # order, lines, fulfillments, fulfillment lines, events
 SERVICE_ONE_LINE = 1 + 2 + ONE_LEVEL + ORDER_ROWS  # lookup, routing, reservation, rows
@@ -59,6 +60,9 @@ def catalog(db):
 @pytest.fixture
 def no_listeners(monkeypatch):
     monkeypatch.setattr(hooks, "_listeners", [])
+    # Selling the last unit announces stock.out_of_stock (inventory.hooks): the listener's own
+    # statements are not the placement's (tests/inventory/test_out_of_stock.py counts them).
+    monkeypatch.setattr(inventory_hooks, "_out_of_stock_listeners", [])
 
 
 def _service_count(skus, n) -> int:

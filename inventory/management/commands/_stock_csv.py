@@ -77,10 +77,11 @@ def parse_stock_csv(data: bytes) -> tuple[list[ImportRow], list[dict]]:
     return rows, problems
 
 
-def check_stock_csv(data: bytes) -> tuple[list[ImportRow], list[dict]]:
-    """Read and validate every row (nothing is written): the rows, and all errors sorted by row number."""
+def check_stock_csv(data: bytes, *, user=None) -> tuple[list[ImportRow], list[dict]]:
+    """Read and validate every row (nothing is written): the rows, and all errors sorted by row
+    number; with `user`, rows at locations the user is not assigned to are errors too."""
     rows, problems = parse_stock_csv(data)
-    _, errors = stock_import_validate(rows=rows)
+    _, errors = stock_import_validate(rows=rows, user=user)
     return rows, sorted(problems + errors, key=lambda e: e["row"])
 
 
