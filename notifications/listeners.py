@@ -18,38 +18,6 @@ def restocks(restocks: Sequence) -> None:
 
 
 def out_of_stock(events: Sequence) -> None:
-    """`stock.out_of_stock` webhooks: a SKU's availability at a location reached zero (inventory.hooks).
+    from .services import out_of_stock_publish
 
-    Runs inside the stock change's transaction, on the flash sale's path when it sells the last
-    unit: without a subscriber to the event it reads only the (cached) endpoint list.
-    """
-    from django.utils import timezone
-
-    from inventory.models import Sku
-    from stores.models import Location
-
-    from .selectors import active_webhook_endpoints_cached
-    from .services import webhook_publish
-    from .webhooks import event_matches
-
-    event_type = "stock.out_of_stock"
-    endpoints = [ep for ep in active_webhook_endpoints_cached() if event_matches(ep.events, event_type)]
-    if not endpoints:
-        return
-    skus = dict(Sku.objects.filter(pk__in={e.sku_id for e in events}).values_list("pk", "code"))
-    locations = dict(
-        Location.objects.filter(pk__in={e.location_id for e in events}).values_list("pk", "code")
-    )
-    stamp = timezone.now().strftime("%Y%m%d%H%M%S%f")
-    for e in events:
-        webhook_publish(
-            event_type=event_type,
-            data={
-                "sku": skus.get(e.sku_id),
-                "location": locations.get(e.location_id),
-                "available": 0,
-                "cause": e.kind,
-            },
-            dedupe_key=f"out_of_stock:{e.sku_id}:{e.location_id}:{stamp}",
-            endpoints=endpoints,
-        )
+    out_of_stock_publish(events=events)

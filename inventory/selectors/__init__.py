@@ -22,7 +22,7 @@ from .availability import (
 )
 from .catalog import low_stock_threshold, sku_get, sku_list, skus_by_code
 from .ledger import movement_list, movements_by_ids
-from .levels import available_at, location_stock, stock_for_skus, stock_levels_at, with_active_holds
+from .levels import available_at, location_stock, stock_for_skus, stock_levels_at
 from .params import parse_near, parse_radius
 from .transfers import transfer_get, transfer_list
 
@@ -52,5 +52,4 @@ __all__ = [
     "stock_levels_at",
     "transfer_get",
     "transfer_list",
-    "with_active_holds",
 ]

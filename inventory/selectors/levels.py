@@ -50,23 +50,6 @@ def location_stock(
     return qs.order_by("sku__code")
 
 
-def with_active_holds(levels: Sequence[StockLevel]) -> Sequence[StockLevel]:
-    """Give each level `active_held` and `available` as `StockLevel.objects.with_available()`
-    computes them. Levels read through it (`location_stock`, `stock_levels_at`) already have them:
-    no query; the others are read in one."""
-    bare = [lvl for lvl in levels if not hasattr(lvl, "available")]
-    if bare:
-        values = {
-            pk: (active_held, available)
-            for pk, active_held, available in StockLevel.objects.with_available()
-            .filter(pk__in=[lvl.pk for lvl in bare])
-            .values_list("pk", "active_held", "available")
-        }
-        for lvl in bare:
-            lvl.active_held, lvl.available = values[lvl.pk]
-    return levels
-
-
 def available_at(*, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
     """Available units for (location_id, sku_id) pairs (0 where there is no level). One query."""
     if not pairs:

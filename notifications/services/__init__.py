@@ -40,6 +40,7 @@ from .outbox import (
     notification_enqueue,
 )
 from .webhooks import (
+    out_of_stock_publish,
     webhook_delete,
     webhook_publish,
     webhook_register,
@@ -64,6 +65,7 @@ __all__ = [
     "notifications_deliver",
     "notifications_requeue_due",
     "order_events_notify",
+    "out_of_stock_publish",
     "restock_alert_next_wave",
     "restock_alert_process_batch",
     "restock_alerts_advance",

@@ -17,6 +17,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import InvalidInput
+from inventory.models import Sku
+from stores.models import Location
 
 from ..models import (
     DeliveryChannel,
@@ -136,3 +138,35 @@ def webhook_endpoint_succeeded(endpoint: WebhookEndpoint) -> None:
     """A delivery went through: the run of consecutive failures is over."""
     if endpoint.consecutive_failures:
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=0)
+
+
+OUT_OF_STOCK = "stock.out_of_stock"
+
+
+def out_of_stock_publish(*, events: Sequence) -> list[Notification]:
+    """`stock.out_of_stock` webhooks: a SKU's availability at a location reached zero
+    (inventory.hooks.StockOut events). The inventory.hooks listener: runs inside the stock
+    change's transaction, on the flash sale's path when it sells the last unit; without a
+    subscriber to the event it reads only the (cached) endpoint list."""
+    endpoints = [ep for ep in active_webhook_endpoints_cached() if event_matches(ep.events, OUT_OF_STOCK)]
+    if not endpoints:
+        return []
+    skus = dict(Sku.objects.filter(pk__in={e.sku_id for e in events}).values_list("pk", "code"))
+    locations = dict(
+        Location.objects.filter(pk__in={e.location_id for e in events}).values_list("pk", "code")
+    )
+    stamp = timezone.now().strftime("%Y%m%d%H%M%S%f")
+    written: list[Notification] = []
+    for e in events:
+        written += webhook_publish(
+            event_type=OUT_OF_STOCK,
+            data={
+                "sku": skus.get(e.sku_id),
+                "location": locations.get(e.location_id),
+                "available": 0,
+                "cause": e.kind,
+            },
+            dedupe_key=f"out_of_stock:{e.sku_id}:{e.location_id}:{stamp}",
+            endpoints=endpoints,
+        )
+    return written

@@ -9,21 +9,20 @@ daily capacity).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db import connection
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from inventory.db import available_sql
-from inventory.models import Sku, StockLevel
 from stores.models import Location
 from stores.selectors import EARTH_RADIUS_KM
 
-_LOCATION_FIELDS = (
+from ..db import routing_locations, routing_stock
+
+LOCATION_FIELDS = (
     "code",
     "name",
     "kind",
@@ -103,38 +102,14 @@ class Candidate:
         return f"<Candidate {self.code} {self.stock}>"
 
 
-@functools.cache
-def _statements(vendor: str) -> tuple[str, str]:
-    """The two hand-written statements (table and column names from the models' _meta)."""
-    q = connection.ops.quote_name
-    stock = q(StockLevel._meta.db_table)
-    sku, loc = q(Sku._meta.db_table), q(Location._meta.db_table)
-    loc_cols = ", ".join(f"l.{q(Location._meta.get_field(f).column)}" for f in ("id", *_LOCATION_FIELDS))
-    # {skus}: the SKU placeholders; {where}: an optional extra condition on s.
-    available = (
-        f"SELECT s.location_id, s.sku_id, {available_sql('s')}, NULL "
-        f"FROM {stock} s WHERE s.sku_id IN ({{skus}}) AND s.on_hand > s.reserved + s.safety_stock{{where}} "
-        f"UNION ALL SELECT NULL, k.id, NULL, k.code FROM {sku} k WHERE k.id IN ({{skus}})"
-    )
-    locations = (
-        f"SELECT {loc_cols} FROM {loc} l WHERE l.id IN (SELECT s.location_id FROM {stock} s "
-        f"WHERE s.sku_id IN ({{skus}}) AND s.on_hand > s.reserved + s.safety_stock)"
-    )
-    return available, locations
-
-
 def load_candidates(
     *, sku_ids: Iterable[int], location_id: int | None = None, near: tuple[float, float] | None = None
 ) -> tuple[dict[int, Candidate], dict[int, str]]:
     """Locations holding stock of `sku_ids` (or just `location_id`), with their available units.
 
-    Two statements. The first reads, per location, available = on_hand - reserved - safety_stock -
-    live held of each SKU, and the SKUs' codes (UNION ALL): for a row with held units, the units of
-    its expired (not yet reclaimed) hold lines are added back by a correlated subquery that the CASE
-    evaluates only for those rows, so expiry takes effect at once without another query. The
-    second reads the fields of those locations. They are hand-written and run on a plain cursor:
-    routing reads thousands of narrow rows on every order, and compiling querysets and iterating
-    them would cost more than the queries themselves.
+    Two statements (orders.db.routing_stock and routing_locations): each location's available
+    units of the SKUs (inventory's one definition) with the SKUs' codes, then the fields of those
+    locations.
 
     Inactive and non-shipping locations are kept so the engine can say why it skipped them; with
     `location_id` that location is returned even when it has none of the SKUs.
@@ -143,37 +118,15 @@ def load_candidates(
     sku_ids = [int(s) for s in dict.fromkeys(sku_ids)]
     if not sku_ids:
         return {}, {}
-    available_sql, locations_sql = _statements(connection.vendor)
-    marks = ", ".join(["%s"] * len(sku_ids))
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    stock: dict[int, dict[int, int]] = defaultdict(dict)
-    sku_codes: dict[int, str] = {}
-    with connection.cursor() as cursor:
-        if location_id is None:
-            cursor.execute(available_sql.format(skus=marks, where=""), [now, *sku_ids, *sku_ids])
-        else:
-            cursor.execute(
-                available_sql.format(skus=marks, where=" AND s.location_id = %s"),
-                [now, *sku_ids, location_id, *sku_ids],
-            )
-        # Iterating the cursor (not fetchall) builds each row only while it is read: thousands of
-        # rows alive at once would trigger garbage collections in the middle of routing.
-        for loc_id, sku_id, available, sku_code in cursor:
-            if loc_id is None:
-                sku_codes[sku_id] = sku_code
-            elif available > 0:
-                stock[loc_id][sku_id] = available
-        if location_id is not None:
-            rows = Location.objects.filter(pk=location_id).values_list("pk", *_LOCATION_FIELDS)
-        elif stock:
-            cursor.execute(locations_sql.format(skus=marks), sku_ids)
-            rows = cursor
-        else:
-            rows = ()
-        cands: dict[int, Candidate] = {}
-        for loc_id, *fields in rows:
-            c = cands[loc_id] = Candidate(loc_id, fields)
-            c.stock = stock.get(loc_id, {})
+    stock, sku_codes = routing_stock(sku_ids=sku_ids, location_id=location_id)
+    if location_id is not None:
+        rows = Location.objects.filter(pk=location_id).values_list("pk", *LOCATION_FIELDS)
+    else:
+        rows = routing_locations(sku_ids=sku_ids) if stock else ()
+    cands: dict[int, Candidate] = {}
+    for loc_id, *fields in rows:
+        c = cands[loc_id] = Candidate(loc_id, fields)
+        c.stock = stock.get(loc_id, {})
     if near is not None:
         set_distances(cands.values(), near)
     return cands, sku_codes
@@ -217,20 +170,17 @@ def fulfillments_today(*, candidates: Iterable[Candidate]) -> dict[int, int]:
         by_tz[c.timezone].append(c.location_id)
     if not by_tz:
         return {}
-    q = connection.ops.quote_name
-    adapt = connection.ops.adapt_datetimefield_value
-    conds, params = [], [FulfillmentStatus.CANCELLED.value]
+    today = Q()
     for tz_name, ids in by_tz.items():
-        conds.append(f"(f.location_id IN ({', '.join(['%s'] * len(ids))}) AND f.created_at >= %s)")
-        params += [*ids, adapt(start_of_local_day(now, tz_name))]
-    # Hand-written like load_candidates: it runs on every order placement.
-    sql = (
-        f"SELECT f.location_id, COUNT(*) FROM {q(Fulfillment._meta.db_table)} f "
-        f"WHERE f.status <> %s AND ({' OR '.join(conds)}) GROUP BY f.location_id"
+        today |= Q(location_id__in=ids, created_at__gte=start_of_local_day(now, tz_name))
+    counts = (
+        Fulfillment.objects.filter(today)
+        .exclude(status=FulfillmentStatus.CANCELLED)
+        .values("location_id")
+        .annotate(n=Count("id"))
+        .order_by()
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return dict(cursor.fetchall())
+    return {row["location_id"]: row["n"] for row in counts}
 
 
 def nearby_sources(

@@ -117,7 +117,7 @@ class LocationStockQuerySerializer(serializers.Serializer):
 
 
 class LocationStockSerializer(serializers.ModelSerializer):
-    """A SKU's stock at the location (a StockLevel after inventory.selectors.with_active_holds)."""
+    """A SKU's stock at the location (a StockLevel from inventory.selectors.location_stock, with `available`)."""
 
     sku = serializers.CharField(source="sku.code")
     name = serializers.CharField(source="sku.name")

@@ -7,7 +7,7 @@ from rest_framework import generics
 
 from config.api.permissions import IsStorefrontOrStaff
 from inventory.api.schema import READ_ERRORS, errors
-from inventory.selectors import location_stock, locations_with_sku, sku_get, with_active_holds
+from inventory.selectors import location_stock, locations_with_sku, sku_get
 from stores.selectors import location_get, location_search
 
 from .serializers import (
@@ -102,6 +102,3 @@ class LocationStockApi(generics.ListAPIView):
             search=p.get("search"),
             in_stock=p["in_stock"],
         )
-
-    def paginate_queryset(self, queryset):
-        return with_active_holds(super().paginate_queryset(queryset))

@@ -19,7 +19,6 @@ from inventory.selectors import (
     locations_with_sku,
     stock_for_skus,
     stock_levels_at,
-    with_active_holds,
 )
 from inventory.services import Line, hold_create, stock_reserve
 from orders.db import placement_lookup
@@ -96,8 +95,6 @@ def test_every_reader_gives_the_same_number(shelf, store, sku):
     assert (level.active_held, level.available) == (2, 4)
     (level,) = stock_levels_at(location=store, sku_ids=[sku.pk])
     assert level.available == 4
-    (bare,) = with_active_holds([StockLevel.objects.get(pk=shelf.pk)])
-    assert (bare.active_held, bare.available) == (2, 4)
     candidates, _ = load_candidates(sku_ids=[sku.pk])
     assert candidates[store.pk].stock == {sku.pk: 4}
     lookup = placement_lookup(
