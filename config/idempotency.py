@@ -29,9 +29,10 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
@@ -117,15 +118,54 @@ def _replay(*, owner_id: int, key: str, fp: str) -> HttpResponse:
     return out
 
 
+class ThenBeforeCommit(NamedTuple):
+    """What a view returns when its last write must come after its response is stored.
+
+    `last_step` runs after the response and the key row are written and before COMMIT, in the
+    same transaction; if it raises, everything rolls back (the stored response too) and its error
+    is the answer. Order placement uses it for the reservation at a pickup store: the stock row
+    every buyer of a flash sale queues on is then locked only until COMMIT, not while the response
+    is rendered and stored (docs/benchmarks.md, flash sale: "The reservation after the response").
+    """
+
+    response: Response
+    last_step: Callable[[], None]
+
+
+def _run_view(work: Callable[[], Response | ThenBeforeCommit]) -> tuple[Response, Callable[[], None] | None]:
+    result = work()
+    if isinstance(result, ThenBeforeCommit):
+        return result.response, result.last_step
+    return result, None
+
+
 @transaction.atomic
-def idempotent_run(*, owner_id: int, key: str, fp: str, work: Callable[[], Response]) -> HttpResponse:
-    """Run `work` once per (owner, key) in one transaction with the key row; replay afterwards."""
+def idempotent_run(
+    *, owner_id: int, key: str, fp: str, work: Callable[[], Response | ThenBeforeCommit]
+) -> HttpResponse:
+    """Run `work` once per (owner, key) in one transaction with the key row; replay afterwards.
+
+    The steps: claim the key row; run the view; store its rendered response; run the view's
+    `ThenBeforeCommit.last_step`, if it gave one; COMMIT.
+    """
     key_id = idempotency_claim(owner_id=owner_id, key=key, fingerprint=fp)
     if key_id is None:
         return _replay(owner_id=owner_id, key=key, fp=fp)
-    response = _render(work())
-    idempotency_store_response(key_id=key_id, status=response.status_code, body=response.content.decode())
-    return response
+    response, last_step = _run_view(work)
+    rendered = _render(response)
+    idempotency_store_response(key_id=key_id, status=rendered.status_code, body=rendered.content.decode())
+    if last_step is not None:
+        last_step()
+    return rendered
+
+
+def _run_without_key(work: Callable[[], Response]) -> Response:
+    """A view called without an Idempotency-Key (only where the key is optional)."""
+    result = work()
+    if isinstance(result, ThenBeforeCommit):
+        # Its transaction is over: a last step must run inside idempotent_run's.
+        raise ImproperlyConfigured("A view that returns ThenBeforeCommit needs @idempotent(required=True).")
+    return result
 
 
 def idempotent(*, required: bool = False) -> Callable:
@@ -136,7 +176,7 @@ def idempotent(*, required: bool = False) -> Callable:
         def wrapper(view, request, *args, **kwargs):
             key = read_key(request, required=required)
             if key is None or not request.user.is_authenticated:  # keys are scoped per user
-                return handler(view, request, *args, **kwargs)
+                return _run_without_key(functools.partial(handler, view, request, *args, **kwargs))
             fp = fingerprint(method=request.method, path=request.path, data=request.data)
             return idempotent_run(
                 owner_id=request.user.pk,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 
 import django_filters
@@ -15,7 +16,7 @@ from rest_framework.views import APIView
 from config.api.permissions import IsStaff, IsStorefront, IsStorefrontOrStaff
 from config.contacts import normalise_phone
 from config.errors import InvalidInput, NotFound
-from config.idempotency import idempotent
+from config.idempotency import ThenBeforeCommit, idempotent
 from inventory.services import hold_extend, hold_release
 from stores.models import Role
 from stores.selectors import location_get, user_role
@@ -128,9 +129,17 @@ class OrderListCreateApi(generics.ListAPIView):
             hold_id=v.get("hold"),
             user=request.user,
             placed_at=v.get("placed_at") or None,
+            reserve_at_store_later=True,
         )
-        out = s.order_created_body(placed, show_pickup_code=_show_code(request.user))
-        return Response(out, status=status.HTTP_201_CREATED)
+        response = Response(
+            s.order_created_body(placed, show_pickup_code=_show_code(request.user)), status=201
+        )
+        if placed.store_reservation is None:
+            return response
+        # The pickup reservation runs after the response is stored, just before COMMIT.
+        return ThenBeforeCommit(
+            response, functools.partial(services.order_reserve_at_store, reservation=placed.store_reservation)
+        )
 
 
 class OrderDetailApi(APIView):

@@ -26,7 +26,14 @@ from .fulfillment import (
 )
 from .inputs import CustomerIn, FulfillmentIn, LineIn
 from .picking import PickIn, fulfillment_pick
-from .placement import PlacedFulfillment, PlacedOrder, checkout_hold_create, order_place
+from .placement import (
+    PlacedFulfillment,
+    PlacedOrder,
+    StoreReservation,
+    checkout_hold_create,
+    order_place,
+    order_reserve_at_store,
+)
 
 __all__ = [
     "CustomerIn",
@@ -35,6 +42,7 @@ __all__ = [
     "PickIn",
     "PlacedFulfillment",
     "PlacedOrder",
+    "StoreReservation",
     "checkout_hold_create",
     "customer_find_or_create",
     "customer_update_preferences",
@@ -50,4 +58,5 @@ __all__ = [
     "order_cancel",
     "order_customer_arrived",
     "order_place",
+    "order_reserve_at_store",
 ]

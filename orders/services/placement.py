@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -79,6 +79,20 @@ class PlacedOrder:
     lines: list[OrderLine]
     fulfillments: list[PlacedFulfillment]
     events: list[OrderEvent]
+    # Pickup placed with `reserve_at_store_later`: the reservation still to run
+    # (order_reserve_at_store), before the caller's transaction commits.
+    store_reservation: StoreReservation | None = None
+
+
+@dataclass(frozen=True)
+class StoreReservation:
+    """The guarded reservation a pickup order still needs at its store (placement's last step)."""
+
+    store: Location
+    method: str
+    lines: list[SkuLine]
+    reference: str  # the order number
+    user: object
 
 
 @transaction.atomic
@@ -92,9 +106,16 @@ def order_place(
     hold_id=None,
     user=None,
     placed_at: str | None = None,
+    reserve_at_store_later: bool = False,
 ) -> PlacedOrder:
     """Place an order from any channel (module docstring: the steps). 400/404/409/422 as each
-    step says; with `hold_id` the hold's units become the order's reservations."""
+    step says; with `hold_id` the hold's units become the order's reservations.
+
+    `reserve_at_store_later`: for a pickup at a store, return with the reservation (step 6) not
+    yet taken, as `PlacedOrder.store_reservation`; the caller MUST run `order_reserve_at_store`
+    before its transaction commits. The API does, after storing its response
+    (config.idempotency.ThenBeforeCommit), so the stock row is locked only until COMMIT.
+    """
     request = order_request(
         channel=channel, customer=customer, fulfillment=fulfillment, lines=lines, currency=currency
     )
@@ -142,9 +163,26 @@ def order_place(
         sourcing=sourcing,
     )
     emit(placed.events)
-    if sourcing.store_reservation_pending:
-        reserve_at_store(store=store, method=method, lines=sku_lines, reference=number, user=who)
+    if not sourcing.store_reservation_pending:
+        return placed
+    reservation = StoreReservation(store, method, sku_lines, number, who)
+    if reserve_at_store_later:
+        return replace(placed, store_reservation=reservation)
+    order_reserve_at_store(reservation=reservation)
     return placed
+
+
+def order_reserve_at_store(*, reservation: StoreReservation) -> None:
+    """Placement's last step for a pickup: the guarded reservation at the store (409 when another
+    buyer took the units since the lookup; the caller's transaction then rolls back as a whole).
+    Runs in the caller's transaction: inside `order_place`, or after it (`reserve_at_store_later`)."""
+    reserve_at_store(
+        store=reservation.store,
+        method=reservation.method,
+        lines=reservation.lines,
+        reference=reservation.reference,
+        user=reservation.user,
+    )
 
 
 @transaction.atomic
