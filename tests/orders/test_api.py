@@ -115,6 +115,49 @@ def test_a_failed_request_is_not_stored_and_can_be_retried(net, storefront):
     assert post(storefront, body(("TEE-0", 50)), key="retry").status_code == 201
 
 
+def test_pickup_reservation_lost_after_the_response_is_stored_rolls_everything_back(
+    net, storefront, monkeypatch
+):
+    """The pickup reservation is the idempotency layer's last step (ThenBeforeCommit): it runs
+    after the 201 is stored. When another buyer took the units since the lookup (here from an
+    order-event listener in the same transaction), the answer is the 409, nothing stays (not even
+    the stored response), and the same key can be retried."""
+    from inventory.services import Line, stock_reserve
+    from orders import hooks
+
+    def someone_else_takes_them(events):
+        if events[0].type == "placed":
+            stock_reserve(lines=[Line(net.shibuya.pk, net.skus[0].pk, 3)], reference="someone else")
+
+    monkeypatch.setattr(hooks, "_listeners", [*hooks._listeners, someone_else_takes_them])
+    lost = err(post(storefront, body(("TEE-0", 3), method="pickup"), key="lost"), 409, "insufficient_stock")
+    assert lost["details"]["lines"][0]["nearby"]  # the same 409 as a sold-out lookup
+    assert nothing_written()
+    monkeypatch.setattr(
+        hooks, "_listeners", [h for h in hooks._listeners if h is not someone_else_takes_them]
+    )
+    assert post(storefront, body(("TEE-0", 3), method="pickup"), key="lost").status_code == 201
+    assert StockLevel.objects.get(location=net.shibuya, sku=net.skus[0]).reserved == 3
+
+
+def test_a_view_deferring_its_last_step_needs_a_required_key(rf):
+    """Without an Idempotency-Key there is no transaction left to run the last step in: refused."""
+    from django.core.exceptions import ImproperlyConfigured
+    from rest_framework.response import Response
+
+    from config.idempotency import ThenBeforeCommit, idempotent
+
+    class View:
+        @idempotent()
+        def post(self, request):
+            return ThenBeforeCommit(Response({}), lambda: None)
+
+    request = rf.post("/x/")
+    request.user = type("Anon", (), {"is_authenticated": False})()
+    with pytest.raises(ImproperlyConfigured):
+        View().post(request)
+
+
 def test_in_flight_key_is_409(net, storefront):
     """A key row without a stored response is a request still running (PostgreSQL sees this through
     the advisory lock; the row state is what the replay path checks)."""

@@ -305,3 +305,23 @@ def test_a_new_customer_with_email_and_phone(net):
         currency="JPY",
     ).order
     assert again.customer_id == c.pk
+
+
+def test_a_deferred_store_reservation_is_taken_by_order_reserve_at_store(net):
+    """reserve_at_store_later: the order's rows are written, the reservation is handed back as
+    PlacedOrder.store_reservation and taken by order_reserve_at_store in the same transaction."""
+    from orders.services import order_reserve_at_store
+
+    with transaction.atomic():
+        rows = placed(
+            ("TEE-0", 2), fulfillment=pickup(), email="later@example.com", reserve_at_store_later=True
+        )
+        assert rows.store_reservation is not None
+        assert _level(net.shibuya, net.skus[0]).reserved == 0
+        order_reserve_at_store(reservation=rows.store_reservation)
+    assert _level(net.shibuya, net.skus[0]).reserved == 2
+    assert ledger_mismatches() == []
+    ship_rows = placed(
+        ("TEE-2", 1), fulfillment=ship(TOKYO), email="ship@example.com", reserve_at_store_later=True
+    )
+    assert ship_rows.store_reservation is None  # only a pickup at a store defers anything
