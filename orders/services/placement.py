@@ -95,7 +95,7 @@ class StoreReservation:
     user: object
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_place(
     *,
     channel: str,
@@ -110,6 +110,11 @@ def order_place(
 ) -> PlacedOrder:
     """Place an order from any channel (module docstring: the steps). 400/404/409/422 as each
     step says; with `hold_id` the hold's units become the order's reservations.
+
+    It joins a caller's transaction (the API's Idempotency-Key one) without a savepoint: a
+    savepoint around placement costs the flash sale about 7 % (docs/benchmarks.md, "Savepoints on
+    the hot path"). So when it raises there, Django marks the caller's transaction for rollback; a
+    caller that catches its error and carries on calls it inside its own `transaction.atomic()`.
 
     `reserve_at_store_later`: for a pickup at a store, return with the reservation (step 6) not
     yet taken, as `PlacedOrder.store_reservation`; the caller MUST run `order_reserve_at_store`

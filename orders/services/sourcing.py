@@ -19,7 +19,7 @@ from django.db import transaction
 
 from inventory.exceptions import InsufficientStock
 from inventory.models import Sku
-from inventory.services import Line, hold_convert, stock_reserve
+from inventory.services import Line, hold_convert, stock_reserve_or_shortfall
 from stores.models import Location
 
 from ..exceptions import HoldMismatch
@@ -130,17 +130,17 @@ def check_store_stock(
 def reserve_at_store(*, store: Location, method: str, lines: Sequence[SkuLine], reference: str, user) -> None:
     """The guarded reservation at the pickup store: 409 with nearby stock when another buyer took
     the units since the lookup (the caller's transaction then rolls back as a whole)."""
-    try:
-        stock_reserve(
-            lines=[Line(store.pk, ln.sku.pk, ln.quantity) for ln in lines], reference=reference, user=user
-        )
-    except InsufficientStock as exc:
-        by_code = {ln.sku.code: ln.sku.pk for ln in lines}
-        available = {ln.sku.pk: ln.quantity for ln in lines}
-        for short in (exc.details or {}).get("lines", []):
-            if short.get("sku") in by_code and short.get("shortfall", 0) > 0:
-                available[by_code[short["sku"]]] = short["available"]
-        raise (short_at_store(store=store, method=method, lines=lines, available=available) or exc) from None
+    shortfall = stock_reserve_or_shortfall(
+        lines=[Line(store.pk, ln.sku.pk, ln.quantity) for ln in lines], reference=reference, user=user
+    )
+    if shortfall is None:
+        return
+    by_code = {ln.sku.code: ln.sku.pk for ln in lines}
+    available = {ln.sku.pk: ln.quantity for ln in lines}
+    for short in (shortfall.details or {}).get("lines", []):
+        if short.get("sku") in by_code and short.get("shortfall", 0) > 0:
+            available[by_code[short["sku"]]] = short["available"]
+    raise short_at_store(store=store, method=method, lines=lines, available=available) or shortfall
 
 
 def short_at_store(

@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 
 from orders.services import CustomerIn, FulfillmentIn, LineIn, order_place
 from stores.models import Role
@@ -55,15 +56,19 @@ def place(*pairs, **kw):
 
 
 def placed(*pairs, fulfillment=None, email="a@example.com", channel="web", currency="JPY", **kw):
-    """Place an order; the PlacedOrder (the order and the rows written for it)."""
-    return order_place(
-        channel=channel,
-        customer=CustomerIn(email=email, name="Aiko"),
-        fulfillment=fulfillment or ship(),
-        lines=lines(*pairs),
-        currency=currency,
-        **kw,
-    )
+    """Place an order; the PlacedOrder (the order and the rows written for it).
+
+    In its own savepoint: order_place joins the caller's transaction without one, and tests go on
+    using theirs after a refused order."""
+    with transaction.atomic():
+        return order_place(
+            channel=channel,
+            customer=CustomerIn(email=email, name="Aiko"),
+            fulfillment=fulfillment or ship(),
+            lines=lines(*pairs),
+            currency=currency,
+            **kw,
+        )
 
 
 @pytest.fixture

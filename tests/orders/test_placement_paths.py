@@ -325,3 +325,35 @@ def test_a_deferred_store_reservation_is_taken_by_order_reserve_at_store(net):
         ("TEE-2", 1), fulfillment=ship(TOKYO), email="ship@example.com", reserve_at_store_later=True
     )
     assert ship_rows.store_reservation is None  # only a pickup at a store defers anything
+
+
+def test_a_refused_order_dooms_the_callers_transaction_unless_it_has_its_own_savepoint(net):
+    """order_place joins its caller's transaction without a savepoint (the flash sale's path): a
+    caller can never carry on as if a refused placement had not happened. With its own atomic()
+    around the call, it can."""
+    from django.db.transaction import TransactionManagementError
+
+    from config.errors import InvalidInput
+    from orders.services import order_place
+
+    with transaction.atomic():
+        with pytest.raises(InvalidInput):
+            order_place(**_bad_currency(net))
+        with pytest.raises(TransactionManagementError):
+            Order.objects.count()
+    with transaction.atomic():
+        with pytest.raises(InvalidInput), transaction.atomic():
+            order_place(**_bad_currency(net))
+        assert Order.objects.count() == 0
+
+
+def _bad_currency(net) -> dict:
+    from orders.services import CustomerIn, LineIn
+
+    return {
+        "channel": "web",
+        "customer": CustomerIn(email="doom@example.com"),
+        "fulfillment": pickup(),
+        "lines": [LineIn(sku="TEE-0", quantity=1, unit_price="1980")],
+        "currency": "XXX",
+    }

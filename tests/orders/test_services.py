@@ -2,6 +2,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from config import contacts
@@ -210,7 +211,7 @@ def test_bad_order_input_is_rejected_and_nothing_written(net, kwargs, error, fie
         "lines": lines(("TEE-0", 1)),
         "currency": "JPY",
     } | kwargs
-    with pytest.raises(error) as e:
+    with pytest.raises(error) as e, transaction.atomic():
         services.order_place(**args)
     assert e.value.details.get("field") == field
     assert nothing_written()
@@ -233,7 +234,7 @@ def test_bad_order_input_is_rejected_and_nothing_written(net, kwargs, error, fie
     ],
 )
 def test_bad_lines_are_rejected(net, order_lines, error):
-    with pytest.raises(error):
+    with pytest.raises(error), transaction.atomic():
         services.order_place(
             channel="web",
             customer=CustomerIn(email="x@example.com"),
@@ -245,7 +246,7 @@ def test_bad_lines_are_rejected(net, order_lines, error):
 
 
 def test_customer_without_contact_is_rejected(net):
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput), transaction.atomic():
         services.order_place(
             channel="web",
             customer=CustomerIn(name="anon"),
