@@ -26,24 +26,24 @@ from .models import (
     OrderStatus,
 )
 
-S = FulfillmentStatus
+Status = FulfillmentStatus
 
 FULFILLMENT_TRANSITIONS: dict[str, set[str]] = {
-    S.PENDING: {S.PICKING, S.CANCELLED},
-    S.PICKING: {S.PACKED, S.READY_FOR_PICKUP, S.CANCELLED},
-    S.PACKED: {S.SHIPPED, S.CANCELLED},
-    S.READY_FOR_PICKUP: {S.COLLECTED, S.CANCELLED},
-    S.SHIPPED: set(),
-    S.COLLECTED: set(),
-    S.CANCELLED: set(),
+    Status.PENDING: {Status.PICKING, Status.CANCELLED},
+    Status.PICKING: {Status.PACKED, Status.READY_FOR_PICKUP, Status.CANCELLED},
+    Status.PACKED: {Status.SHIPPED, Status.CANCELLED},
+    Status.READY_FOR_PICKUP: {Status.COLLECTED, Status.CANCELLED},
+    Status.SHIPPED: set(),
+    Status.COLLECTED: set(),
+    Status.CANCELLED: set(),
 }
 
 # Statuses that only one method reaches.
-_SHIP_ONLY = {S.PACKED, S.SHIPPED}
-_PICKUP_ONLY = {S.READY_FOR_PICKUP, S.COLLECTED}
+_SHIP_ONLY = {Status.PACKED, Status.SHIPPED}
+_PICKUP_ONLY = {Status.READY_FOR_PICKUP, Status.COLLECTED}
 
-LEFT_THE_BUILDING = frozenset({S.SHIPPED, S.COLLECTED})
-FINAL = frozenset({S.SHIPPED, S.COLLECTED, S.CANCELLED})
+LEFT_THE_BUILDING = frozenset({Status.SHIPPED, Status.COLLECTED})
+FINAL = frozenset({Status.SHIPPED, Status.COLLECTED, Status.CANCELLED})
 
 
 def allowed(*, method: str, from_status: str, to_status: str) -> bool:
@@ -64,7 +64,7 @@ def check(fulfillment: Fulfillment, to_status: str) -> None:
 
 def order_status_from(statuses: Iterable[tuple[str, str]]) -> str:
     """The order's status from its fulfillments' (method, status) pairs. Never set by hand."""
-    live = [(m, s) for m, s in statuses if s != S.CANCELLED]
+    live = [(m, s) for m, s in statuses if s != Status.CANCELLED]
     if not live:
         return OrderStatus.CANCELLED
     done = [s for _, s in live if s in LEFT_THE_BUILDING]
@@ -76,9 +76,9 @@ def order_status_from(statuses: Iterable[tuple[str, str]]) -> str:
         )
     if done:
         return OrderStatus.PARTIALLY_SHIPPED
-    if all(s == S.READY_FOR_PICKUP for _, s in live):
+    if all(s == Status.READY_FOR_PICKUP for _, s in live):
         return OrderStatus.READY_FOR_PICKUP
-    if all(s == S.PENDING for _, s in live):
+    if all(s == Status.PENDING for _, s in live):
         return OrderStatus.PLACED
     return OrderStatus.IN_PROGRESS
 

@@ -74,11 +74,13 @@ def location_get(*, code: str) -> Location:
 
 def locations_by_code(*, codes: Iterable[str]) -> dict[str, Location]:
     codes = set(codes)
-    found = {loc.code: loc for loc in Location.objects.filter(code__in=[c for c in codes if "\x00" not in c])}
-    missing = sorted(codes - found.keys())
+    by_code = {
+        loc.code: loc for loc in Location.objects.filter(code__in=[c for c in codes if "\x00" not in c])
+    }
+    missing = sorted(codes - by_code.keys())
     if missing:
         raise NotFound("Unknown location(s).", code="unknown_location", details={"locations": missing})
-    return found
+    return by_code
 
 
 def location_list(*, kind: str | None = None, pickup: bool | None = None) -> QuerySet[Location]:

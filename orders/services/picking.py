@@ -73,10 +73,10 @@ def fulfillment_pick(*, fulfillment_id, picks: Sequence[PickIn], user=None, chan
     f = start_picking(f, user, channel)
     short = []
     for ln in lines:
-        found = picked.get(ln.sku.code, ln.quantity)
-        if found < ln.quantity:
-            short.append(Shortfall(ln, ln.quantity - found))
-        ln.picked_quantity = ln.quantity = found
+        on_shelf = picked.get(ln.sku.code, ln.quantity)
+        if on_shelf < ln.quantity:
+            short.append(Shortfall(ln, ln.quantity - on_shelf))
+        ln.picked_quantity = ln.quantity = on_shelf
     FulfillmentLine.objects.bulk_update(lines, ["picked_quantity", "quantity"])
     if short:
         _short_pick(f, short, user=user, channel=channel)
