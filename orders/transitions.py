@@ -176,15 +176,24 @@ def transition_all(
     actor=None,
     channel: str = "",
     reason: str = "",
+    status_reason: str | None = None,
     extra_events: Iterable[OrderEvent] = (),
 ) -> list[OrderEvent]:
     """`transition()` for several fulfillments of one order, already locked by the caller: each is
     checked against the table and saved, then every event (theirs, `extra_events`, the order's
-    status change) is written and emitted as one batch, after the order's status is recomputed."""
+    status change, with `status_reason` if given) is written and emitted as one batch, after the
+    order's status is recomputed."""
     events = [
         _move(f, to_status, order=order, actor=actor, channel=channel, reason=reason) for f in fulfillments
     ]
-    return _record(order, [*events, *extra_events], refresh=True, actor=actor, channel=channel, reason=reason)
+    return _record(
+        order,
+        [*events, *extra_events],
+        refresh=True,
+        actor=actor,
+        channel=channel,
+        reason=reason if status_reason is None else status_reason,
+    )
 
 
 def _move(

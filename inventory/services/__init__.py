@@ -9,7 +9,9 @@
   the ledger, the restock and out-of-stock events);
 - `access`: who may change stock at a location.
 
-Each public service is its own `transaction.atomic` (nested: a savepoint).
+Each public service is its own `transaction.atomic` (nested: a savepoint), except
+`stock_reserve_or_shortfall`, which joins its caller's transaction without one and returns its 409
+(the flash sale's path: docs/architecture.md, "Transactions").
 """
 
 from .holds import hold_convert, hold_create, hold_extend, hold_release, holds_reclaim_expired

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models import Case, F, IntegerField, Q, Sum, Value, When
 from django.utils import timezone
 
 from stores.models import Location
@@ -190,9 +190,11 @@ def apply_changes(
         if on_violation is not None:
             raise on_violation(failed)
         raise StockConflict("The change would break a stock invariant.", details=shortfall_details(failed))
-    before = {c.key: counters_available(rows[c.key]) for c in changes}
+    # Only a change that moves availability can start or end a shortage (not hold -> reserved).
+    expired = expired_held_units(rows, [c.key for c in changes if c.availability_delta])
+    before = {c.key: counters_available(rows[c.key]) + expired.get(c.key, 0) for c in changes}
     movements = write_locked(rows, changes, ledger=ledger, consumes=consumes)
-    announce(changes, before=before, rows=rows, kind=kind)
+    announce(changes, before=before, rows=rows, expired=expired, kind=kind)
     return movements
 
 
@@ -298,12 +300,39 @@ def counters_available(row: LockedRow) -> int:
     return row["on_hand"] - row["reserved"] - row["held"] - row["safety_stock"]
 
 
-def announce(changes: list[Change], *, before: dict[Key, int], rows: dict[Key, LockedRow], kind: str) -> None:
+def expired_held_units(rows: dict[Key, LockedRow], keys: Iterable[Key]) -> dict[Key, int]:
+    """Units of expired, not yet reclaimed hold lines per locked level: what the counters still
+    count as held but availability (inventory.db.available_sql) does not. One query, and only when
+    a level holds something."""
+    keys = [k for k in keys if k in rows and rows[k]["held"] > 0]
+    if not keys:
+        return {}
+    condition = Q()
+    for location_id, sku_id in keys:
+        condition |= Q(location_id=location_id, sku_id=sku_id)
+    expired = (
+        HoldLine.objects.filter(condition, expires_at__lte=timezone.now())
+        .values("location_id", "sku_id")
+        .annotate(units=Sum("quantity"))
+        .order_by()
+    )
+    return {(e["location_id"], e["sku_id"]): e["units"] for e in expired}
+
+
+def announce(
+    changes: list[Change],
+    *,
+    before: dict[Key, int],
+    rows: dict[Key, LockedRow],
+    expired: dict[Key, int],
+    kind: str,
+) -> None:
     """Tell the listeners (inventory.hooks) about levels that went from nothing available to
-    something, or from something to nothing, by these (applied, still locked) changes."""
+    something, or from something to nothing, by these (applied, still locked) changes. Available
+    as everyone reads it: the counters plus the units of expired holds (`expired`)."""
     restocks, sold_out = [], []
     for c in changes:
-        after = counters_available(rows[c.key])
+        after = counters_available(rows[c.key]) + expired.get(c.key, 0)
         if c.availability_delta > 0 and before[c.key] <= 0 < after:
             restocks.append(Restock(sku_id=c.sku_id, location_id=c.location_id, available=after, kind=kind))
         elif c.availability_delta < 0 and after <= 0 < before[c.key]:

@@ -177,7 +177,8 @@ def holds_reclaim_expired(*, limit: int = 500) -> int:
     rows = lock_levels(keys)
     before = {k: counters_available(r) for k, r in rows.items()}
     changes = reclaim_expired_holds(rows, keys, user=None)
-    # Units that were only held by abandoned checkouts are on sale again: tell the listeners.
-    announce(changes, before=before, rows=rows, kind=MovementKind.HOLD_RELEASE)
+    # Units that were only held by abandoned checkouts are back on the counters: tell the listeners
+    # (compared by the counters, `expired={}`: the sweep is when those units come back for writers).
+    announce(changes, before=before, rows=rows, expired={}, kind=MovementKind.HOLD_RELEASE)
     Hold.objects.filter(expires_at__lte=now, lines__isnull=True).delete()
     return sum(-c.held for c in changes)

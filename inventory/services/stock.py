@@ -67,8 +67,8 @@ def stock_receive(
     *, lines: Sequence[Line], reference: str = "", user=None, reason: str = ""
 ) -> list[StockMovement]:
     """Goods arrived (from a supplier): on hand goes up. `user` must be assigned to every line's location."""
+    require_access(user, {ln.location_id for ln in lines})  # who may act comes before what they sent
     check_lines(lines)
-    require_access(user, {ln.location_id for ln in lines})
     return apply_changes(
         (Change(ln.location_id, ln.sku_id, on_hand=ln.quantity) for ln in lines),
         kind=MovementKind.RECEIPT,
@@ -189,11 +189,11 @@ def stock_reserve_or_shortfall(
 ) -> InsufficientStock | None:
     """`stock_reserve` that returns its 409 instead of raising it, for the flash sale's path.
 
-    It joins a caller's transaction without a savepoint (savepoints cost the sale about 10 %:
+    It joins a caller's transaction without a savepoint (savepoints cost the sale 7-10 %:
     docs/benchmarks.md, "Savepoints on the hot path"), and a shortfall, returned rather than
     raised, leaves that transaction usable (order placement adds nearby stock to the 409 before
     raising it). On a shortfall nothing is reserved; expired holds it reclaimed on the way stay
-    reclaimed (with their ledger rows).
+    reclaimed (with their ledger rows) unless the caller rolls back, as placement does.
     """
     try:
         _reserve(lines, reference=reference, reference_type=reference_type, user=user)
@@ -253,8 +253,8 @@ def stock_return_restock(
 ) -> list[StockMovement]:
     """A resellable returned item is back on the shelf of the location that took it (`user` must
     be assigned there)."""
+    require_access(user, {ln.location_id for ln in lines})  # who may act comes before what they sent
     check_lines(lines)
-    require_access(user, {ln.location_id for ln in lines})
     return apply_changes(
         (Change(ln.location_id, ln.sku_id, on_hand=ln.quantity) for ln in lines),
         kind=MovementKind.RETURN_RESTOCK,

@@ -145,7 +145,7 @@ OUT_OF_STOCK = "stock.out_of_stock"
 
 def out_of_stock_publish(*, events: Sequence) -> list[Notification]:
     """`stock.out_of_stock` webhooks: a SKU's availability at a location reached zero
-    (inventory.hooks.StockOut events). The inventory.hooks listener: runs inside the stock
+    (inventory.hooks.OutOfStock events). The inventory.hooks listener: runs inside the stock
     change's transaction, on the flash sale's path when it sells the last unit; without a
     subscriber to the event it reads only the (cached) endpoint list."""
     endpoints = [ep for ep in active_webhook_endpoints_cached() if event_matches(ep.events, OUT_OF_STOCK)]

@@ -8,7 +8,9 @@
     picking.py       what was found on the shelf, and short picks
     cancellation.py  cancelling an order; line quantities and totals
 
-Each public service is one `transaction.atomic` (nested in another service: a savepoint).
+Each public service is one `transaction.atomic` (nested in another service: a savepoint), except
+`order_place`, which joins its caller's transaction without one (the flash sale's path:
+docs/architecture.md, "Transactions").
 """
 
 from .cancellation import order_cancel

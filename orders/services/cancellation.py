@@ -12,13 +12,23 @@ from inventory.services import Line, stock_release
 from .. import transitions
 from ..exceptions import InvalidTransition, UnknownOrder
 from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentStatus, Order, OrderEvent, OrderLine
+from ..selectors import order_list
 from .common import acting_user
 from .inputs import CENT
 
 
-def order_with_locked_fulfillments(number: str) -> tuple[Order, list[Fulfillment]]:
-    """The order and its fulfillments, locked in pk order (the first lock of any order-wide change)."""
+def order_with_locked_fulfillments(number: str, user=None) -> tuple[Order, list[Fulfillment]]:
+    """The order and its fulfillments, locked in pk order (the first lock of any order-wide change).
+
+    404 when there is no such order, or when `user` (staff) may not see it: an order touching none
+    of their locations (orders.selectors.order_list, the same rule as every order read)."""
     order = Order.objects.filter(number=number).first()
+    if (
+        order is not None
+        and acting_user(user) is not None
+        and not order_list(user=user).filter(pk=order.pk).exists()
+    ):
+        order = None
     if order is None:
         raise UnknownOrder(f"Unknown order {number!r}.", details={"order": number})
     fs = list(
@@ -37,7 +47,7 @@ def order_cancel(*, number: str, user=None, reason: str = "", channel: str = "")
     Each fulfillment goes to cancelled through `transitions.transition_all` (the table, one event
     each); the order's own "cancelled" event and its status change are written with them.
     """
-    order, fs = order_with_locked_fulfillments(number)
+    order, fs = order_with_locked_fulfillments(number, user)
     gone = [f for f in fs if f.status in transitions.LEFT_THE_BUILDING]
     if gone:
         raise InvalidTransition(
@@ -82,6 +92,7 @@ def order_cancel(*, number: str, user=None, reason: str = "", channel: str = "")
         actor=user,
         channel=channel,
         reason=reason or "order cancelled",
+        status_reason=reason or "cancelled",
         extra_events=[cancelled],
     )
     return order

@@ -196,7 +196,7 @@ def fulfillment_cancel(*, fulfillment_id, user=None, reason: str = "", channel: 
 @transaction.atomic
 def order_customer_arrived(*, number: str, note: str = "", user=None, channel: str = "") -> Order:
     """Curbside: the customer is in the car park. 422 for other methods, 409 when nothing waits."""
-    order, fs = order_with_locked_fulfillments(number)
+    order, fs = order_with_locked_fulfillments(number, user)
     if order.fulfillment_method != FulfillmentMethod.CURBSIDE:
         raise NotCurbside("Only curbside orders can report an arrival.", details={"order": number})
     note = (note or "").strip()

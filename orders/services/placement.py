@@ -112,7 +112,7 @@ def order_place(
     step says; with `hold_id` the hold's units become the order's reservations.
 
     It joins a caller's transaction (the API's Idempotency-Key one) without a savepoint: a
-    savepoint around placement costs the flash sale about 7 % (docs/benchmarks.md, "Savepoints on
+    savepoint around placement costs the flash sale 7-10 % (docs/benchmarks.md, "Savepoints on
     the hot path"). So when it raises there, Django marks the caller's transaction for rollback; a
     caller that catches its error and carries on calls it inside its own `transaction.atomic()`.
 

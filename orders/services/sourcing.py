@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 
 from inventory.exceptions import InsufficientStock
 from inventory.models import Sku
@@ -184,8 +183,9 @@ def route_and_reserve(
     """Routing decides where; `reserve(stock_lines)` takes the units there (a reservation or a
     checkout hold). When stock moved between routing's read and the reservation, route once more.
 
-    Each attempt runs in its own savepoint, so a lost race leaves nothing behind: no hold row, no
-    ledger row, no counter change. Returns (decision, what `reserve` returned).
+    Each attempt runs in its own savepoint (`reserve` is a plain `transaction.atomic` service:
+    stock_reserve, hold_create), so a lost race leaves nothing behind: no hold row, no ledger row,
+    no counter change. Returns (decision, what `reserve` returned).
     """
     for attempt in (1, 2):
         decision = route(routing_request(method=method, store=store, near=near, lines=lines))
@@ -195,8 +195,7 @@ def route_and_reserve(
             )
         stock_lines = [Line(a.location_id, a.sku_id, a.quantity) for a in decision.allocations]
         try:
-            with transaction.atomic():
-                return decision, reserve(stock_lines)
+            return decision, reserve(stock_lines)
         except InsufficientStock:
             if attempt == 2:
                 raise

@@ -152,3 +152,18 @@ def test_a_refused_change_announces_nothing(heard, store, sku):
     with pytest.raises(InsufficientStock):
         stock_reserve(lines=[Line(store.pk, sku.pk, 2)], reference="O-1")
     assert heard == []
+
+
+def test_the_locking_path_counts_expired_holds_as_everyone_does(heard, store, sku):
+    """Several levels take the locking path: an expired hold still on the counter is available
+    there too (inventory.db.available_sql), so a change leaving units is not "out of stock", and
+    one taking the last live unit is."""
+    other = SkuFactory()
+    stock(store, sku, 5)
+    stock(store, other, 5)
+    hold = hold_create(lines=[Line(store.pk, sku.pk, 2)])
+    HoldLine.objects.filter(hold=hold).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    stock_reserve(lines=[Line(store.pk, sku.pk, 3), Line(store.pk, other.pk, 1)], reference="O-1")
+    assert heard == []  # 2 live units left at the store: what the availability API shows
+    stock_reserve(lines=[Line(store.pk, sku.pk, 2), Line(store.pk, other.pk, 1)], reference="O-2")
+    assert heard == [(sku.pk, store.pk, MovementKind.RESERVATION)]

@@ -1,7 +1,9 @@
 """Figure 3: the statements of an order placement do not grow with the number of lines.
 
-Counted without SAVEPOINT/RELEASE (pytest-django's test transaction turns the service's BEGIN and
-COMMIT into savepoints; in production they are not statements the ORM logs).
+Counted without SAVEPOINT/RELEASE: pytest-django's test transaction turns the service's BEGIN and
+COMMIT into savepoints. In production the pickup path has none (docs/architecture.md,
+"Transactions"); a ship order has one around its reservation (routing's retry), a new customer
+with both an email and a phone one around its INSERT.
 
 Placement by orders itself, PostgreSQL (returning customer, ship, one location):
   lookup 1 (SKUs and customer: orders.selectors.placement_lookup), routing 2, reservation 1 (one

@@ -584,3 +584,20 @@ def test_short_pick_reroute_joins_a_pending_fulfillment_at_the_same_location(net
     assert level(net.shibuya, net.skus[0]).reserved == 5
     assert OrderEvent.objects.filter(order=order, type=EventType.REROUTED, fulfillment=shibuya).count() == 1
     assert ledger_mismatches() == []
+
+
+def test_order_wide_changes_check_who_may_act_in_the_service(net, associate):
+    """Called directly (as an admin action or a task would), order_cancel and order_customer_arrived
+    refuse staff whose locations the order does not touch: 404 like every order read, nothing changed."""
+    from orders.exceptions import UnknownOrder
+
+    order = place(("TEE-0", 1))  # shipped from the warehouse: nothing at the associate's store
+    with pytest.raises(UnknownOrder), transaction.atomic():
+        services.order_cancel(number=order.number, user=associate)
+    curbside = place(("TEE-1", 1), fulfillment=pickup("OSA-UMEDA", method="curbside"), email="c@example.com")
+    with pytest.raises(UnknownOrder), transaction.atomic():
+        services.order_customer_arrived(number=curbside.number, user=associate)
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PLACED
+    assert not Fulfillment.objects.filter(order=curbside, customer_arrived_at__isnull=False).exists()
+    services.order_cancel(number=order.number)  # the system (no user) may
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
