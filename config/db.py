@@ -26,8 +26,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, models
-from django.db.models.expressions import Col
+from django.db import connection, connections, models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from knox.models import get_token_model
@@ -269,9 +268,56 @@ def idempotency_store_response(*, key_id: int, status: int, body: str) -> None:
         )
 
 
+# --- Raw rows into model instances, as the ORM converts them --------------------------------------
+
+
 @functools.cache
-def _candidates_sql(vendor: str) -> tuple[str, list, list, list]:
-    """SELECT token, user and staff profile columns in one row per token with this key."""
+def _converters(
+    model: type[models.Model], db: str, field_names: tuple[str, ...]
+) -> list[tuple[int, list, object]]:
+    """The backend's and the fields' from-database converters (SQLite booleans, JSON, ...), per
+    column index, as the ORM applies them."""
+    conn = connections[db]
+    out = []
+    for i, name in enumerate(field_names):
+        field = model._meta.get_field(name)
+        col = field.get_col(model._meta.db_table)
+        funcs = [*conn.ops.get_db_converters(col), *field.get_db_converters(conn)]
+        if funcs:
+            out.append((i, funcs, col))
+    return out
+
+
+def has_converters(model: type[models.Model], db: str, field_names: tuple[str, ...]) -> bool:
+    return bool(_converters(model, db, field_names))
+
+
+def converted(model: type[models.Model], db: str, field_names: tuple[str, ...], row) -> tuple:
+    """`row` with its first len(field_names) values (those fields' raw values) converted as the
+    ORM converts them; the rest unchanged. No work where the backend needs none (PostgreSQL)."""
+    converters = _converters(model, db, field_names)
+    if not converters:
+        return tuple(row)
+    values = list(row)
+    conn = connections[db]
+    for i, funcs, col in converters:
+        for func in funcs:
+            values[i] = func(values[i], col, conn)
+    return tuple(values)
+
+
+def model_from_row(model: type[M], db: str, field_names: tuple[str, ...], row) -> M:
+    """An instance from the raw values of `field_names` (other fields deferred: loaded on access)."""
+    return model.from_db(db, field_names, converted(model, db, field_names, row[: len(field_names)]))
+
+
+# --- The API token ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def _candidates_sql(vendor: str) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """SELECT token, user and staff profile columns in one row per token with this key, and the
+    attnames of each model's columns."""
     from stores.models import StaffProfile
 
     Token, User = get_token_model(), get_user_model()
@@ -288,14 +334,8 @@ def _candidates_sql(vendor: str) -> tuple[str, list, list, list]:
         f"LEFT JOIN {qn(StaffProfile._meta.db_table)} p ON p.{qn(StaffProfile._meta.get_field('user').column)} "
         f"= u.{qn(User._meta.pk.column)} WHERE t.{qn(Token._meta.get_field('token_key').column)} = %s"
     )
-    return sql, t_fields, u_fields, p_fields
-
-
-def _convert(fields, values, converters):
-    return [
-        conv(v, f) if conv and v is not None else v
-        for f, v, conv in zip(fields, values, converters, strict=True)
-    ]
+    names = tuple(tuple(f.attname for f in fields) for fields in (t_fields, u_fields, p_fields))
+    return (sql, *names)
 
 
 def token_candidates(token_key: str) -> list:
@@ -305,54 +345,26 @@ def token_candidates(token_key: str) -> list:
     "user__staff_profile").filter(token_key=...): the same one query and the same objects, but
     compiled on every request; this statement is built once per process (flash-sale "What it
     took", step 2: 9.8 -> 6.7 ms of Python CPU per placement with the 201 body built directly).
+    The related objects are cached on each other as select_related caches them.
     """
     from stores.models import StaffProfile
 
     Token, User = get_token_model(), get_user_model()
-    sql, t_fields, u_fields, p_fields = _candidates_sql(connection.vendor)
-    convs = _converters(connection.vendor)
+    db = connection.alias
+    sql, t_names, u_names, p_names = _candidates_sql(connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(sql, [token_key])
         rows = cursor.fetchall()
     out = []
-    nt, nu = len(t_fields), len(u_fields)
+    nt, nu = len(t_names), len(u_names)
     for row in rows:
-        t_vals, u_vals, p_vals = row[:nt], row[nt : nt + nu], row[nt + nu :]
-        token = Token.from_db(
-            connection.alias, [f.attname for f in t_fields], _convert(t_fields, t_vals, convs[0])
-        )
-        user = User.from_db(
-            connection.alias, [f.attname for f in u_fields], _convert(u_fields, u_vals, convs[1])
-        )
+        token = model_from_row(Token, db, t_names, row[:nt])
+        user = model_from_row(User, db, u_names, row[nt : nt + nu])
         profile = None
-        if p_vals[0] is not None:
-            profile = StaffProfile.from_db(
-                connection.alias, [f.attname for f in p_fields], _convert(p_fields, p_vals, convs[2])
-            )
+        if row[nt + nu] is not None:
+            profile = model_from_row(StaffProfile, db, p_names, row[nt + nu :])
             StaffProfile._meta.get_field("user").set_cached_value(profile, user)
         User._meta.get_field("staff_profile").set_cached_value(user, profile)
         Token._meta.get_field("user").set_cached_value(token, user)
         out.append(token)
     return out
-
-
-@functools.cache
-def _converters(vendor: str) -> tuple[list, list, list]:
-    """Per column, the function turning the driver's value into the field's (as the ORM does)."""
-    _, *field_lists = _candidates_sql(vendor)
-
-    def conv_for(f):
-        backend = connection.ops.get_db_converters(Col("x", f))
-        own = f.get_db_converters(connection)
-        funcs = backend + own
-        if not funcs:
-            return None
-
-        def convert(value, field, funcs=funcs):
-            for fn in funcs:
-                value = fn(value, Col("x", field), connection)
-            return value
-
-        return convert
-
-    return tuple([conv_for(f) for f in fields] for fields in field_lists)

@@ -9,13 +9,12 @@ models' `_meta`; rows become models through the public `Model.from_db`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import Protocol
 
 from django.db import connection, connections, router
-from django.db.models import Model
 from django.utils import timezone
 
+from config.db import converted, has_converters, model_from_row
 from stores.models import Location
 
 from .models import HoldLine, Sku, StockLevel, StockMovement
@@ -177,40 +176,6 @@ def level_update_guarded_with_movement(
 
 
 @functools.cache
-def _converters(model: type[Model], db: str, field_names: tuple[str, ...]) -> list[tuple[int, list, object]]:
-    """The backend's and the fields' from-database converters (SQLite booleans, JSON), per column
-    index, as the ORM applies them."""
-    conn = connections[db]
-    out = []
-    for i, name in enumerate(field_names):
-        field = model._meta.get_field(name)
-        col = field.get_col(model._meta.db_table)
-        funcs = [*conn.ops.get_db_converters(col), *field.get_db_converters(conn)]
-        if funcs:
-            out.append((i, funcs, col))
-    return out
-
-
-def converted(model: type[Model], db: str, field_names: tuple[str, ...], row: Sequence) -> tuple:
-    """`row` with its first len(field_names) values (those fields' raw values) converted as the
-    ORM converts them; the rest unchanged. No work where the backend needs none (PostgreSQL)."""
-    converters = _converters(model, db, field_names)
-    if not converters:
-        return tuple(row)
-    values = list(row)
-    conn = connections[db]
-    for i, funcs, col in converters:
-        for func in funcs:
-            values[i] = func(values[i], col, conn)
-    return tuple(values)
-
-
-def model_from_row(model: type[Model], db: str, field_names: tuple[str, ...], row: Sequence) -> Model:
-    """An instance from the raw values of `field_names` (other fields deferred: loaded on access)."""
-    return model.from_db(db, field_names, converted(model, db, field_names, row[: len(field_names)]))
-
-
-@functools.cache
 def _sku_by_code_sql(db: str) -> tuple[str, tuple[str, ...]]:
     q = connections[db].ops.quote_name
     fields = Sku._meta.concrete_fields
@@ -324,6 +289,6 @@ def stock_rows(
     with connections[db].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if convert and _converters(Location, db, location_fields):
+    if convert and has_converters(Location, db, location_fields):
         rows = [converted(Location, db, location_fields, row) for row in rows]
     return rows

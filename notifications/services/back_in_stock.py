@@ -34,12 +34,10 @@ from ..models import (
     RestockAlert,
     RestockAlertStatus,
     SubscriptionStatus,
-    WebhookEndpoint,
-    WebhookStatus,
 )
 from .context import message_language, store_context
 from .outbox import enqueue_deliveries, publish_task
-from .webhooks import webhook_publish
+from .webhooks import stock_events_publish
 
 UNSUBSCRIBE_SALT = "notifications.back_in_stock.unsubscribe"
 NO_WAVES = 2**31 - 1  # a wave quota that alerts everyone at once
@@ -202,28 +200,6 @@ def _sku_alerts(sku_id: int, restocks: list[Restock]) -> list[RestockAlert]:
     return [alert for alert in alerts if alert is not None]
 
 
-def _publish_back_in_stock_webhooks(restocks: Sequence[Restock]) -> None:
-    """A `stock.back_in_stock` webhook per restock, when any endpoint is active."""
-    if not WebhookEndpoint.objects.filter(status=WebhookStatus.ACTIVE, is_deleted=False).exists():
-        return
-    sku_codes = dict(Sku.objects.filter(pk__in={r.sku_id for r in restocks}).values_list("pk", "code"))
-    location_codes = dict(
-        Location.objects.filter(pk__in={r.location_id for r in restocks}).values_list("pk", "code")
-    )
-    stamp = timezone.now().strftime("%Y%m%d%H%M%S%f")
-    for r in restocks:
-        webhook_publish(
-            event_type="stock.back_in_stock",
-            data={
-                "sku": sku_codes.get(r.sku_id),
-                "location": location_codes.get(r.location_id),
-                "available": r.available,
-                "cause": r.kind,
-            },
-            dedupe_key=f"restock:{r.sku_id}:{r.location_id}:{stamp}",
-        )
-
-
 @transaction.atomic
 def restock_alerts_create(*, restocks: Sequence[Restock]) -> list[RestockAlert]:
     """The inventory.hooks listener: a SKU became available at a location (inside that transaction).
@@ -236,7 +212,7 @@ def restock_alerts_create(*, restocks: Sequence[Restock]) -> list[RestockAlert]:
     for r in restocks:
         by_sku[r.sku_id].append(r)
     alerts = [alert for sku_id, sku_restocks in by_sku.items() for alert in _sku_alerts(sku_id, sku_restocks)]
-    _publish_back_in_stock_webhooks(restocks)
+    stock_events_publish(event_type="stock.back_in_stock", events=restocks, dedupe_prefix="restock")
     return alerts
 
 

@@ -140,15 +140,14 @@ def webhook_endpoint_succeeded(endpoint: WebhookEndpoint) -> None:
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=0)
 
 
-OUT_OF_STOCK = "stock.out_of_stock"
+def stock_events_publish(*, event_type: str, events: Sequence, dedupe_prefix: str) -> list[Notification]:
+    """`stock.back_in_stock` or `stock.out_of_stock` webhooks, one per inventory.hooks event
+    (`Restock`, `OutOfStock`): {sku, location, available, cause}.
 
-
-def out_of_stock_publish(*, events: Sequence) -> list[Notification]:
-    """`stock.out_of_stock` webhooks: a SKU's availability at a location reached zero
-    (inventory.hooks.OutOfStock events). The inventory.hooks listener: runs inside the stock
-    change's transaction, on the flash sale's path when it sells the last unit; without a
-    subscriber to the event it reads only the (cached) endpoint list."""
-    endpoints = [ep for ep in active_webhook_endpoints_cached() if event_matches(ep.events, OUT_OF_STOCK)]
+    Runs inside the stock change's transaction (on the flash sale's path when it sells the last
+    unit): without a subscriber to `event_type` it reads only the (cached) endpoint list.
+    """
+    endpoints = [ep for ep in active_webhook_endpoints_cached() if event_matches(ep.events, event_type)]
     if not endpoints:
         return []
     skus = dict(Sku.objects.filter(pk__in={e.sku_id for e in events}).values_list("pk", "code"))
@@ -159,14 +158,19 @@ def out_of_stock_publish(*, events: Sequence) -> list[Notification]:
     written: list[Notification] = []
     for e in events:
         written += webhook_publish(
-            event_type=OUT_OF_STOCK,
+            event_type=event_type,
             data={
                 "sku": skus.get(e.sku_id),
                 "location": locations.get(e.location_id),
-                "available": 0,
+                "available": getattr(e, "available", 0),
                 "cause": e.kind,
             },
-            dedupe_key=f"out_of_stock:{e.sku_id}:{e.location_id}:{stamp}",
+            dedupe_key=f"{dedupe_prefix}:{e.sku_id}:{e.location_id}:{stamp}",
             endpoints=endpoints,
         )
     return written
+
+
+def out_of_stock_publish(*, events: Sequence) -> list[Notification]:
+    """The inventory.hooks out-of-stock listener: `stock.out_of_stock` webhooks."""
+    return stock_events_publish(event_type="stock.out_of_stock", events=events, dedupe_prefix="out_of_stock")
