@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -99,6 +100,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("too_large", "The request body is larger than this API accepts.", {}),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
@@ -133,3 +139,31 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         details["retry_after_seconds"] = int(exc.wait)
     response.data = error_body(code, message, details)
     return response
+
+
+# --- Django's own error pages, for requests under /api/ -------------------------------------------
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def page_not_found(request, exception):
+    """handler404: a path no URL matches. Under /api/ the API's error shape, else Django's page."""
+    if _is_api(request):
+        return JsonResponse(
+            error_body("not_found", "No API endpoint at this path.", {"path": request.path}), status=404
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def bad_request(request, exception):
+    """handler400: what Django refuses before a view runs (a body over DATA_UPLOAD_MAX_MEMORY_SIZE,
+    a suspicious request). Under /api/ the API's error shape, else Django's page."""
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(
+            error_body("too_large", "The request body is larger than this API accepts.", {}), status=413
+        )
+    return JsonResponse(error_body("invalid", "Bad request.", {}), status=400)

@@ -21,6 +21,10 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
 ]
 
+# Django's own 404 and 400 (no URL matched, a body over the size limit): JSON under /api/.
+handler404 = "config.errors.page_not_found"
+handler400 = "config.errors.bad_request"
+
 admin.site.site_header = "Omnichannel OMS"
 admin.site.site_title = "OMS admin"
 admin.site.index_title = "Stores, stock, orders and returns"

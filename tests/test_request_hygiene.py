@@ -26,3 +26,51 @@ def test_nul_byte_in_a_json_string_is_400_not_500(storefront):
     r = storefront.post("/api/v1/back-in-stock/", {"sku": "A\x00B", "email": "x@example.com"}, format="json")
     assert r.status_code == 400
     assert "error" in r.json()
+
+
+def _error(r, status):
+    assert r.status_code == status, r.content
+    assert r["Content-Type"].startswith("application/json"), r["Content-Type"]
+    body = r.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    return body["error"]
+
+
+def test_json_nested_too_deep_is_400(storefront):
+    """1,000 levels of nesting used to end in RecursionError (500)."""
+    deep = "[" * 1000 + "]" * 1000
+    r = storefront.post(
+        "/api/v1/orders/",
+        data=f'{{"lines": {deep}}}',
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="deep",
+    )
+    assert _error(r, 400)["code"] == "invalid_json"
+
+
+def test_a_lone_surrogate_with_an_idempotency_key_is_400(storefront):
+    """The body is hashed for the Idempotency-Key before validation; "\\ud800" cannot be encoded."""
+    r = storefront.post(
+        "/api/v1/orders/",
+        data='{"channel": "web", "customer": {"name": "\\ud800"}}',
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="surrogate",
+    )
+    assert _error(r, 400)["code"] == "invalid_json"
+
+
+def test_an_unmatched_api_path_is_a_json_404(storefront):
+    for path in ("/api/v1/fulfillments/abc/", "/api/v1/nope/", "/api/v2/orders/"):
+        assert _error(storefront.get(path), 404)["code"] == "not_found"
+
+
+def test_a_body_over_the_size_limit_is_a_json_413(storefront, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    r = storefront.post(
+        "/api/v1/orders/",
+        data='{"x": "' + "a" * 5000 + '"}',
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="big",
+    )
+    assert _error(r, 413)["code"] == "too_large"

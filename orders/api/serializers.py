@@ -66,7 +66,8 @@ class HoldCreateIn(serializers.Serializer):
 
 
 class HoldExtendIn(serializers.Serializer):
-    ttl_seconds = serializers.IntegerField(required=False, min_value=1)
+    # The upper bound only keeps the number a duration; the service enforces OMS["HOLD_MAX_TTL"].
+    ttl_seconds = serializers.IntegerField(required=False, min_value=1, max_value=10**8)
 
 
 class PickLineIn(serializers.Serializer):

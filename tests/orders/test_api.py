@@ -556,3 +556,21 @@ def test_phone_only_customer_from_the_till_is_the_same_customer(net, storefront,
     assert r.json()["customer"]["id"] == web["customer"]["id"]
     c = storefront.get(f"/api/v1/customers/{web['customer']['id']}/").json()
     assert {x["channel"] for x in c["orders"]} == {"web", "store"}
+
+
+def test_a_huge_hold_ttl_is_400_not_500(net, storefront):
+    """ttl_seconds beyond what a duration can hold used to raise OverflowError (500)."""
+    hold = storefront.post(
+        "/api/v1/holds/",
+        {
+            "lines": [{"sku": "TEE-0", "quantity": 1}],
+            "fulfillment": {"method": "pickup", "location": "TKY-SHIBUYA"},
+        },
+        format="json",
+    )
+    assert hold.status_code == 201, hold.content
+    for ttl in (10**20, 10**8 + 1):
+        r = storefront.post(f"/api/v1/holds/{hold.json()['id']}/extend/", {"ttl_seconds": ttl}, format="json")
+        err(r, 400, "invalid")
+    r = storefront.post(f"/api/v1/holds/{hold.json()['id']}/extend/", {"ttl_seconds": 10**8}, format="json")
+    err(r, 400, "invalid")  # a duration, but longer than OMS["HOLD_MAX_TTL"]: the service refuses it
