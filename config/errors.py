@@ -111,9 +111,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.PermissionDenied(str(exc) or None)
     elif isinstance(exc, DataError):
         # A value the database cannot store (e.g. a NUL byte, an out-of-range number): bad input.
+        # The database's own message names tables and columns: logged, never echoed to the client.
         logger.info("data error reached the API: %s", exc)
         return Response(
-            error_body("invalid", "A value in the request cannot be stored.", {"reason": str(exc)[:200]}),
+            error_body("invalid", "A value in the request cannot be stored.", {}),
             status=status.HTTP_400_BAD_REQUEST,
         )
     elif isinstance(exc, IntegrityError):

@@ -74,3 +74,18 @@ def test_a_body_over_the_size_limit_is_a_json_413(storefront, settings):
         HTTP_IDEMPOTENCY_KEY="big",
     )
     assert _error(r, 413)["code"] == "too_large"
+
+
+def test_a_database_data_error_is_400_without_the_databases_message():
+    """A value the database refuses (an out-of-range number, say) is 400; PostgreSQL's own message,
+    which names tables and columns, is logged, not sent (issue 9, item 9)."""
+    from django.db import DataError
+
+    from config.errors import exception_handler
+
+    response = exception_handler(
+        DataError('integer out of range for column "on_hand" of "inventory_stocklevel"'), {}
+    )
+    assert response.status_code == 400
+    assert response.data["error"]["code"] == "invalid"
+    assert "inventory_stocklevel" not in str(response.data)

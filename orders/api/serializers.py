@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api.serializers import InputSerializer
+from inventory.api.fields import QuantityField
 
 if TYPE_CHECKING:
     from ..services import PlacedOrder
@@ -40,13 +41,26 @@ class FulfillmentIn(InputSerializer):
     address = serializers.DictField(required=False, allow_null=True)
 
 
+_PLAIN_DECIMAL = re.compile(r"\d{1,12}(\.\d{1,12})?")
+
+
+class PriceField(serializers.DecimalField):
+    """An amount: a JSON number, or a string of digits with an optional decimal part ("1980",
+    "19.80"). Python's Decimal also reads "1_000", "1e3" or "Infinity"; a price never looks so."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or (isinstance(data, str) and not _PLAIN_DECIMAL.fullmatch(data.strip())):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class LineIn(InputSerializer):
     sku = serializers.CharField(max_length=64)
-    quantity = serializers.IntegerField(min_value=1, max_value=settings.OMS["MAX_LINE_QUANTITY"])
+    quantity = QuantityField()  # a JSON integer, as on the stock endpoints
 
 
 class PricedLineIn(LineIn):
-    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    unit_price = PriceField(max_digits=12, decimal_places=2, min_value=0)
     currency = serializers.CharField(max_length=3, required=False)
 
 
@@ -72,7 +86,7 @@ class HoldExtendIn(serializers.Serializer):
 
 class PickLineIn(serializers.Serializer):
     sku = serializers.CharField(max_length=64)
-    quantity = serializers.IntegerField(min_value=0, max_value=settings.OMS["MAX_LINE_QUANTITY"])
+    quantity = QuantityField(allow_zero=True)
 
 
 class PickIn(serializers.Serializer):

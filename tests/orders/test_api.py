@@ -208,6 +208,14 @@ def test_insufficient_stock_409_with_nearby(net, storefront):
         ({"lines": [{"sku": "TEE-0", "quantity": -2, "unit_price": "1"}]}, 400, "invalid"),
         ({"lines": [{"sku": "TEE-0", "quantity": 10**12, "unit_price": "1"}]}, 400, "invalid"),
         ({"lines": [{"sku": "TEE-0", "quantity": "many", "unit_price": "1"}]}, 400, "invalid"),
+        # quantities are JSON integers, as on the stock endpoints (issue 9, item 9)
+        ({"lines": [{"sku": "TEE-0", "quantity": "1", "unit_price": "1"}]}, 400, "invalid"),
+        ({"lines": [{"sku": "TEE-0", "quantity": 2.0, "unit_price": "1"}]}, 400, "invalid"),
+        ({"lines": [{"sku": "TEE-0", "quantity": True, "unit_price": "1"}]}, 400, "invalid"),
+        # a price is a plain decimal: no digit separators, exponents or words
+        ({"lines": [{"sku": "TEE-0", "quantity": 1, "unit_price": "1_000"}]}, 400, "invalid"),
+        ({"lines": [{"sku": "TEE-0", "quantity": 1, "unit_price": "1e3"}]}, 400, "invalid"),
+        ({"lines": [{"sku": "TEE-0", "quantity": 1, "unit_price": "NaN"}]}, 400, "invalid"),
         ({"lines": [{"sku": "TEE-0", "quantity": 1, "unit_price": "-1.00"}]}, 400, "invalid"),
         ({"lines": [{"sku": "TEE-0", "quantity": 1, "unit_price": "1.5"}]}, 400, "currency_mismatch"),
         (
