@@ -1,5 +1,7 @@
 """Input no client should be able to turn into a 500."""
 
+import io
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +91,11 @@ def test_a_database_data_error_is_400_without_the_databases_message():
     assert response.status_code == 400
     assert response.data["error"]["code"] == "invalid"
     assert "inventory_stocklevel" not in str(response.data)
+
+
+def test_a_paired_surrogate_escape_is_an_ordinary_character(storefront):
+    """ "\\ud83d\\ude00" is one emoji (a valid pair): the surrogate check lets it through."""
+    from config.api.parsers import StrictJSONParser
+
+    data = StrictJSONParser().parse(io.BytesIO(b'{"name": "\\ud83d\\ude00"}'))
+    assert data == {"name": "\U0001f600"}
