@@ -179,7 +179,7 @@ class FulfillmentWithCodeOut(FulfillmentOut):
 
 class StaffFulfillmentOut(FulfillmentOut):
     order = serializers.CharField(source="order.number")
-    claimed_by = serializers.CharField(source="claimed_by.username", default=None)
+    claimed_by = serializers.CharField(source="claimed_by.username", default=None, allow_null=True)
 
     class Meta(FulfillmentOut.Meta):
         fields = [*FulfillmentOut.Meta.fields, "order", "claimed_by", "claimed_at"]
@@ -189,8 +189,10 @@ class OrderOut(serializers.ModelSerializer):
     customer = CustomerBriefOut()
     lines = OrderLineOut(many=True)
     fulfillments = serializers.SerializerMethodField()
-    pickup_location = serializers.CharField(source="pickup_location.code", default=None)
-    placed_at_location = serializers.CharField(source="placed_at_location.code", default=None)
+    pickup_location = serializers.CharField(source="pickup_location.code", default=None, allow_null=True)
+    placed_at_location = serializers.CharField(
+        source="placed_at_location.code", default=None, allow_null=True
+    )
 
     class Meta:
         model = Order
@@ -287,7 +289,7 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
 
 class OrderEventOut(serializers.ModelSerializer):
     actor = serializers.CharField(source="actor.username", default=None)
-    fulfillment = serializers.IntegerField(source="fulfillment_id", default=None)
+    fulfillment = serializers.IntegerField(source="fulfillment_id", default=None, allow_null=True)
 
     class Meta:
         model = OrderEvent

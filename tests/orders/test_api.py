@@ -582,3 +582,18 @@ def test_a_huge_hold_ttl_is_400_not_500(net, storefront):
         err(r, 400, "invalid")
     r = storefront.post(f"/api/v1/holds/{hold.json()['id']}/extend/", {"ttl_seconds": 10**8}, format="json")
     err(r, 400, "invalid")  # a duration, but longer than OMS["HOLD_MAX_TTL"]: the service refuses it
+
+
+def test_the_schema_declares_the_fields_that_can_be_null(storefront):
+    """OrderOut.pickup_location and placed_at_location, OrderEventOut.fulfillment and
+    StaffFulfillmentOut.claimed_by come back null; the schema says so (issue 9, item 6)."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schemas = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    for component, field in (
+        ("OrderOut", "pickup_location"),
+        ("OrderOut", "placed_at_location"),
+        ("OrderEventOut", "fulfillment"),
+        ("StaffFulfillmentOut", "claimed_by"),
+    ):
+        assert schemas[component]["properties"][field].get("nullable") is True, (component, field)
