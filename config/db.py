@@ -25,11 +25,9 @@ import json
 from typing import TypeVar
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection, connections, models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from knox.models import get_token_model
 
 M = TypeVar("M", bound=models.Model)
 
@@ -309,62 +307,3 @@ def converted(model: type[models.Model], db: str, field_names: tuple[str, ...], 
 def model_from_row(model: type[M], db: str, field_names: tuple[str, ...], row) -> M:
     """An instance from the raw values of `field_names` (other fields deferred: loaded on access)."""
     return model.from_db(db, field_names, converted(model, db, field_names, row[: len(field_names)]))
-
-
-# --- The API token ---------------------------------------------------------------------------------
-
-
-@functools.cache
-def _candidates_sql(vendor: str) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """SELECT token, user and staff profile columns in one row per token with this key, and the
-    attnames of each model's columns."""
-    from stores.models import StaffProfile
-
-    Token, User = get_token_model(), get_user_model()
-    qn = connection.ops.quote_name
-    t_fields = list(Token._meta.concrete_fields)
-    u_fields = list(User._meta.concrete_fields)
-    p_fields = list(StaffProfile._meta.concrete_fields)
-    cols = [f"t.{qn(f.column)}" for f in t_fields]
-    cols += [f"u.{qn(f.column)}" for f in u_fields]
-    cols += [f"p.{qn(f.column)}" for f in p_fields]
-    sql = (
-        f"SELECT {', '.join(cols)} FROM {qn(Token._meta.db_table)} t "
-        f"JOIN {qn(User._meta.db_table)} u ON u.{qn(User._meta.pk.column)} = t.{qn(Token._meta.get_field('user').column)} "
-        f"LEFT JOIN {qn(StaffProfile._meta.db_table)} p ON p.{qn(StaffProfile._meta.get_field('user').column)} "
-        f"= u.{qn(User._meta.pk.column)} WHERE t.{qn(Token._meta.get_field('token_key').column)} = %s"
-    )
-    names = tuple(tuple(f.attname for f in fields) for fields in (t_fields, u_fields, p_fields))
-    return (sql, *names)
-
-
-def token_candidates(token_key: str) -> list:
-    """The knox tokens with this key, each with its user and the user's staff profile loaded.
-
-    Runs before every API call. ORM equivalent: Token.objects.select_related("user",
-    "user__staff_profile").filter(token_key=...): the same one query and the same objects, but
-    compiled on every request; this statement is built once per process (flash-sale "What it
-    took", step 2: 9.8 -> 6.7 ms of Python CPU per placement with the 201 body built directly).
-    The related objects are cached on each other as select_related caches them.
-    """
-    from stores.models import StaffProfile
-
-    Token, User = get_token_model(), get_user_model()
-    db = connection.alias
-    sql, t_names, u_names, p_names = _candidates_sql(connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [token_key])
-        rows = cursor.fetchall()
-    out = []
-    nt, nu = len(t_names), len(u_names)
-    for row in rows:
-        token = model_from_row(Token, db, t_names, row[:nt])
-        user = model_from_row(User, db, u_names, row[nt : nt + nu])
-        profile = None
-        if row[nt + nu] is not None:
-            profile = model_from_row(StaffProfile, db, p_names, row[nt + nu :])
-            StaffProfile._meta.get_field("user").set_cached_value(profile, user)
-        User._meta.get_field("staff_profile").set_cached_value(user, profile)
-        Token._meta.get_field("user").set_cached_value(token, user)
-        out.append(token)
-    return out

@@ -82,3 +82,19 @@ class StaffAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.location.code}"
+
+
+class TokenUse(models.Model):
+    """When an API token was last used (the token admin's "last use").
+
+    Written by the token authentication at most once per OMS["TOKEN_USE_RESOLUTION_SECONDS"] per
+    token, never on every request; a token never used has no row. Goes with its token.
+    """
+
+    token = models.OneToOneField(
+        settings.KNOX_TOKEN_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="usage"
+    )
+    last_used_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.token.token_key} used {self.last_used_at:%Y-%m-%d %H:%M}"

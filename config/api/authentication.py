@@ -1,19 +1,38 @@
-"""Knox token authentication in one query: the token, its user and the user's role together;
-none for a token this process verified in the last OMS["AUTH_CACHE_SECONDS"] seconds.
+"""Knox token authentication through Django's cache, with failed attempts counted per client.
+
+One cache round trip per request (`get_many`) answers three questions: is this token's entry
+(the token with its user and role) cached, is the client locked out by too many failures, and
+was the token's last use recorded recently. Only a miss reads the database (one query: token,
+user and role together), and only a token unused for OMS["TOKEN_USE_RESOLUTION_SECONDS"] writes
+its last use (stores.TokenUse).
+
+The entries live OMS["AUTH_CACHE_SECONDS"] in the cache named by OMS["AUTH_CACHE_ALIAS"]: local
+memory on the embedded default, Redis shared by every process in production. Deleting a token, or
+saving a token, a user or a staff profile through the ORM (services, admin, manage.py), marks the
+entries concerned stale at once and again when the transaction commits
+(`connect_auth_cache_invalidation`, connected in stores.apps); a stale marker stops any process
+from caching the entry again for AUTH_CACHE_SECONDS, so a request that read the old rows just
+before the change cannot put them back. Changes made around the ORM (raw SQL, QuerySet.update)
+are seen at the latest AUTH_CACHE_SECONDS later. Staff assignments are not cached: they are read
+per request (stores.selectors.user_location_ids).
 
 Knox's own class loads the user's other tokens on every request to delete expired ones; our
 tokens do not expire by default (REST_KNOX["TOKEN_TTL"] is None), so an expired token is simply
-refused here, and `manage.py` operators revoke tokens by deleting them.
+refused here, and operators revoke tokens by deleting them (admin, `stores.services`).
 """
 
 from __future__ import annotations
 
 import binascii
-import time
+from collections.abc import Iterable
+from contextlib import suppress
+from functools import partial
 from hmac import compare_digest
 
 from django.conf import settings
-from django.db.models.signals import post_delete
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
@@ -21,65 +40,157 @@ from knox.crypto import hash_token
 from knox.models import get_token_model
 from knox.settings import CONSTANTS
 from rest_framework import exceptions
+from rest_framework.authentication import get_authorization_header
 
-from config.db import token_candidates
+from config.throttling import auth_cache, client_address, token_failures
+
+_STALE = "stale"  # the marker left where an entry was invalidated: read the database
+
+
+def _entry_key(digest: str) -> str:
+    return f"oms:auth:token:{digest}"
+
+
+def _used_key(digest: str) -> str:
+    return f"oms:auth:used:{digest}"
+
+
+def _ttl() -> float:
+    return settings.OMS.get("AUTH_CACHE_SECONDS", 0)
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
-    def authenticate_credentials(self, token: bytes):
-        message = "Invalid token."
-        try:
-            token_str = token.decode("utf-8")
-            digest = hash_token(token_str)
-        except (UnicodeDecodeError, TypeError, binascii.Error, ValueError):
-            raise exceptions.AuthenticationFailed(message) from None
+    def authenticate(self, request):
+        auth = get_authorization_header(request).split()
+        if not auth or auth[0].lower() != self.authenticate_header(request).encode().lower():
+            return None  # not a token request: another authenticator's, or anonymous
+        address = client_address(request)
+        failures = token_failures()
+        cache = auth_cache()
+        digest = _digest(auth)
         now = timezone.now()
-        cached = _recent.get(digest)
-        if cached is not None and cached[0] > time.monotonic():
-            auth_token = cached[1]
-            if auth_token.expiry is None or auth_token.expiry >= now:
-                return self.validate_user(auth_token)
-        for auth_token in token_candidates(token_str[: CONSTANTS.TOKEN_KEY_LENGTH]):
+        keys = [failures.key(address, now=now.timestamp())] if failures.enabled else []
+        resolution = settings.OMS.get("TOKEN_USE_RESOLUTION_SECONDS", 60)
+        if digest is not None:
+            keys += [_entry_key(digest), _used_key(digest)] if resolution > 0 else [_entry_key(digest)]
+        found = cache.get_many(keys) if keys else {}
+        wait = failures.wait(found.get(keys[0]), now=now.timestamp()) if failures.enabled else None
+        if wait is not None:
+            raise exceptions.Throttled(
+                wait, detail=f"Too many failed authentications from this address; retry in {wait} seconds."
+            )
+        try:
+            if digest is None:
+                raise exceptions.AuthenticationFailed("Invalid token header.")
+            auth_token = found.get(_entry_key(digest))
+            if auth_token is None or auth_token == _STALE:
+                auth_token = _token_from_database(auth[1], digest)
+                if auth_token is None:
+                    raise exceptions.AuthenticationFailed("Invalid token.")
+                valid = (auth_token.expiry is None or auth_token.expiry >= now) and auth_token.user.is_active
+                if valid and found.get(_entry_key(digest)) is None and _ttl() > 0:
+                    cache.add(_entry_key(digest), auth_token, timeout=_ttl())
             if auth_token.expiry is not None and auth_token.expiry < now:
-                continue
-            if compare_digest(digest, auth_token.digest):
-                result = self.validate_user(auth_token)
-                _remember(digest, auth_token)
-                return result
-        raise exceptions.AuthenticationFailed(message)
+                raise exceptions.AuthenticationFailed("Invalid token.")
+            user, auth_token = self.validate_user(auth_token)
+        except exceptions.AuthenticationFailed:
+            failures.fail(address)
+            raise
+        if resolution > 0 and found.get(_used_key(digest)) is None:
+            _record_use(auth_token, now, resolution)
+        return user, auth_token
 
 
-# Tokens this process verified recently: digest -> (valid until (monotonic), token with its user).
-# settings.OMS["AUTH_CACHE_SECONDS"] (0: off) spares the token query on every API call of a busy
-# client (the storefront sends thousands per minute with one token). Deleting a token in this
-# process forgets it at once; elsewhere a revoked token, or a deactivated user, is refused at the
-# latest AUTH_CACHE_SECONDS later.
-_recent: dict[str, tuple[float, object]] = {}
-_RECENT_MAX = 1024
+def _digest(auth: list[bytes]) -> str | None:
+    """The digest of the header's token, or None when the header is malformed."""
+    if len(auth) != 2:
+        return None
+    try:
+        return hash_token(auth[1].decode("utf-8"))
+    except (UnicodeDecodeError, TypeError, binascii.Error, ValueError):
+        return None
 
 
-def _remember(digest: str, auth_token) -> None:
-    ttl = settings.OMS.get("AUTH_CACHE_SECONDS", 0)
-    if ttl <= 0:
+def _token_from_database(token: bytes, digest: str):
+    """The token with this digest, with its user (password left out: it goes into the cache) and
+    the user's staff profile loaded. One query."""
+    candidates = (
+        get_token_model()
+        .objects.select_related("user", "user__staff_profile")
+        .defer("user__password")
+        .filter(token_key=token.decode("utf-8")[: CONSTANTS.TOKEN_KEY_LENGTH])
+    )
+    for auth_token in candidates:
+        if compare_digest(digest, auth_token.digest):
+            return auth_token
+    return None
+
+
+def _record_use(auth_token, now, resolution: int) -> None:
+    """Write the token's last use, unless some process did in the last TOKEN_USE_RESOLUTION_SECONDS
+    (the cache's add is atomic: one process per token and period writes)."""
+    from stores.models import TokenUse
+
+    if not auth_cache().add(_used_key(auth_token.digest), 1, timeout=resolution):
         return
-    if len(_recent) >= _RECENT_MAX:
-        _recent.clear()
-    _recent[digest] = (time.monotonic() + ttl, auth_token)
+    with suppress(IntegrityError):  # the token was revoked meanwhile: nothing to record
+        TokenUse.objects.bulk_create(  # one INSERT .. ON CONFLICT DO UPDATE
+            [TokenUse(token_id=auth_token.digest, last_used_at=now)],
+            update_conflicts=True,
+            unique_fields=["token"],
+            update_fields=["last_used_at"],
+        )
 
 
-def forget_token(*, digest: str | None = None) -> None:
-    """Drop one verified token (or all of them) from this process's cache."""
-    if digest is None:
-        _recent.clear()
-    else:
-        _recent.pop(digest, None)
+# --- Invalidation -------------------------------------------------------------------------------
 
 
-def _token_deleted(sender, instance, **kwargs) -> None:
-    forget_token(digest=instance.digest)
+def auth_cache_forget(digests: Iterable[str]) -> None:
+    """Mark these tokens' cache entries stale in every process: now, and again when the current
+    transaction commits (a request that read the old rows meanwhile cannot cache them)."""
+    ttl = _ttl()
+    keys = [_entry_key(d) for d in digests]
+    if ttl <= 0 or not keys:
+        return
+    _mark_stale(keys, ttl)
+    if connection.in_atomic_block:
+        transaction.on_commit(partial(_mark_stale, keys, ttl))
 
 
-post_delete.connect(_token_deleted, sender=get_token_model(), dispatch_uid="oms-forget-deleted-token")
+def auth_cache_forget_user(user_id: int) -> None:
+    """Mark the cache entries of every token of this user stale (see auth_cache_forget)."""
+    if _ttl() <= 0:
+        return
+    auth_cache_forget(get_token_model().objects.filter(user_id=user_id).values_list("digest", flat=True))
+
+
+def _mark_stale(keys: list[str], ttl: float) -> None:
+    auth_cache().set_many(dict.fromkeys(keys, _STALE), timeout=ttl)
+
+
+def _token_changed(sender, instance, **kwargs) -> None:
+    auth_cache_forget([instance.digest])
+
+
+def _user_changed(sender, instance, update_fields=None, **kwargs) -> None:
+    if update_fields is not None and set(update_fields) <= {"last_login"}:
+        return  # a login: nothing the token entry holds
+    auth_cache_forget_user(instance.pk)
+
+
+def _profile_changed(sender, instance, **kwargs) -> None:
+    auth_cache_forget_user(instance.user_id)
+
+
+def connect_auth_cache_invalidation() -> None:
+    """Connect the receivers that keep the token cache true (once, from stores.apps.ready)."""
+    from stores.models import StaffProfile
+
+    Token, User = get_token_model(), get_user_model()
+    for signal, name in ((post_save, "save"), (post_delete, "delete")):
+        signal.connect(_token_changed, sender=Token, dispatch_uid=f"oms-auth-cache-token-{name}")
+        signal.connect(_user_changed, sender=User, dispatch_uid=f"oms-auth-cache-user-{name}")
+        signal.connect(_profile_changed, sender=StaffProfile, dispatch_uid=f"oms-auth-cache-profile-{name}")
 
 
 class TokenScheme(KnoxTokenScheme):

@@ -107,7 +107,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The embedded default keeps its cache in the process (one process). With CACHE_URL (a Redis URL;
+# production defaults it to the broker's Redis) every process shares one cache: the API token cache,
+# the authentication failure counters and DRF's throttles live there (docs/operations.md, "Caches").
+CACHE_URL = env("CACHE_URL", default="")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -123,11 +130,17 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"subscribe": env("THROTTLE_SUBSCRIBE", default="30/minute")},
+    # How many proxies append to X-Forwarded-For in front of the app: the client's address (for
+    # throttles and the authentication failure counters) is the entry that many from the end.
+    # 0: REMOTE_ADDR, the header is ignored (the embedded default: nothing in front).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "COERCE_DECIMAL_TO_STRING": True,
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
 
+# knox's token model (its setting; stores.TokenUse points at it).
+KNOX_TOKEN_MODEL = "knox.AuthToken"
 REST_KNOX = {
     "TOKEN_TTL": None,  # service accounts (the storefront) keep their token until it is revoked
     "AUTH_HEADER_PREFIX": "Token",
@@ -186,9 +199,23 @@ OMS = {
     "HOLD_TTL": timedelta(minutes=env.int("OMS_HOLD_TTL_MINUTES", default=10)),
     "HOLD_MAX_TTL": timedelta(minutes=env.int("OMS_HOLD_MAX_TTL_MINUTES", default=60)),
     "IDEMPOTENCY_TTL": timedelta(hours=24),
-    # How long a process trusts an API token it has verified (config/api/authentication.py). A
-    # revoked token or a deactivated user is refused at the latest this much later. 0: every call.
+    # How long a verified API token (with its user and role) stays in Django's cache
+    # (config/api/authentication.py). Revoking the token, or changing its user or role through the
+    # ORM (services, admin, manage.py), removes it at once in every process; this bounds only
+    # changes made around the ORM (raw SQL, QuerySet.update). 0: the database on every call.
     "AUTH_CACHE_SECONDS": env.float("OMS_AUTH_CACHE_SECONDS", default=5.0),
+    # The cache (CACHES alias) of the token entries and the failure counters below.
+    "AUTH_CACHE_ALIAS": env("OMS_AUTH_CACHE_ALIAS", default="default"),
+    # Failed token authentications from one client address before its token requests get 429,
+    # counted per fixed window of this many seconds in the shared cache. 0: no limit.
+    "AUTH_FAILURE_LIMIT": env.int("OMS_AUTH_FAILURE_LIMIT", default=20),
+    "AUTH_FAILURE_WINDOW_SECONDS": env.int("OMS_AUTH_FAILURE_WINDOW_SECONDS", default=300),
+    # Failed admin logins per username and client address before that pair is refused for the rest
+    # of the window (same counters, own window). 0: no limit.
+    "ADMIN_LOGIN_FAILURE_LIMIT": env.int("OMS_ADMIN_LOGIN_FAILURE_LIMIT", default=5),
+    "ADMIN_LOGIN_FAILURE_WINDOW_SECONDS": env.int("OMS_ADMIN_LOGIN_FAILURE_WINDOW_SECONDS", default=900),
+    # A token's last use is written at most this often (the admin's "last use" column). 0: never.
+    "TOKEN_USE_RESOLUTION_SECONDS": env.int("OMS_TOKEN_USE_RESOLUTION_SECONDS", default=60),
     # How old the nearby-stock suggestions of a sold-out pickup's 409 may be (each process keeps
     # the last answer per SKUs and store this long; a sell-out asks the same question thousands of
     # times). 0: read every time.

@@ -1,10 +1,11 @@
 """Production profile: passes `manage.py check --deploy` with no warnings.
 
 Requires SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and CELERY_BROKER_URL in the environment.
+CACHE_URL (Redis) defaults to CELERY_BROKER_URL: the cache every process shares.
 """
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import REST_FRAMEWORK, env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
@@ -25,3 +26,10 @@ EMAIL_PORT = env.int("EMAIL_PORT", default=587)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+
+# One cache for every process: a revoked token is refused at once by every worker, and the
+# authentication failure counters and DRF's throttles count across workers.
+CACHE_URL = env("CACHE_URL", default="") or env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+# Behind the TLS-terminating proxy (SECURE_PROXY_SSL_HEADER): the client is the address it saw.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": env.int("NUM_PROXIES", default=1)}

@@ -16,9 +16,10 @@ Pickup (the flash sale's path): lookup 1 (also the store and its stock), order r
   the lookup plus the nearby-stock read of its 409.
 Elsewhere (SQLite) the order rows are one bulk INSERT per table (5) and a new customer its own.
 The notification listener (notifications app, orders.hooks) adds a constant number on top.
-The POST adds authentication (one query: token, user and role; none when the process has seen the
-token in the last OMS["AUTH_CACHE_SECONDS"], which tests set to 0) and the Idempotency-Key INSERT
-and UPDATE.
+The POST adds authentication (one query: token, user and role; none while the token is in the
+cache, OMS["AUTH_CACHE_SECONDS"], which tests set to 0) and the Idempotency-Key INSERT and UPDATE.
+Not counted here: a token's first request in OMS["TOKEN_USE_RESOLUTION_SECONDS"] (off in tests)
+records its last use, one INSERT .. ON CONFLICT (tests/test_auth_cache.py).
 """
 
 import pytest
