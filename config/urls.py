@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from .admin import ThrottledAdminAuthenticationForm
 from .health import healthz, readyz
 
 api_v1 = [
@@ -28,3 +29,4 @@ handler400 = "config.errors.bad_request"
 admin.site.site_header = "Omnichannel OMS"
 admin.site.site_title = "OMS admin"
 admin.site.index_title = "Stores, stock, orders and returns"
+admin.site.login_form = ThrottledAdminAuthenticationForm  # failed logins counted per username + address

@@ -1,8 +1,16 @@
-"""Admin for locations and staff. Non-superusers see only the locations they are assigned to."""
+"""Admin for locations, staff and API tokens. Non-superusers see only the locations they are
+assigned to; API tokens are for superusers only."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+from knox.models import get_token_model
+
+from config.errors import DomainError
 
 from .models import Location, StaffAssignment, StaffProfile
 from .selectors import user_location_ids
@@ -158,3 +166,129 @@ class UserAdmin(BaseUserAdmin):
     @admin.display(description="locations")
     def locations(self, obj):
         return ", ".join(a.location.code for a in obj.assignments.all()) or "-"
+
+
+# --- API tokens ---------------------------------------------------------------------------------
+
+Token = get_token_model()
+if admin.site.is_registered(Token):
+    admin.site.unregister(Token)  # knox's own: lists digests, lets anyone with the permission in
+
+
+class TokenCreateForm(forms.ModelForm):
+    class Meta:
+        model = Token
+        fields = ["user", "expiry"]
+        help_texts = {"expiry": "Empty: valid until revoked."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = User.objects.filter(is_active=True)
+
+
+@admin.register(Token)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens: who holds which, when each was last used; issue one, revoke any. Superusers only.
+
+    Only the key's first characters and its digest are stored: a new token's key is shown once, in
+    the message after "Save", and cannot be shown again. Issuing and revoking call stores.services.
+    """
+
+    form = TokenCreateForm
+    list_display = ("key_prefix", "user", "role", "created", "last_use", "expiry")
+    list_select_related = ("user", "user__staff_profile", "usage")
+    list_filter = ("user__staff_profile__role", "created", "expiry")
+    search_fields = ("token_key", "user__username", "user__email")
+    ordering = ("-created",)
+    autocomplete_fields = ("user",)
+    actions = ["revoke"]
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a token is issued or revoked, never edited
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def get_fields(self, request, obj=None):
+        return (
+            ("user", "expiry")
+            if obj is None
+            else ("key_prefix", "user", "role", "created", "last_use", "expiry")
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.get_fields(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # "revoke" is the same, through the service
+        return actions
+
+    @admin.display(description="key prefix", ordering="token_key")
+    def key_prefix(self, obj):
+        return f"{obj.token_key}…"
+
+    @admin.display(description="role", ordering="user__staff_profile__role")
+    def role(self, obj):
+        profile = getattr(obj.user, "staff_profile", None)
+        return profile.get_role_display() if profile else "-"
+
+    @admin.display(description="last use", ordering="usage__last_used_at", empty_value="never")
+    def last_use(self, obj):
+        usage = getattr(obj, "usage", None)
+        return usage.last_used_at if usage else None
+
+    def save_form(self, request, form, change):
+        from .services import api_token_issue
+
+        issued = api_token_issue(user=form.cleaned_data["user"], expiry=form.cleaned_data.get("expiry"))
+        issued.token._issued_key = issued.key
+        return issued.token
+
+    def save_model(self, request, obj, form, change):
+        pass  # stored by api_token_issue in save_form
+
+    def save_related(self, request, form, formsets, change):
+        pass  # a token has no relations to save
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self.message_user(
+            request,
+            format_html(
+                "API token for {} created. Copy the key now, it is not shown again: <code>{}</code>",
+                obj.user.get_username(),
+                obj._issued_key,
+            ),
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:knox_authtoken_changelist"))
+
+    def delete_model(self, request, obj):
+        from .services import api_tokens_revoke
+
+        api_tokens_revoke(tokens=[obj])
+
+    def delete_queryset(self, request, queryset):
+        from .services import api_tokens_revoke
+
+        api_tokens_revoke(tokens=queryset)
+
+    @admin.action(description="Revoke the selected API tokens")
+    def revoke(self, request, queryset):
+        from .services import api_tokens_revoke
+
+        try:
+            count = api_tokens_revoke(tokens=queryset)
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        self.message_user(request, f"Revoked {count} API token(s): refused from the next request on.")

@@ -11,12 +11,15 @@ account is API-only (`is_staff=False`, no group).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from knox.models import AuthToken
+from knox.models import get_digest_token, get_token_model
+from knox.settings import CONSTANTS
 
 from config.errors import InvalidInput
 from stores.models import Location, LocationKind, Role, StaffAssignment, StaffProfile
@@ -168,7 +171,34 @@ def user_role_groups_sync(user, role: str | None) -> None:
         user.groups.add(*(wanted_groups - current_groups))
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    token: object  # the stored row: its digest (SHA-512 of the key), never the key itself
+    key: str  # the plaintext, shown once to whoever issued it and stored nowhere
+
+
+def api_token_issue(*, user, expiry: dt.datetime | None = None) -> IssuedToken:
+    """A new API token for an active `user`, valid until `expiry` (None: until revoked). The
+    user's other tokens stay valid. Only the key's digest is stored (knox)."""
+    if not user.is_active:
+        raise InvalidInput(f"User {user.get_username()!r} is inactive: it cannot have a token.")
+    digest, key = get_digest_token()
+    token = get_token_model()(
+        digest=digest, token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH], user=user, expiry=expiry
+    )
+    token.save(force_insert=True)
+    return IssuedToken(token=token, key=key)
+
+
 def api_token_create(user) -> str:
-    """A new API token for `user` (earlier tokens stay valid until revoked)."""
-    _, token = AuthToken.objects.create(user=user)
-    return token
+    """A new API token for `user` that never expires; the plaintext key."""
+    return api_token_issue(user=user).key
+
+
+@transaction.atomic
+def api_tokens_revoke(*, tokens: Iterable) -> int:
+    """Delete these tokens (rows or a queryset); returns how many. Every process refuses them from
+    the next request on (config.api.authentication drops them from the shared cache)."""
+    Token = get_token_model()
+    _, per_model = Token.objects.filter(digest__in=[t.digest for t in tokens]).delete()
+    return per_model.get(Token._meta.label, 0)
