@@ -168,8 +168,9 @@ def _mark_stale(keys: list[str], ttl: float) -> None:
     auth_cache().set_many(dict.fromkeys(keys, _STALE), timeout=ttl)
 
 
-def _token_changed(sender, instance, **kwargs) -> None:
-    auth_cache_forget([instance.digest])
+def _token_changed(sender, instance, created=False, **kwargs) -> None:
+    if not created:  # a new token has no entry yet
+        auth_cache_forget([instance.digest])
 
 
 def _user_changed(sender, instance, update_fields=None, **kwargs) -> None:
