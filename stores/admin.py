@@ -183,7 +183,8 @@ class TokenCreateForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = User.objects.filter(is_active=True)
+        if "user" in self.fields:  # the add form (a token's own page is read-only)
+            self.fields["user"].queryset = User.objects.filter(is_active=True)
 
 
 @admin.register(Token)
