@@ -18,9 +18,11 @@ claims  16 worker processes claim 10,000 queued pending fulfillments at one loca
         identical fresh queue (another location) with raw `UPDATE ... WHERE id = (SELECT ... FOR UPDATE
         SKIP LOCKED LIMIT 1) RETURNING id`. Verified from the database: every task claimed exactly once.
 
-Database: oms_bench_orders (created and migrated here, emptied at the start of each benchmark).
-Celery publishes to Redis db 7 (what production does: a broker, not in-process delivery); the queue
-is emptied afterwards. --quick is a smoke mode with tiny numbers that leaves docs/benchmarks.md alone.
+Database: oms_bench_orders (BENCH_ORDERS_DB; created and migrated here, emptied at the start of each benchmark).
+Celery publishes to Redis db 7 (what production does: a broker, not in-process delivery), and
+Django's cache (the API token cache) is there too; the db is emptied afterwards. BENCH_ORDERS_DB and
+BENCH_ORDERS_REDIS name another database and Redis db (two people benchmarking on one machine).
+--quick is a smoke mode with tiny numbers that leaves docs/benchmarks.md alone.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ from dataclasses import dataclass, field
 
 from .common import ROOT, ensure_database, loadavg, machine, machine_md, percentile, table, update_doc
 
-DATABASE = "oms_bench_orders"
+DATABASE = os.environ.get("BENCH_ORDERS_DB", "oms_bench_orders")
 PG_BASE = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS_URL = "redis://127.0.0.1:6379/7"  # bench-orders' own Redis db
+REDIS_URL = os.environ.get("BENCH_ORDERS_REDIS", "redis://127.0.0.1:6379/7")  # bench-orders' own Redis db
 STORE = "FLASH-STORE"
 SKU = "FLASH-SKU"
 COUNT_SKU = "FLASH-COUNT"
@@ -118,6 +120,8 @@ def configure() -> str:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
     os.environ["DEBUG"] = "False"
     os.environ["CELERY_BROKER_URL"] = REDIS_URL
+    # Django's cache in Redis, as in production (the token cache; CACHE_URL= empty: local memory)
+    os.environ.setdefault("CACHE_URL", REDIS_URL)
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     import django
 
@@ -223,6 +227,7 @@ class Gunicorn:
             "DEBUG": "False",
             "ROOT_URLCONF": self.urlconf,
             "CELERY_BROKER_URL": REDIS_URL,
+            "CACHE_URL": os.environ.get("CACHE_URL", REDIS_URL),
             "LOG_LEVEL": "ERROR",
         }
 
@@ -580,7 +585,7 @@ def sql_gist(sql: str) -> str:
 STATEMENT_OWNERS = [  # (gist prefix, what in the request sends it)
     (
         "SELECT knox_authtoken",
-        "authentication: token, user and role in one query (none while the process has verified the token in the last OMS AUTH_CACHE_SECONDS)",
+        "authentication: token, user and role in one query (none while the token is in Django's cache, OMS AUTH_CACHE_SECONDS)",
     ),
     ("SELECT stores_staffprofile", "permission: the user's role"),
     ("INSERT orders_idempotencykey", "Idempotency-Key: claim the key"),
