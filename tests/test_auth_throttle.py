@@ -59,6 +59,9 @@ def test_failed_token_authentications_lock_the_address_after_the_limit(clock, ur
     body = response.json()
     assert body["error"]["code"] == "throttled"
     assert body["error"]["details"] == {"retry_after_seconds": WINDOW}
+    assert body["error"]["message"] == (
+        f"Too many failed authentications from this address. Expected available in {WINDOW} seconds."
+    )
     assert response["Retry-After"] == str(WINDOW)
     assert _bad(anon_client, url).status_code == 429
 

@@ -59,46 +59,49 @@ def _ttl() -> float:
     return settings.OMS.get("AUTH_CACHE_SECONDS", 0)
 
 
+def _resolution() -> int:
+    return settings.OMS.get("TOKEN_USE_RESOLUTION_SECONDS", 60)
+
+
 class TokenAuthentication(KnoxTokenAuthentication):
     def authenticate(self, request):
         auth = get_authorization_header(request).split()
         if not auth or auth[0].lower() != self.authenticate_header(request).encode().lower():
             return None  # not a token request: another authenticator's, or anonymous
-        address = client_address(request)
-        failures = token_failures()
-        cache = auth_cache()
+        address, failures, now = client_address(request), token_failures(), timezone.now()
         digest = _digest(auth)
-        now = timezone.now()
-        keys = [failures.key(address, now=now.timestamp())] if failures.enabled else []
-        resolution = settings.OMS.get("TOKEN_USE_RESOLUTION_SECONDS", 60)
-        if digest is not None:
-            keys += [_entry_key(digest), _used_key(digest)] if resolution > 0 else [_entry_key(digest)]
-        found = cache.get_many(keys) if keys else {}
-        wait = failures.wait(found.get(keys[0]), now=now.timestamp()) if failures.enabled else None
-        if wait is not None:
-            raise exceptions.Throttled(
-                wait, detail=f"Too many failed authentications from this address; retry in {wait} seconds."
-            )
+        found = _cached(digest=digest, failures_key=failures.key(address, now=now.timestamp()))
+        wait = failures.wait(found["failures"], now=now.timestamp())
+        if wait is not None:  # DRF adds "Expected available in <wait> seconds."
+            raise exceptions.Throttled(wait, detail="Too many failed authentications from this address.")
         try:
             if digest is None:
                 raise exceptions.AuthenticationFailed("Invalid token header.")
-            auth_token = found.get(_entry_key(digest))
+            auth_token = found["entry"]
             if auth_token is None or auth_token == _STALE:
-                auth_token = _token_from_database(auth[1], digest)
-                if auth_token is None:
-                    raise exceptions.AuthenticationFailed("Invalid token.")
-                valid = (auth_token.expiry is None or auth_token.expiry >= now) and auth_token.user.is_active
-                if valid and found.get(_entry_key(digest)) is None and _ttl() > 0:
-                    cache.add(_entry_key(digest), auth_token, timeout=_ttl())
-            if auth_token.expiry is not None and auth_token.expiry < now:
+                auth_token = _token_from_database(auth[1], digest, now=now, cache_it=auth_token is None)
+            if auth_token is None or (auth_token.expiry is not None and auth_token.expiry < now):
                 raise exceptions.AuthenticationFailed("Invalid token.")
-            user, auth_token = self.validate_user(auth_token)
+            user, auth_token = self.validate_user(auth_token)  # 401 for an inactive user
         except exceptions.AuthenticationFailed:
             failures.fail(address)
             raise
-        if resolution > 0 and found.get(_used_key(digest)) is None:
-            _record_use(auth_token, now, resolution)
+        if found["used"] is None and _resolution() > 0:
+            _record_use(auth_token, now, _resolution())
         return user, auth_token
+
+
+def _cached(*, digest: str | None, failures_key: str) -> dict:
+    """In one round trip: the client's failure count, the token's entry (a token, the stale marker
+    or None) and its last-use marker. Asks only for what the settings use."""
+    keys = {"failures": failures_key if token_failures().enabled else None}
+    if digest is not None:
+        keys["entry"] = _entry_key(digest)
+        keys["used"] = _used_key(digest) if _resolution() > 0 else None
+    wanted = [k for k in keys.values() if k]
+    values = auth_cache().get_many(wanted) if wanted else {}
+    found = {name: values.get(key) if key else None for name, key in keys.items()}
+    return {"failures": None, "entry": None, "used": None, **found}
 
 
 def _digest(auth: list[bytes]) -> str | None:
@@ -111,9 +114,10 @@ def _digest(auth: list[bytes]) -> str | None:
         return None
 
 
-def _token_from_database(token: bytes, digest: str):
+def _token_from_database(token: bytes, digest: str, *, now, cache_it: bool):
     """The token with this digest, with its user (password left out: it goes into the cache) and
-    the user's staff profile loaded. One query."""
+    the user's staff profile loaded. One query. A valid one is cached if `cache_it` (not where a
+    stale marker is: `add` never replaces one)."""
     candidates = (
         get_token_model()
         .objects.select_related("user", "user__staff_profile")
@@ -122,6 +126,9 @@ def _token_from_database(token: bytes, digest: str):
     )
     for auth_token in candidates:
         if compare_digest(digest, auth_token.digest):
+            valid = (auth_token.expiry is None or auth_token.expiry >= now) and auth_token.user.is_active
+            if valid and cache_it and _ttl() > 0:
+                auth_cache().add(_entry_key(digest), auth_token, timeout=_ttl())
             return auth_token
     return None
 
