@@ -414,6 +414,7 @@ def test_two_processes_sharing_redis_see_a_revocation_at_once(client, url, two_p
     b = two_processes("worker-b")
     assert a is not b
     assert a._cache.get_client() is not b._cache.get_client()
+    assert a._cache._pools[0] is not b._cache._pools[0]
     status, statements = _get(client, url)
     assert (status, _token_queries(statements)) == (200, [])  # worker B finds A's entry
     api_tokens_revoke(tokens=AuthToken.objects.filter(user=client.user))  # revoked in worker B

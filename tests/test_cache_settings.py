@@ -1,5 +1,5 @@
 """Which cache each settings profile uses: local memory on the embedded default, Redis in production
-(CACHE_URL, defaulting to the broker's URL). Read in a subprocess: settings load once per process."""
+(CACHE_URL, defaulting to the broker's URL), through config.cache.RedisCache. Read in a subprocess: settings load once per process."""
 
 import json
 import os
@@ -44,7 +44,7 @@ def test_the_embedded_default_keeps_its_cache_in_the_process():
 def test_base_settings_use_redis_when_given_a_cache_url():
     s = _settings("config.settings.base", CACHE_URL="redis://10.1.2.3:6379/4")
     assert s["caches"]["default"] == {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.RedisCache",
         "LOCATION": "redis://10.1.2.3:6379/4",
     }
 
@@ -62,7 +62,29 @@ def test_base_settings_use_redis_when_given_a_cache_url():
 def test_production_shares_one_redis_cache(env, location):
     s = _settings("config.settings.production", **PRODUCTION_ENV, **env)
     assert s["caches"]["default"] == {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.RedisCache",
         "LOCATION": location,
     }
     assert s["proxies"] == 1
+
+
+@pytest.mark.redis
+def test_the_redis_cache_reuses_its_client(settings):
+    """config.cache.RedisCache: Django's backend, one redis-py client per connection pool."""
+    from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+
+    from config.cache import RedisCache
+
+    cache = RedisCache(settings.TEST_BROKER_URL, {"KEY_PREFIX": f"test-cache-{os.getpid()}"})
+    assert isinstance(cache, DjangoRedisCache)
+    client = cache._cache.get_client(write=True)
+    assert cache._cache.get_client() is client
+    assert cache._cache.get_client("some key", write=False) is client  # one server: one pool
+    try:
+        cache.set("k", {"a": 1}, timeout=30)
+        assert cache.get_many(["k", "missing"]) == {"k": {"a": 1}}
+        assert cache.add("n", 1, timeout=30)
+        assert cache.incr("n") == 2
+    finally:
+        cache.delete_many(["k", "n"])
+        cache.close()

@@ -112,7 +112,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # the authentication failure counters and DRF's throttles live there (docs/operations.md, "Caches").
 CACHE_URL = env("CACHE_URL", default="")
 if CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    # Django's RedisCache, reusing its redis-py client objects (config/cache.py)
+    CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": CACHE_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

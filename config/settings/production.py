@@ -30,6 +30,7 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
 # One cache for every process: a revoked token is refused at once by every worker, and the
 # authentication failure counters and DRF's throttles count across workers.
 CACHE_URL = env("CACHE_URL", default="") or env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+# Django's RedisCache, reusing its redis-py client objects (config/cache.py)
+CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": CACHE_URL}}
 # Behind the TLS-terminating proxy (SECURE_PROXY_SSL_HEADER): the client is the address it saw.
 REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": env.int("NUM_PROXIES", default=1)}
