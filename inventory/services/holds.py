@@ -15,11 +15,12 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from config.errors import InvalidInput, NotFound
 
-from ..models import Hold, HoldLine, MovementKind
+from ..models import Hold, HoldLine, MovementKind, StockLevel
 from .changes import (
     Change,
     announce,
@@ -57,14 +58,6 @@ def hold_create(
         created_by=user if user and user.is_authenticated else None,
     )
     merged = merge_changes(Change(ln.location_id, ln.sku_id, held=ln.quantity) for ln in lines)
-    HoldLine.objects.bulk_create(
-        [
-            HoldLine(
-                hold=hold, location_id=c.location_id, sku_id=c.sku_id, quantity=c.held, expires_at=expires_at
-            )
-            for c in merged
-        ]
-    )
     apply_changes(
         merged,
         kind=MovementKind.HOLD,
@@ -73,6 +66,17 @@ def hold_create(
         user=user,
         consumes=True,
         on_violation=insufficient,
+    )
+    # The lines after the counters: a short level reclaims expired hold lines (changes.
+    # reclaim_expired_holds), and with a very short ttl this hold's own lines, had they been
+    # written first, would already count as expired and be "given back" before being counted.
+    HoldLine.objects.bulk_create(
+        [
+            HoldLine(
+                hold=hold, location_id=c.location_id, sku_id=c.sku_id, quantity=c.held, expires_at=expires_at
+            )
+            for c in merged
+        ]
     )
     return hold
 
@@ -105,7 +109,17 @@ def hold_extend(*, hold_id, ttl: dt.timedelta | None = None) -> Hold:
 def _give_back(
     hold: Hold, *, kind: str, user, reason: str, into_reserved: bool, reference: str
 ) -> list[HoldLine]:
-    """Take the hold's units out of `held` (into `reserved` with `into_reserved`); its lines."""
+    """Take the hold's units out of `held` (into `reserved` with `into_reserved`); its lines.
+
+    The hold's row lock keeps other hold calls out, but not a writer that reclaims expired hold
+    lines (changes.reclaim_expired_holds deletes them under the stock levels' locks only). So the
+    lines are read once their levels are locked (in pk order, as changes.lock_levels does): what a
+    reclaimer gave back before is no longer the hold's to give back.
+    """
+    hold_levels = HoldLine.objects.filter(
+        hold=hold, location_id=OuterRef("location_id"), sku_id=OuterRef("sku_id")
+    )
+    list(StockLevel.objects.select_for_update().filter(Exists(hold_levels)).order_by("pk").values_list("pk"))
     lines = list(hold.lines.all())
     if lines:
         apply_changes(
