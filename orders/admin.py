@@ -90,7 +90,7 @@ class FulfillmentAdmin(admin.ModelAdmin):
     action_form = FulfillmentActionForm
     list_display = ("id", "order_number", "location", "method", "status", "claimed_by", "created_at", "items")
     list_filter = ("status", "method", "location")
-    search_fields = ("order__number", "pickup_code", "order__customer__email", "order__customer__phone")
+    search_fields = ("order__number", "pickup_code", "order__contact_email", "order__contact_phone")
     list_select_related = ("order", "location", "claimed_by")
     inlines = [FulfillmentLineInline]
     readonly_fields = (
@@ -295,21 +295,24 @@ class OrderAdmin(admin.ModelAdmin):
         "number",
         "status",
         "channel",
-        "customer",
+        "contact",
         "fulfillment_method",
         "total",
         "currency",
         "created_at",
     )
     list_filter = ("status", "channel", "fulfillment_method")
-    search_fields = ("number", "customer__email", "customer__phone", "fulfillments__pickup_code")
-    list_select_related = ("customer",)
+    # The contact as given on the order, never the stored customer's (docs/security.md).
+    search_fields = ("number", "contact_email", "contact_phone", "fulfillments__pickup_code")
     inlines = [OrderLineInline, FulfillmentInline, OrderEventInline]
     readonly_fields = (
         "number",
         "status",
         "channel",
-        "customer",
+        "customer_number",
+        "contact_name",
+        "contact_email",
+        "contact_phone",
         "currency",
         "subtotal",
         "total",
@@ -327,6 +330,15 @@ class OrderAdmin(admin.ModelAdmin):
         return _scoped(
             qs, request.user, "fulfillments__location_id", "pickup_location_id", "placed_at_location_id"
         )
+
+    @admin.display(description="Customer")
+    def contact(self, order):
+        """The contact as given on this order (not the stored customer's name or other contact)."""
+        return " ".join(x for x in (order.contact_name, order.contact_email, order.contact_phone) if x) or "-"
+
+    @admin.display(description="Customer no.")
+    def customer_number(self, order):
+        return order.customer_id
 
     def has_module_permission(self, request):
         return _is_staff(request.user)

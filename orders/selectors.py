@@ -13,7 +13,7 @@ from .models import Customer, Fulfillment, FulfillmentLine, FulfillmentStatus, O
 
 
 def _order_qs() -> QuerySet[Order]:
-    return Order.objects.select_related("customer", "pickup_location", "placed_at_location").prefetch_related(
+    return Order.objects.select_related("pickup_location", "placed_at_location").prefetch_related(
         Prefetch("lines", queryset=OrderLine.objects.select_related("sku").order_by("pk")),
         Prefetch(
             "fulfillments",
