@@ -18,6 +18,7 @@ from stores.selectors import user_location_ids, user_role
 
 from . import services
 from .models import Customer, Fulfillment, FulfillmentLine, FulfillmentStatus, Order, OrderEvent, OrderLine
+from .selectors import sees_customers, visible_customers
 
 STAFF_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE, Role.MANAGER)
 
@@ -358,6 +359,10 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    """Whole customers, read-only: a manager sees the customers with an order at their locations,
+    a network-wide manager or a superuser everyone; associates and warehouse staff no one
+    (orders.selectors.sees_customers / visible_customers, the API's rule)."""
+
     list_display = ("id", "name", "email", "phone", "language", "preferred_location", "created_at")
     search_fields = ("email", "phone", "name")
     readonly_fields = (
@@ -370,12 +375,20 @@ class CustomerAdmin(admin.ModelAdmin):
         "created_at",
     )
 
+    def get_queryset(self, request):
+        return visible_customers(super().get_queryset(request), request.user)
+
+    def _allowed(self, request) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_staff and sees_customers(user))
+
+    def has_module_permission(self, request):
+        return self._allowed(request)
+
     def has_view_permission(self, request, obj=None):
-        return (
-            request.user.is_active
-            and request.user.is_staff
-            and (request.user.is_superuser or user_role(request.user) == Role.MANAGER)
-        )
+        if not self._allowed(request):
+            return False
+        return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
 
     def has_change_permission(self, request, obj=None):
         return False
