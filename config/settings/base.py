@@ -196,6 +196,9 @@ OMS = {
     # The region a phone number without a country code is read in (config/contacts.py), ISO 3166
     # two letters: "090 1234 5678" with "JP" is +819012345678.
     "PHONE_REGION": env.str("OMS_PHONE_REGION", default="JP"),
+    # Wrong pickup codes a fulfillment takes before every code is refused (429 too_many_attempts)
+    # until staff issue a new one (orders.services.pickup_code_reissue). Counted in the database.
+    "PICKUP_CODE_MAX_ATTEMPTS": env.int("OMS_PICKUP_CODE_MAX_ATTEMPTS", default=5),
     # Routing policy, applied in order (orders/routing/base.py). Also available: StoresBeforeWarehouses
     # (clear store stock first), WarehousesBeforeStores, MostStockFirst; bare class names are accepted.
     "ROUTING_PIPELINE": env.list(

@@ -50,7 +50,9 @@ class CanPlaceOrders(BasePermission):
 
 
 def _show_code(user) -> bool:
-    return user.is_superuser or user_role(user) == Role.STOREFRONT
+    """Only the storefront, which tells the customer; never staff, superusers included (whoever
+    hands the goods over must be shown the code, not read it: docs/security.md)."""
+    return not user.is_superuser and user_role(user) == Role.STOREFRONT
 
 
 def _fulfillment_in(data: dict) -> services.FulfillmentIn:
@@ -317,13 +319,38 @@ class FulfillmentReadyApi(_FulfillmentCommand):
         services.fulfillment_ready(fulfillment_id=pk, user=request.user, channel="api")
 
 
-@extend_schema(request=s.CollectIn)
+@extend_schema(
+    request=s.CollectIn,
+    description=(
+        "The code is read case-insensitively, spaces and hyphens ignored. A wrong code is 422 "
+        "`wrong_pickup_code` (`details.attempts_left`); after `OMS_PICKUP_CODE_MAX_ATTEMPTS` (5) wrong codes "
+        "every code is 429 `too_many_attempts` until `POST /fulfillments/{id}/new-pickup-code/`."
+    ),
+    responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422, 429)},
+)
 class FulfillmentCollectApi(_FulfillmentCommand):
     input_serializer = s.CollectIn
 
     def run(self, request, pk, data):
         services.fulfillment_collect(
             fulfillment_id=pk, pickup_code=data["pickup_code"], user=request.user, channel="api"
+        )
+
+
+@extend_schema(
+    request=s.ReasonIn,
+    summary="A new pickup code, sent to the customer; the count of wrong codes restarts",
+    description=(
+        "For a fulfillment ready for pickup (else 409): the old code stops working, the customer is sent the "
+        "new one (and the storefront reads it on the order); it is never in this response."
+    ),
+)
+class FulfillmentNewPickupCodeApi(_FulfillmentCommand):
+    input_serializer = s.ReasonIn
+
+    def run(self, request, pk, data):
+        services.pickup_code_reissue(
+            fulfillment_id=pk, user=request.user, reason=data["reason"], channel="api"
         )
 
 
