@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.permissions import IsStaff, IsStorefront, IsStorefrontOrStaff
+from config.api.throttling import CustomerLookupThrottle, CustomerSearchThrottle
 from config.contacts import normalise_phone
 from config.errors import InvalidInput, NotFound
 from config.idempotency import ThenBeforeCommit, idempotent
@@ -85,6 +86,7 @@ class OrderFilter(django_filters.FilterSet):
 
 class OrderListCreateApi(generics.ListAPIView):
     permission_classes = [CanPlaceOrders]
+    throttle_classes = [CustomerSearchThrottle]  # only GET with customer_email/customer_phone
     serializer_class = s.OrderOut
     filterset_class = OrderFilter
 
@@ -443,6 +445,7 @@ class HoldDetailApi(APIView):
 
 class CustomerDetailApi(APIView):
     permission_classes = [IsStorefront]
+    throttle_classes = [CustomerLookupThrottle]
 
     @extend_schema(operation_id="customers_retrieve", responses={200: s.CustomerOut, **errors(401, 403, 404)})
     def get(self, request, pk):
@@ -453,6 +456,7 @@ class CustomerDetailApi(APIView):
 
 class CustomerPreferencesApi(APIView):
     permission_classes = [IsStorefront]
+    throttle_classes = [CustomerLookupThrottle]  # it answers with the whole customer
 
     @extend_schema(
         operation_id="customers_preferences",
