@@ -90,6 +90,19 @@ def test_the_counters_live_in_the_default_cache(anon_client, rates):
         assert anon_client.delete(f"{BIS}garbage/", REMOTE_ADDR="198.51.100.7").status_code == 404
 
 
+def test_when_the_cache_is_down_requests_go_through_uncounted(anon_client, rates, settings, caplog):
+    rates(anon="1/minute")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    codes = [anon_client.delete(f"{BIS}garbage/", REMOTE_ADDR="198.51.100.7").status_code for _ in range(3)]
+    assert codes == [404, 404, 404]
+    assert "the cache is unavailable" in caplog.text
+
+
 # --- Anonymous requests, per client address ------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """Request rates (DRF throttles), counted in Django's default cache: Redis in production, shared by
 every process; local memory in the embedded default, so there each process counts for itself.
+When the cache cannot be reached, requests are let through uncounted (and a warning logged).
 What is limited, per what, and why the storefront's hot paths are not: docs/security.md, "Throttling".
 
 Rates are REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (config/settings/base.py, THROTTLE_* in the
@@ -10,11 +11,14 @@ environment), read on every request. A refused request is 429 `throttled` with `
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework import throttling
 from rest_framework.settings import api_settings
+
+logger = logging.getLogger(__name__)
 
 # Project modules are imported where used: DRF imports this module while rest_framework.views is
 # still loading (DEFAULT_THROTTLE_CLASSES), and config.errors imports rest_framework.views.
@@ -54,14 +58,25 @@ class WindowThrottle(throttling.SimpleRateThrottle):
         window = int(now // self.duration)
         self.key = f"{key}:{window}"
         self.retry_after = (window + 1) * self.duration - now
+        try:
+            count = self._count()
+        except Exception:
+            # The cache is down: serve the request uncounted rather than fail it (a throttle is a
+            # second line of defence; the API staying up is the first job).
+            logger.warning(
+                "throttle %s: the cache is unavailable, request not counted", self.scope, exc_info=True
+            )
+            return True
+        return count <= self.num_requests
+
+    def _count(self) -> int:
         # Kept two windows, so it never expires under a request of its own window (incr would fail).
         self.cache.add(self.key, 0, timeout=2 * self.duration)
         try:
-            count = self.cache.incr(self.key)
+            return self.cache.incr(self.key)
         except ValueError:  # evicted in between
             self.cache.set(self.key, 1, timeout=2 * self.duration)
-            count = 1
-        return count <= self.num_requests
+            return 1
 
     def wait(self) -> float:
         return math.ceil(self.retry_after)

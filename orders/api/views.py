@@ -321,17 +321,22 @@ class FulfillmentReadyApi(_FulfillmentCommand):
         services.fulfillment_ready(fulfillment_id=pk, user=request.user, channel="api")
 
 
-@extend_schema(
-    request=s.CollectIn,
-    description=(
-        "The code is read case-insensitively, spaces and hyphens ignored. A wrong code is 422 "
-        "`wrong_pickup_code` (`details.attempts_left`); after `OMS_PICKUP_CODE_MAX_ATTEMPTS` (5) wrong codes "
-        "every code is 429 `too_many_attempts` until `POST /fulfillments/{id}/new-pickup-code/`."
-    ),
-    responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422, 429)},
-)
 class FulfillmentCollectApi(_FulfillmentCommand):
     input_serializer = s.CollectIn
+
+    @extend_schema(
+        request=s.CollectIn,
+        summary="Handed over to the customer who showed the pickup code",
+        description=(
+            "The code is read case-insensitively, spaces and hyphens ignored. A wrong code is 422 "
+            "`wrong_pickup_code` (`details.attempts_left`); after `OMS_PICKUP_CODE_MAX_ATTEMPTS` (5) wrong codes "
+            "every code is 429 `too_many_attempts` until `POST /fulfillments/{id}/new-pickup-code/`. Each "
+            "refused code is a `pickup_code_refused` event in the order's timeline."
+        ),
+        responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422, 429)},
+    )
+    def post(self, request, pk):
+        return super().post(request, pk)
 
     def run(self, request, pk, data):
         services.fulfillment_collect(
@@ -447,7 +452,9 @@ class CustomerDetailApi(APIView):
     permission_classes = [IsStorefront]
     throttle_classes = [CustomerLookupThrottle]
 
-    @extend_schema(operation_id="customers_retrieve", responses={200: s.CustomerOut, **errors(401, 403, 404)})
+    @extend_schema(
+        operation_id="customers_retrieve", responses={200: s.CustomerOut, **errors(401, 403, 404, 429)}
+    )
     def get(self, request, pk):
         customer = selectors.customer_get(customer_id=pk, user=request.user)
         orders = selectors.customer_orders(customer=customer)
@@ -461,7 +468,7 @@ class CustomerPreferencesApi(APIView):
     @extend_schema(
         operation_id="customers_preferences",
         request=s.PreferencesIn,
-        responses={200: s.CustomerOut, **errors(400, 401, 403, 404, 422)},
+        responses={200: s.CustomerOut, **errors(400, 401, 403, 404, 422, 429)},
     )
     def patch(self, request, pk):
         data = s.PreferencesIn(data=request.data)
