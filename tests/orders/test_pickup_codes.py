@@ -377,3 +377,40 @@ def test_the_admin_collects_one_fulfillment_at_a_time(net, associate):
     assert set(
         Fulfillment.objects.filter(pk__in=[a.pk, b.pk]).values_list("status", "pickup_code_attempts")
     ) == {("ready_for_pickup", 0)}
+
+
+@pytest.mark.parametrize("language", ["en", "ja", "ko"])
+@pytest.mark.parametrize("channel", ["email", "sms"])
+def test_the_ready_message_says_when_the_code_is_new(language, channel):
+    from notifications.services.delivery import notification_render
+
+    context = {"order_number": "ORD-1", "store_name": "Shibuya", "pickup_code": "K7QM-3XPD"}
+    first = notification_render(
+        Notification(
+            event="ready_for_pickup",
+            channel=channel,
+            language=language,
+            context={**context, "new_code": False},
+        )
+    )
+    again = notification_render(
+        Notification(
+            event="ready_for_pickup",
+            channel=channel,
+            language=language,
+            context={**context, "new_code": True},
+        )
+    )
+    assert "K7QM-3XPD" in first.body
+    assert "K7QM-3XPD" in again.body
+    assert again.body != first.body
+    marker = {
+        ("sms", "en"): "New pickup code",
+        ("email", "en"): "earlier codes no longer work",
+        ("sms", "ja"): "新しい受取コード",
+        ("email", "ja"): "以前のコードは使えません",
+        ("sms", "ko"): "새 코드",
+        ("email", "ko"): "이전 코드는",
+    }[(channel, language)]
+    assert marker in again.body
+    assert marker not in first.body
