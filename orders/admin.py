@@ -60,7 +60,8 @@ class _ReadOnlyInline(admin.TabularInline):
 class FulfillmentActionForm(ActionForm):
     carrier = forms.CharField(required=False, max_length=64, label="Carrier")
     tracking_number = forms.CharField(required=False, max_length=64, label="Tracking no.")
-    pickup_code = forms.CharField(required=False, max_length=12, label="Pickup code")
+    # As typed: case, spaces and hyphens do not matter (orders.services.codes.code_normalise).
+    pickup_code = forms.CharField(required=False, max_length=32, label="Pickup code")
     reason = forms.CharField(required=False, max_length=255, label="Reason")
 
 
@@ -91,7 +92,9 @@ class FulfillmentAdmin(admin.ModelAdmin):
     action_form = FulfillmentActionForm
     list_display = ("id", "order_number", "location", "method", "status", "claimed_by", "created_at", "items")
     list_filter = ("status", "method", "location")
-    search_fields = ("order__number", "pickup_code", "order__contact_email", "order__contact_phone")
+    # Never the pickup code (whoever hands the goods over must be shown it, not find it), and the
+    # contact as given on the order, never the stored customer's (docs/security.md).
+    search_fields = ("order__number", "order__contact_email", "order__contact_phone")
     list_select_related = ("order", "location", "claimed_by")
     inlines = [FulfillmentLineInline]
     readonly_fields = (
@@ -109,9 +112,10 @@ class FulfillmentAdmin(admin.ModelAdmin):
         "ready_at",
         "collected_at",
         "created_at",
+        "pickup_code_attempts",
     )
     exclude = ("pickup_code",)  # the customer brings it; staff type it in to hand over
-    actions = ["claim", "pick_all", "pack", "ship", "ready", "collect", "cancel"]
+    actions = ["claim", "pick_all", "pack", "ship", "ready", "collect", "new_pickup_code", "cancel"]
 
     def get_queryset(self, request):
         return _scoped(super().get_queryset(request), request.user, "location_id")
@@ -215,6 +219,12 @@ class FulfillmentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Collect (fill in the customer's pickup code)")
     def collect(self, request, queryset):
+        if queryset.count() != 1:
+            # A code belongs to one fulfillment: tried on others it would count as wrong there.
+            self.message_user(
+                request, "Collect one fulfillment at a time: its own pickup code.", messages.ERROR
+            )
+            return
         code = self._form(request, "pickup_code")
         _run(
             self,
@@ -223,6 +233,19 @@ class FulfillmentAdmin(admin.ModelAdmin):
             "Collected",
             lambda f: services.fulfillment_collect(
                 fulfillment_id=f.pk, pickup_code=code, user=request.user, channel="admin"
+            ),
+        )
+
+    @admin.action(description="New pickup code (sent to the customer; after too many wrong codes)")
+    def new_pickup_code(self, request, queryset):
+        reason = self._form(request, "reason")
+        _run(
+            self,
+            request,
+            queryset,
+            "New pickup code sent to the customer",
+            lambda f: services.pickup_code_reissue(
+                fulfillment_id=f.pk, user=request.user, reason=reason, channel="admin"
             ),
         )
 
@@ -303,8 +326,9 @@ class OrderAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("status", "channel", "fulfillment_method")
-    # The contact as given on the order, never the stored customer's (docs/security.md).
-    search_fields = ("number", "contact_email", "contact_phone", "fulfillments__pickup_code")
+    # The contact as given on the order, never the stored customer's; never the pickup code.
+    search_fields = ("number", "contact_email", "contact_phone")
+    list_select_related = ("customer",)
     inlines = [OrderLineInline, FulfillmentInline, OrderEventInline]
     readonly_fields = (
         "number",

@@ -206,7 +206,11 @@ class Fulfillment(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     carrier = models.CharField(max_length=64, blank=True)
     tracking_number = models.CharField(max_length=64, blank=True)
+    # orders.services.codes: 8 characters (6 digits before issue 9); never shown to staff.
     pickup_code = models.CharField(max_length=12, blank=True)
+    # Refused tries of the current pickup code; at OMS["PICKUP_CODE_MAX_ATTEMPTS"] it is locked
+    # until a new code is issued (which resets it).
+    pickup_code_attempts = models.PositiveIntegerField(default=0)
     customer_arrived_at = models.DateTimeField(null=True, blank=True)
     arrival_note = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -257,6 +261,8 @@ class EventType(models.TextChoices):
     REROUTED = "rerouted", "Re-routed"
     LINE_CANCELLED = "line_cancelled", "Line cancelled"
     CUSTOMER_ARRIVED = "customer_arrived", "Customer arrived (curbside)"
+    PICKUP_CODE_REFUSED = "pickup_code_refused", "Pickup code refused"
+    PICKUP_CODE_ISSUED = "pickup_code_issued", "New pickup code issued"
     CANCELLED = "cancelled", "Order cancelled"
 
 

@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from knox.models import AuthToken
 from rest_framework.test import APIClient
@@ -23,6 +24,13 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "redis" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _empty_default_cache():
+    """Each test starts with an empty default cache: throttle counters (anonymous requests all come
+    from one test address), cached answers."""
+    cache.clear()
 
 
 @pytest.fixture

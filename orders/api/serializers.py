@@ -100,7 +100,8 @@ class ShipIn(serializers.Serializer):
 
 
 class CollectIn(serializers.Serializer):
-    pickup_code = serializers.CharField(max_length=12)
+    # As typed: case, spaces and hyphens do not matter (orders.services.codes.code_normalise).
+    pickup_code = serializers.CharField(max_length=32)
 
 
 class ReasonIn(serializers.Serializer):
@@ -191,7 +192,8 @@ class StaffFulfillmentOut(FulfillmentOut):
     claimed_by = serializers.CharField(source="claimed_by.username", default=None, allow_null=True)
 
     class Meta(FulfillmentOut.Meta):
-        fields = [*FulfillmentOut.Meta.fields, "order", "claimed_by", "claimed_at"]
+        # Never the pickup code itself: staff type what the customer shows.
+        fields = [*FulfillmentOut.Meta.fields, "order", "claimed_by", "claimed_at", "pickup_code_attempts"]
 
 
 class OrderOut(serializers.ModelSerializer):

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.permissions import IsStaff, IsStorefront, IsStorefrontOrStaff
+from config.api.throttling import CustomerLookupThrottle, CustomerSearchThrottle
 from config.contacts import normalise_phone
 from config.errors import InvalidInput, NotFound
 from config.idempotency import ThenBeforeCommit, idempotent
@@ -64,7 +65,9 @@ class CanHold(BasePermission):
 
 
 def _show_code(user) -> bool:
-    return user.is_superuser or user_role(user) == Role.STOREFRONT
+    """Only the storefront, which tells the customer; never staff, superusers included (whoever
+    hands the goods over must be shown the code, not read it: docs/security.md)."""
+    return not user.is_superuser and user_role(user) == Role.STOREFRONT
 
 
 def _fulfillment_in(data: dict) -> services.FulfillmentIn:
@@ -97,6 +100,7 @@ class OrderFilter(django_filters.FilterSet):
 
 class OrderListCreateApi(generics.ListAPIView):
     permission_classes = [CanPlaceOrders]
+    throttle_classes = [CustomerSearchThrottle]  # only GET with customer_email/customer_phone
     serializer_class = s.OrderOut
     filterset_class = OrderFilter
 
@@ -331,13 +335,43 @@ class FulfillmentReadyApi(_FulfillmentCommand):
         services.fulfillment_ready(fulfillment_id=pk, user=request.user, channel="api")
 
 
-@extend_schema(request=s.CollectIn)
 class FulfillmentCollectApi(_FulfillmentCommand):
     input_serializer = s.CollectIn
+
+    @extend_schema(
+        request=s.CollectIn,
+        summary="Handed over to the customer who showed the pickup code",
+        description=(
+            "The code is read case-insensitively, spaces and hyphens ignored. A wrong code is 422 "
+            "`wrong_pickup_code` (`details.attempts_left`); after `OMS_PICKUP_CODE_MAX_ATTEMPTS` (5) wrong codes "
+            "every code is 429 `too_many_attempts` until `POST /fulfillments/{id}/new-pickup-code/`. Each "
+            "refused code is a `pickup_code_refused` event in the order's timeline."
+        ),
+        responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422, 429)},
+    )
+    def post(self, request, pk):
+        return super().post(request, pk)
 
     def run(self, request, pk, data):
         services.fulfillment_collect(
             fulfillment_id=pk, pickup_code=data["pickup_code"], user=request.user, channel="api"
+        )
+
+
+@extend_schema(
+    request=s.ReasonIn,
+    summary="A new pickup code, sent to the customer; the count of wrong codes restarts",
+    description=(
+        "For a fulfillment ready for pickup (else 409): the old code stops working, the customer is sent the "
+        "new one (and the storefront reads it on the order); it is never in this response."
+    ),
+)
+class FulfillmentNewPickupCodeApi(_FulfillmentCommand):
+    input_serializer = s.ReasonIn
+
+    def run(self, request, pk, data):
+        services.pickup_code_reissue(
+            fulfillment_id=pk, user=request.user, reason=data["reason"], channel="api"
         )
 
 
@@ -439,8 +473,11 @@ class HoldDetailApi(APIView):
 
 class CustomerDetailApi(APIView):
     permission_classes = [IsStorefront]
+    throttle_classes = [CustomerLookupThrottle]
 
-    @extend_schema(operation_id="customers_retrieve", responses={200: s.CustomerOut, **errors(401, 403, 404)})
+    @extend_schema(
+        operation_id="customers_retrieve", responses={200: s.CustomerOut, **errors(401, 403, 404, 429)}
+    )
     def get(self, request, pk):
         customer = selectors.customer_get(customer_id=pk, user=request.user)
         orders = selectors.customer_orders(customer=customer, user=request.user)
@@ -449,11 +486,12 @@ class CustomerDetailApi(APIView):
 
 class CustomerPreferencesApi(APIView):
     permission_classes = [IsStorefront]
+    throttle_classes = [CustomerLookupThrottle]  # it answers with the whole customer
 
     @extend_schema(
         operation_id="customers_preferences",
         request=s.PreferencesIn,
-        responses={200: s.CustomerOut, **errors(400, 401, 403, 404, 422)},
+        responses={200: s.CustomerOut, **errors(400, 401, 403, 404, 422, 429)},
     )
     def patch(self, request, pk):
         data = s.PreferencesIn(data=request.data)
