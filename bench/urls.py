@@ -28,6 +28,7 @@ class StockFloor(APIView):
 class StockFloorNoAuth(StockFloor):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []  # anonymous: the API's per-address limit would refuse the load
 
 
 urlpatterns = [

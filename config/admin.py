@@ -1,7 +1,7 @@
 """The admin's login form: failed logins are counted per username and client address.
 
 After OMS["ADMIN_LOGIN_FAILURE_LIMIT"] failures in a window of OMS["ADMIN_LOGIN_FAILURE_WINDOW_SECONDS"]
-(config.throttling, the shared cache), that username from that address is refused, even with the
+(config.auth_failures, the shared cache), that username from that address is refused, even with the
 right password, until the window ends; other usernames and other addresses are not affected. A
 successful login clears its counter. Installed on the admin site in config/urls.py.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
-from config.throttling import admin_login_failures, client_address
+from config.auth_failures import admin_login_failures, client_address
 
 
 class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):

@@ -69,6 +69,16 @@ class PolicyViolation(DomainError):
     code = "policy_violation"
 
 
+class TooManyAttempts(DomainError):
+    """Refused after too many wrong tries of a secret (a pickup code), until someone resets it (429).
+
+    Not a rate: waiting does not help, so there is no Retry-After; DRF's throttles answer 429
+    `throttled` with one (the handler below)."""
+
+    http_status = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "too_many_attempts"
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 

@@ -3,6 +3,8 @@
 Rows are read-only here: every button calls a service (notification_resend, webhook_resume).
 """
 
+import json
+
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
@@ -59,7 +61,16 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_select_related = ("order",)
     date_hierarchy = "created_at"
     actions = [resend]
-    readonly_fields = [f.name for f in Notification._meta.fields]
+    # The context shown without the pickup code: staff never read one (docs/security.md).
+    exclude = ("context",)
+    readonly_fields = ["context_shown" if f.name == "context" else f.name for f in Notification._meta.fields]
+
+    @admin.display(description="Context")
+    def context_shown(self, obj):
+        context = dict(obj.context or {})
+        if context.get("pickup_code"):
+            context["pickup_code"] = "(hidden)"
+        return json.dumps(context, ensure_ascii=False, sort_keys=True, default=str)
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):

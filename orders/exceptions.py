@@ -1,6 +1,14 @@
 """Order errors. Each is a config.errors DomainError rendered by the one exception handler."""
 
-from config.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, PolicyViolation
+from config.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    PolicyViolation,
+    TooManyAttempts,
+)
 from inventory.exceptions import InsufficientStock, UnknownSku
 
 __all__ = [
@@ -12,6 +20,7 @@ __all__ = [
     "InvalidTransition",
     "NotCurbside",
     "NothingLeftToCancel",
+    "PickupCodeLocked",
     "PickupNotOffered",
     "UnknownCustomer",
     "UnknownFulfillment",
@@ -56,6 +65,12 @@ class HoldMismatch(PolicyViolation):
 
 class WrongPickupCode(PolicyViolation):
     code = "wrong_pickup_code"
+
+
+class PickupCodeLocked(TooManyAttempts):
+    """OMS["PICKUP_CODE_MAX_ATTEMPTS"] wrong codes: every code is refused until a new one is issued."""
+
+    code = "too_many_attempts"
 
 
 class NotCurbside(PolicyViolation):

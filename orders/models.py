@@ -83,6 +83,11 @@ class Order(models.Model):
     number = models.CharField(max_length=16, default=new_order_number)  # unique: Meta
     channel = models.CharField(max_length=16, choices=Channel.choices)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    # The contact as given on this order (normalised as Customer's): what the order shows. The
+    # stored customer may know more (another email, a name) that whoever sees this order must not.
+    contact_email = models.EmailField(max_length=254, null=True, blank=True)
+    contact_phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164")
+    contact_name = models.CharField(max_length=200, blank=True)
     # Derived from the fulfillments by orders.services after every transition, stored for filtering.
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PLACED)
     currency = models.CharField(max_length=3)
@@ -201,7 +206,11 @@ class Fulfillment(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     carrier = models.CharField(max_length=64, blank=True)
     tracking_number = models.CharField(max_length=64, blank=True)
+    # orders.services.codes: 8 characters (6 digits before issue 9); never shown to staff.
     pickup_code = models.CharField(max_length=12, blank=True)
+    # Refused tries of the current pickup code; at OMS["PICKUP_CODE_MAX_ATTEMPTS"] it is locked
+    # until a new code is issued (which resets it).
+    pickup_code_attempts = models.PositiveIntegerField(default=0)
     customer_arrived_at = models.DateTimeField(null=True, blank=True)
     arrival_note = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -252,6 +261,8 @@ class EventType(models.TextChoices):
     REROUTED = "rerouted", "Re-routed"
     LINE_CANCELLED = "line_cancelled", "Line cancelled"
     CUSTOMER_ARRIVED = "customer_arrived", "Customer arrived (curbside)"
+    PICKUP_CODE_REFUSED = "pickup_code_refused", "Pickup code refused"
+    PICKUP_CODE_ISSUED = "pickup_code_issued", "New pickup code issued"
     CANCELLED = "cancelled", "Order cancelled"
 
 

@@ -226,6 +226,13 @@ def _record(
 ) -> list[OrderEvent]:
     if refresh:
         events += order_status_refresh(order, actor=actor, channel=channel, reason=reason)
+    return record_events(events)
+
+
+def record_events(events: list[OrderEvent]) -> list[OrderEvent]:
+    """Write timeline events (unsaved OrderEvents) and emit them to orders.hooks listeners, in the
+    caller's transaction. `transition()` writes status changes through it; services use it for the
+    events that change no status (a curbside arrival, a refused pickup code, a new code)."""
     OrderEvent.objects.bulk_create(events)
     emit(events)
     return events

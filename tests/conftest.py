@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from knox.models import AuthToken
 from rest_framework.test import APIClient
@@ -26,12 +27,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _empty_caches():
-    """Each test starts with empty caches: token entries, failure counters, throttles."""
-    from django.core.cache import caches
-
-    for cache in caches.all(initialized_only=True):
-        cache.clear()
+def _empty_default_cache():
+    """Each test starts with an empty default cache: throttle and authentication failure counters
+    (anonymous requests all come from one test address), token entries, cached answers."""
+    cache.clear()
 
 
 @pytest.fixture
@@ -64,10 +63,11 @@ def _client_for(user) -> APIClient:
 
 @pytest.fixture
 def api_client_for():
-    """api_client_for(role, locations=[...]) -> an APIClient authenticated as a new user with that role."""
+    """api_client_for(role, locations=[...], network_wide=False) -> an APIClient authenticated as a
+    new user with that role."""
 
-    def make(role: str = Role.STOREFRONT, locations=()):
-        return _client_for(make_staff(role=role, locations=locations))
+    def make(role: str = Role.STOREFRONT, locations=(), *, network_wide: bool = False):
+        return _client_for(make_staff(role=role, locations=locations, network_wide=network_wide))
 
     return make
 

@@ -432,3 +432,35 @@ def test_two_processes_sharing_redis_see_a_deactivation_at_once(client, url, two
     client.user.save()
     two_processes("worker-a")
     assert client.get(url).status_code == 401
+
+
+# --- the cache down ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cache_down(settings):
+    """The token cache on a Redis nobody listens to (connection refused)."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {"BACKEND": "config.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+    settings.OMS = {
+        **settings.OMS,
+        "AUTH_CACHE_ALIAS": "down",
+        "AUTH_CACHE_SECONDS": 30,
+        "TOKEN_USE_RESOLUTION_SECONDS": 60,
+        "AUTH_FAILURE_LIMIT": 2,
+    }
+
+
+def test_with_the_cache_down_tokens_are_read_from_the_database(client, url, cache_down, anon_client):
+    for _ in range(2):
+        status, statements = _get(client, url)
+        assert status == 200
+        assert len(_token_queries(statements)) == 1
+    assert not TokenUse.objects.exists()  # not recorded: without the marker it would be every request
+    anon_client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 64)
+    for _ in range(4):
+        assert anon_client.get(url).status_code == 401  # not counted: never 429
+    assert api_tokens_revoke(tokens=AuthToken.objects.filter(user=client.user)) == 1  # the save succeeds
+    assert client.get(url).status_code == 401

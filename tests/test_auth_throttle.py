@@ -1,4 +1,4 @@
-"""Failed authentications counted per client in the shared cache (config.throttling): the API's
+"""Failed authentications counted per client in the shared cache (config.auth_failures): the API's
 token authentication answers 429 `throttled`, the admin login refuses the username from that
 address, until the window ends."""
 
@@ -164,7 +164,7 @@ class _CountingCache:
 def counting_cache(monkeypatch):
     counting = _CountingCache(caches["default"])
     monkeypatch.setattr(authentication, "auth_cache", lambda: counting)
-    monkeypatch.setattr("config.throttling.auth_cache", lambda: counting)
+    monkeypatch.setattr("config.auth_failures.auth_cache", lambda: counting)
     return counting
 
 

@@ -16,6 +16,10 @@ before the change cannot put them back. Changes made around the ORM (raw SQL, Qu
 are seen at the latest AUTH_CACHE_SECONDS later. Staff assignments are not cached: they are read
 per request (stores.selectors.user_location_ids).
 
+When the cache cannot be reached (Redis down), every request reads the database, nothing is counted
+and nobody is locked out, and a warning is logged: the API stays up (config/api/throttling.py
+does the same). A token revoked meanwhile is refused at once (the database says so).
+
 Knox's own class loads the user's other tokens on every request to delete expired ones; our
 tokens do not expire by default (REST_KNOX["TOKEN_TTL"] is None), so an expired token is simply
 refused here, and operators revoke tokens by deleting them (admin, `stores.services`).
@@ -24,6 +28,7 @@ refused here, and operators revoke tokens by deleting them (admin, `stores.servi
 from __future__ import annotations
 
 import binascii
+import logging
 from collections.abc import Iterable
 from contextlib import suppress
 from functools import partial
@@ -42,8 +47,9 @@ from knox.settings import CONSTANTS
 from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
 
-from config.throttling import auth_cache, client_address, token_failures
+from config.auth_failures import auth_cache, client_address, token_failures
 
+logger = logging.getLogger(__name__)
 _STALE = "stale"  # the marker left where an entry was invalidated: read the database
 
 
@@ -99,7 +105,11 @@ def _cached(*, digest: str | None, failures_key: str) -> dict:
         keys["entry"] = _entry_key(digest)
         keys["used"] = _used_key(digest) if _resolution() > 0 else None
     wanted = [k for k in keys.values() if k]
-    values = auth_cache().get_many(wanted) if wanted else {}
+    try:
+        values = auth_cache().get_many(wanted) if wanted else {}
+    except Exception:
+        logger.warning("token authentication: the cache is unavailable, reading the database", exc_info=True)
+        return {"failures": None, "entry": _STALE, "used": 1}  # nothing cached, nothing counted or recorded
     found = {name: values.get(key) if key else None for name, key in keys.items()}
     return {"failures": None, "entry": None, "used": None, **found}
 
@@ -128,7 +138,8 @@ def _token_from_database(token: bytes, digest: str, *, now, cache_it: bool):
         if compare_digest(digest, auth_token.digest):
             valid = (auth_token.expiry is None or auth_token.expiry >= now) and auth_token.user.is_active
             if valid and cache_it and _ttl() > 0:
-                auth_cache().add(_entry_key(digest), auth_token, timeout=_ttl())
+                with suppress(Exception):  # the cache just answered: a failure now is a blip
+                    auth_cache().add(_entry_key(digest), auth_token, timeout=_ttl())
             return auth_token
     return None
 
@@ -138,8 +149,11 @@ def _record_use(auth_token, now, resolution: int) -> None:
     (the cache's add is atomic: one process per token and period writes)."""
     from stores.models import TokenUse
 
-    if not auth_cache().add(_used_key(auth_token.digest), 1, timeout=resolution):
-        return
+    try:
+        if not auth_cache().add(_used_key(auth_token.digest), 1, timeout=resolution):
+            return
+    except Exception:
+        return  # without the marker every request would write: skip until the cache is back
     with suppress(IntegrityError):  # the token was revoked meanwhile: nothing to record
         TokenUse.objects.bulk_create(  # one INSERT .. ON CONFLICT DO UPDATE
             [TokenUse(token_id=auth_token.digest, last_used_at=now)],
@@ -172,7 +186,15 @@ def auth_cache_forget_user(user_id: int) -> None:
 
 
 def _mark_stale(keys: list[str], ttl: float) -> None:
-    auth_cache().set_many(dict.fromkeys(keys, _STALE), timeout=ttl)
+    try:
+        auth_cache().set_many(dict.fromkeys(keys, _STALE), timeout=ttl)
+    except Exception:
+        # The change itself is saved. A cache this process cannot reach is most likely one nobody
+        # can (they read the database meanwhile); if others still reach it, they see the change
+        # when the entry expires, at most AUTH_CACHE_SECONDS later.
+        logger.warning(
+            "token cache: the cache is unavailable, %d entries not marked stale", len(keys), exc_info=True
+        )
 
 
 def _token_changed(sender, instance, created=False, **kwargs) -> None:

@@ -130,11 +130,19 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"subscribe": env("THROTTLE_SUBSCRIBE", default="30/minute")},
-    # How many proxies append to X-Forwarded-For in front of the app: the client's address (for
-    # throttles and the authentication failure counters) is the entry that many from the end.
-    # 0: REMOTE_ADDR, the header is ignored (the embedded default: nothing in front).
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    # docs/security.md, "Throttling": what is limited, per what, and why not the storefront's hot paths.
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.AnonThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("THROTTLE_ANON", default="60/minute"),  # per client address
+        "customer_lookup": env("THROTTLE_CUSTOMER_LOOKUP", default="120/minute"),  # per staff account
+        "customer_lookup_storefront": env("THROTTLE_CUSTOMER_LOOKUP_STOREFRONT", default="3000/minute"),
+        "subscribe": env("THROTTLE_SUBSCRIBE", default="3000/minute"),  # per account
+        "subscribe_contact": env("THROTTLE_SUBSCRIBE_CONTACT", default="10/hour"),  # per email or phone
+    },
+    # Proxies in front of the app that append to X-Forwarded-For (the load balancer: 1). 0: the
+    # client address is REMOTE_ADDR. Never unset (None): DRF would then trust the whole header.
+    # Also the address the authentication failure counters count per (config/auth_failures.py).
+    "NUM_PROXIES": env.int("THROTTLE_NUM_PROXIES", default=0),
     "COERCE_DECIMAL_TO_STRING": True,
 }
 if DEBUG:
@@ -199,6 +207,8 @@ OMS = {
     "MAX_RADIUS_KM": env.int("OMS_MAX_RADIUS_KM", default=500),
     "HOLD_TTL": timedelta(minutes=env.int("OMS_HOLD_TTL_MINUTES", default=10)),
     "HOLD_MAX_TTL": timedelta(minutes=env.int("OMS_HOLD_MAX_TTL_MINUTES", default=60)),
+    # A hold's whole life, extensions included, from its creation: extending past it is refused.
+    "HOLD_MAX_SECONDS": env.int("OMS_HOLD_MAX_SECONDS", default=3600),
     "IDEMPOTENCY_TTL": timedelta(hours=24),
     # How long a verified API token (with its user and role) stays in Django's cache
     # (config/api/authentication.py). Revoking the token, or changing its user or role through the
@@ -224,6 +234,9 @@ OMS = {
     # The region a phone number without a country code is read in (config/contacts.py), ISO 3166
     # two letters: "090 1234 5678" with "JP" is +819012345678.
     "PHONE_REGION": env.str("OMS_PHONE_REGION", default="JP"),
+    # Wrong pickup codes a fulfillment takes before every code is refused (429 too_many_attempts)
+    # until staff issue a new one (orders.services.pickup_code_reissue). Counted in the database.
+    "PICKUP_CODE_MAX_ATTEMPTS": env.int("OMS_PICKUP_CODE_MAX_ATTEMPTS", default=5),
     # Routing policy, applied in order (orders/routing/base.py). Also available: StoresBeforeWarehouses
     # (clear store stock first), WarehousesBeforeStores, MostStockFirst; bare class names are accepted.
     "ROUTING_PIPELINE": env.list(

@@ -5,7 +5,7 @@ CACHE_URL (Redis) defaults to CELERY_BROKER_URL: the cache every process shares.
 """
 
 from .base import *  # noqa: F403
-from .base import REST_FRAMEWORK, env
+from .base import env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
@@ -32,5 +32,3 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
 CACHE_URL = env("CACHE_URL", default="") or env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 # Django's RedisCache, reusing its redis-py client objects (config/cache.py)
 CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": CACHE_URL}}
-# Behind the TLS-terminating proxy (SECURE_PROXY_SSL_HEADER): the client is the address it saw.
-REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": env.int("NUM_PROXIES", default=1)}

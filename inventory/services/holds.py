@@ -15,11 +15,13 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from config.errors import InvalidInput, NotFound
+from config.errors import InvalidInput, NotFound, PolicyViolation
 
-from ..models import Hold, HoldLine, MovementKind
+from ..models import Hold, HoldLine, MovementKind, StockLevel
+from ..selectors.holds import holds_of, unknown_hold
 from .changes import (
     Change,
     announce,
@@ -57,14 +59,6 @@ def hold_create(
         created_by=user if user and user.is_authenticated else None,
     )
     merged = merge_changes(Change(ln.location_id, ln.sku_id, held=ln.quantity) for ln in lines)
-    HoldLine.objects.bulk_create(
-        [
-            HoldLine(
-                hold=hold, location_id=c.location_id, sku_id=c.sku_id, quantity=c.held, expires_at=expires_at
-            )
-            for c in merged
-        ]
-    )
     apply_changes(
         merged,
         kind=MovementKind.HOLD,
@@ -74,29 +68,62 @@ def hold_create(
         consumes=True,
         on_violation=insufficient,
     )
+    # The lines after the counters: a short level reclaims expired hold lines (changes.
+    # reclaim_expired_holds), and with a very short ttl this hold's own lines, had they been
+    # written first, would already count as expired and be "given back" before being counted.
+    HoldLine.objects.bulk_create(
+        [
+            HoldLine(
+                hold=hold, location_id=c.location_id, sku_id=c.sku_id, quantity=c.held, expires_at=expires_at
+            )
+            for c in merged
+        ]
+    )
     return hold
 
 
-def _hold_locked(hold_id) -> Hold:
+def _hold_locked(hold_id, user) -> Hold:
+    """The hold, locked, when `user` may act on it (inventory.selectors.holds_of: its creator,
+    superusers and system callers); 404 `unknown_hold` otherwise, before anything is changed."""
     try:
-        return Hold.objects.select_for_update().get(pk=hold_id)
+        return holds_of(user).select_for_update().get(pk=hold_id)
     except (Hold.DoesNotExist, ValueError, TypeError):
-        raise NotFound(
-            "Unknown or expired hold.", code="unknown_hold", details={"hold": str(hold_id)}
-        ) from None
+        raise unknown_hold(hold_id) from None
 
 
 def _hold_expired() -> NotFound:
     return NotFound("The hold has expired and its stock was released.", code="hold_expired")
 
 
+def hold_max_lifetime() -> dt.timedelta:
+    """How long a hold may live from its creation, extensions included (OMS["HOLD_MAX_SECONDS"])."""
+    return dt.timedelta(seconds=settings.OMS["HOLD_MAX_SECONDS"])
+
+
 @transaction.atomic
-def hold_extend(*, hold_id, ttl: dt.timedelta | None = None) -> Hold:
-    """Push the expiry back while the shopper is active. A hold whose units were reclaimed is gone (404)."""
-    hold = _hold_locked(hold_id)
+def hold_extend(*, hold_id, ttl: dt.timedelta | None = None, user=None) -> Hold:
+    """Push the expiry back while the shopper is active. A hold whose units were reclaimed is gone
+    (404); another account's hold is unknown (404). A hold never lives longer than
+    OMS["HOLD_MAX_SECONDS"] from its creation: an extension past that is refused (422
+    `hold_lifetime_exceeded`) and changes nothing; the shopper places the order or holds again."""
+    hold = _hold_locked(hold_id, user)
     if not hold.lines.exists():
         raise _hold_expired()
-    hold.expires_at = timezone.now() + _hold_ttl(ttl)
+    expires_at = timezone.now() + _hold_ttl(ttl)
+    latest = hold.created_at + hold_max_lifetime()
+    if expires_at > latest:
+        raise PolicyViolation(
+            "The hold cannot be extended that far: a hold lives at most "
+            f"{settings.OMS['HOLD_MAX_SECONDS']} seconds from its creation.",
+            code="hold_lifetime_exceeded",
+            details={
+                "hold": str(hold.pk),
+                "field": "ttl_seconds",
+                "max_expires_at": latest.isoformat().replace("+00:00", "Z"),
+                "max_seconds": settings.OMS["HOLD_MAX_SECONDS"],
+            },
+        )
+    hold.expires_at = expires_at
     hold.save(update_fields=["expires_at"])
     hold.lines.update(expires_at=hold.expires_at)
     return hold
@@ -105,7 +132,17 @@ def hold_extend(*, hold_id, ttl: dt.timedelta | None = None) -> Hold:
 def _give_back(
     hold: Hold, *, kind: str, user, reason: str, into_reserved: bool, reference: str
 ) -> list[HoldLine]:
-    """Take the hold's units out of `held` (into `reserved` with `into_reserved`); its lines."""
+    """Take the hold's units out of `held` (into `reserved` with `into_reserved`); its lines.
+
+    The hold's row lock keeps other hold calls out, but not a writer that reclaims expired hold
+    lines (changes.reclaim_expired_holds deletes them under the stock levels' locks only). So the
+    lines are read once their levels are locked (in pk order, as changes.lock_levels does): what a
+    reclaimer gave back before is no longer the hold's to give back.
+    """
+    hold_levels = HoldLine.objects.filter(
+        hold=hold, location_id=OuterRef("location_id"), sku_id=OuterRef("sku_id")
+    )
+    list(StockLevel.objects.select_for_update().filter(Exists(hold_levels)).order_by("pk").values_list("pk"))
     lines = list(hold.lines.all())
     if lines:
         apply_changes(
@@ -126,8 +163,9 @@ def _give_back(
 
 @transaction.atomic
 def hold_release(*, hold_id, user=None, reason: str = "cart abandoned") -> None:
-    """The shopper gave up: the hold's units are on sale again and the hold is gone."""
-    hold = _hold_locked(hold_id)
+    """The shopper gave up: the hold's units are on sale again and the hold is gone. Another
+    account's hold is unknown (404)."""
+    hold = _hold_locked(hold_id, user)
     _give_back(
         hold,
         kind=MovementKind.HOLD_RELEASE,
@@ -143,11 +181,12 @@ def hold_release(*, hold_id, user=None, reason: str = "cart abandoned") -> None:
 def hold_convert(*, hold_id, reference: str, user=None) -> list[HoldLine]:
     """Turn a hold into an order's reservations with no gap in which the stock could be taken.
 
-    Returns the hold's lines (location, SKU, quantity). Raises 404 when the hold is unknown or
-    its stock was already reclaimed after expiry; a hold past its expiry whose units are still
-    held converts (nobody else could have taken them).
+    Returns the hold's lines (location, SKU, quantity). Raises 404 when the hold is unknown (or
+    another account's: `user` must be its creator) or its stock was already reclaimed after
+    expiry; a hold past its expiry whose units are still held converts (nobody else could have
+    taken them).
     """
-    hold = _hold_locked(hold_id)
+    hold = _hold_locked(hold_id, user)
     lines = _give_back(
         hold,
         kind=MovementKind.RESERVATION,

@@ -2,10 +2,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from config.api.permissions import IsStorefront
+from config.api.permissions import IsStorefront, IsStorefrontOrNetworkManager
+from config.api.throttling import AnonThrottle, SubscribeContactThrottle, SubscribeThrottle
 from inventory.selectors import sku_get
 from stores.selectors import location_get
 
@@ -24,8 +24,7 @@ class BackInStockSubscribeApi(APIView):
     """Subscribe an email or phone to a SKU, anywhere or at one store. 201 new, 200 already there."""
 
     permission_classes = [IsStorefront]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "subscribe"
+    throttle_classes = [SubscribeThrottle, SubscribeContactThrottle]
 
     @extend_schema(request=BackInStockInput, responses={200: BackInStockOutput, 201: BackInStockOutput})
     def post(self, request):
@@ -51,6 +50,7 @@ class BackInStockUnsubscribeApi(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = [AnonThrottle]  # per client address
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, token: str):
@@ -59,9 +59,10 @@ class BackInStockUnsubscribeApi(APIView):
 
 
 class WebhookListCreateApi(generics.ListAPIView):
-    """GET: your endpoints (no secrets). POST {"url", "events"}: register; the secret is shown once."""
+    """GET: your endpoints (no secrets). POST {"url", "events"}: register; the secret is shown once.
+    The storefront and network-wide managers, each their own endpoints; superusers all."""
 
-    permission_classes = [IsStorefront]
+    permission_classes = [IsStorefrontOrNetworkManager]
     serializer_class = WebhookOutput
 
     def get_queryset(self):
@@ -78,7 +79,7 @@ class WebhookListCreateApi(generics.ListAPIView):
 
 
 class WebhookDetailApi(APIView):
-    permission_classes = [IsStorefront]
+    permission_classes = [IsStorefrontOrNetworkManager]
 
     @extend_schema(responses=WebhookOutput)
     def get(self, request, pk: int):

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from inventory.models import Sku
 from orders.models import EventType, FulfillmentStatus, Order, OrderEvent
+from orders.services.codes import code_display
 
 from ..models import Notification, NotificationEvent, WebhookEndpoint
 from ..selectors import active_webhook_endpoints_cached
@@ -65,12 +66,18 @@ def _fulfillment_customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
             "tracking_number": fulfillment.tracking_number,
         }
     if ev.to_status == FulfillmentStatus.READY_FOR_PICKUP:
-        return NotificationEvent.READY_FOR_PICKUP, {
-            "order_number": order_number,
-            "pickup_code": fulfillment.pickup_code,
-            **store_context(fulfillment.location),
-        }
+        return NotificationEvent.READY_FOR_PICKUP, _pickup_context(ev)
     return None
+
+
+def _pickup_context(ev: OrderEvent, *, new_code: bool = False) -> dict:
+    fulfillment = ev.fulfillment
+    return {
+        "order_number": ev.order.number,
+        "pickup_code": code_display(fulfillment.pickup_code),
+        "new_code": new_code,
+        **store_context(fulfillment.location),
+    }
 
 
 def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
@@ -83,6 +90,9 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
         return NotificationEvent.LINE_CANCELLED, _cancelled_lines_context(ev)
     if ev.type == EventType.FULFILLMENT_STATUS_CHANGED and ev.fulfillment_id:
         return _fulfillment_customer_event(ev)
+    if ev.type == EventType.PICKUP_CODE_ISSUED and ev.fulfillment_id:
+        # Staff issued a new code (the old one stopped working): the ready message, with the new code.
+        return NotificationEvent.READY_FOR_PICKUP, _pickup_context(ev, new_code=True)
     return None
 
 

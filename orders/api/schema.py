@@ -18,6 +18,9 @@ _DESCRIPTIONS = {
     "it), `invalid_transition` (`details.from`, `details.to`) or `idempotency_in_progress`. Nothing was written.",
     422: "Well-formed but not allowed: `pickup_not_offered`, `hold_mismatch`, `wrong_pickup_code`, `not_curbside`, "
     "`idempotency_key_reused`, `sku_inactive`.",
+    429: "`throttled`: too many requests of this kind from this account or address (`Retry-After` header, "
+    "`details.retry_after_seconds`); `too_many_attempts`: too many wrong pickup codes, refused until a new code "
+    "is issued (no `Retry-After`: waiting does not help).",
 }
 
 

@@ -80,7 +80,8 @@ class HoldCreateIn(serializers.Serializer):
 
 
 class HoldExtendIn(serializers.Serializer):
-    # The upper bound only keeps the number a duration; the service enforces OMS["HOLD_MAX_TTL"].
+    # The upper bound only keeps the number a duration; the service enforces OMS["HOLD_MAX_TTL"]
+    # and the hold's whole lifetime, OMS["HOLD_MAX_SECONDS"] from its creation.
     ttl_seconds = serializers.IntegerField(required=False, min_value=1, max_value=10**8)
 
 
@@ -99,7 +100,8 @@ class ShipIn(serializers.Serializer):
 
 
 class CollectIn(serializers.Serializer):
-    pickup_code = serializers.CharField(max_length=12)
+    # As typed: case, spaces and hyphens do not matter (orders.services.codes.code_normalise).
+    pickup_code = serializers.CharField(max_length=32)
 
 
 class ReasonIn(serializers.Serializer):
@@ -125,9 +127,17 @@ class PreferencesIn(serializers.Serializer):
 # --- Output --------------------------------------------------------------------------------------
 
 
-class CustomerBriefOut(serializers.ModelSerializer):
+class OrderContactOut(serializers.ModelSerializer):
+    """An order's `customer`: the customer's id and the contact as given on that order, never the
+    stored customer's other details (a till order placed with a phone shows only that phone)."""
+
+    id = serializers.IntegerField(source="customer_id")
+    email = serializers.EmailField(source="contact_email", allow_null=True)
+    phone = serializers.CharField(source="contact_phone", allow_null=True)
+    name = serializers.CharField(source="contact_name")
+
     class Meta:
-        model = Customer
+        model = Order
         fields = ["id", "email", "phone", "name"]
 
 
@@ -182,11 +192,12 @@ class StaffFulfillmentOut(FulfillmentOut):
     claimed_by = serializers.CharField(source="claimed_by.username", default=None, allow_null=True)
 
     class Meta(FulfillmentOut.Meta):
-        fields = [*FulfillmentOut.Meta.fields, "order", "claimed_by", "claimed_at"]
+        # Never the pickup code itself: staff type what the customer shows.
+        fields = [*FulfillmentOut.Meta.fields, "order", "claimed_by", "claimed_at", "pickup_code_attempts"]
 
 
 class OrderOut(serializers.ModelSerializer):
-    customer = CustomerBriefOut()
+    customer = OrderContactOut(source="*")
     lines = OrderLineOut(many=True)
     fulfillments = serializers.SerializerMethodField()
     pickup_location = serializers.CharField(source="pickup_location.code", default=None, allow_null=True)
@@ -259,12 +270,16 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
         if show_pickup_code:
             out["pickup_code"] = f.pickup_code
         fulfillments.append(out)
-    c = order.customer
     return {
         "number": order.number,
         "status": order.status,
         "channel": order.channel,
-        "customer": {"id": c.pk, "email": c.email, "phone": c.phone, "name": c.name},
+        "customer": {
+            "id": order.customer_id,
+            "email": order.contact_email,
+            "phone": order.contact_phone,
+            "name": order.contact_name,
+        },
         "currency": order.currency,
         "subtotal": _MONEY.to_representation(order.subtotal),
         "total": _MONEY.to_representation(order.total),

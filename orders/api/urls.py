@@ -16,6 +16,11 @@ urlpatterns = [
     path("fulfillments/<int:pk>/ship/", views.FulfillmentShipApi.as_view(), name="fulfillment-ship"),
     path("fulfillments/<int:pk>/ready/", views.FulfillmentReadyApi.as_view(), name="fulfillment-ready"),
     path("fulfillments/<int:pk>/collect/", views.FulfillmentCollectApi.as_view(), name="fulfillment-collect"),
+    path(
+        "fulfillments/<int:pk>/new-pickup-code/",
+        views.FulfillmentNewPickupCodeApi.as_view(),
+        name="fulfillment-new-pickup-code",
+    ),
     path("fulfillments/<int:pk>/cancel/", views.FulfillmentCancelApi.as_view(), name="fulfillment-cancel"),
     path("holds/", views.HoldCreateApi.as_view(), name="hold-create"),
     path("holds/<str:hold_id>/", views.HoldDetailApi.as_view(), name="hold-detail"),

@@ -14,9 +14,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.permissions import IsStaff, IsStorefront, IsStorefrontOrStaff
+from config.api.throttling import CustomerLookupThrottle, CustomerSearchThrottle
 from config.contacts import normalise_phone
 from config.errors import InvalidInput, NotFound
 from config.idempotency import ThenBeforeCommit, idempotent
+from inventory.selectors import hold_get
 from inventory.services import hold_extend, hold_release
 from stores.models import Role
 from stores.selectors import location_get, user_role
@@ -49,8 +51,23 @@ class CanPlaceOrders(BasePermission):
         return user.is_superuser or user_role(user) in (Role.STOREFRONT, Role.ASSOCIATE, Role.MANAGER)
 
 
+class CanHold(BasePermission):
+    """Checkout holds, every method: the storefront, associates and managers (not warehouse staff).
+    Which holds: their own (inventory.selectors.holds_of)."""
+
+    message = "This needs one of the roles: storefront, associate, manager."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        return user.is_superuser or user_role(user) in (Role.STOREFRONT, Role.ASSOCIATE, Role.MANAGER)
+
+
 def _show_code(user) -> bool:
-    return user.is_superuser or user_role(user) == Role.STOREFRONT
+    """Only the storefront, which tells the customer; never staff, superusers included (whoever
+    hands the goods over must be shown the code, not read it: docs/security.md)."""
+    return not user.is_superuser and user_role(user) == Role.STOREFRONT
 
 
 def _fulfillment_in(data: dict) -> services.FulfillmentIn:
@@ -71,18 +88,19 @@ class OrderFilter(django_filters.FilterSet):
         fields = ["status", "channel"]
 
     def filter_email(self, qs, name, value):
-        return qs.filter(customer__email=value.strip().lower())
+        return selectors.order_filter_contact(qs, user=self.request.user, email=value.strip().lower())
 
     def filter_phone(self, qs, name, value):
         try:
             phone = normalise_phone(value)
         except InvalidInput:
             return qs.none()
-        return qs.filter(customer__phone=phone)
+        return selectors.order_filter_contact(qs, user=self.request.user, phone=phone)
 
 
 class OrderListCreateApi(generics.ListAPIView):
     permission_classes = [CanPlaceOrders]
+    throttle_classes = [CustomerSearchThrottle]  # only GET with customer_email/customer_phone
     serializer_class = s.OrderOut
     filterset_class = OrderFilter
 
@@ -317,13 +335,43 @@ class FulfillmentReadyApi(_FulfillmentCommand):
         services.fulfillment_ready(fulfillment_id=pk, user=request.user, channel="api")
 
 
-@extend_schema(request=s.CollectIn)
 class FulfillmentCollectApi(_FulfillmentCommand):
     input_serializer = s.CollectIn
+
+    @extend_schema(
+        request=s.CollectIn,
+        summary="Handed over to the customer who showed the pickup code",
+        description=(
+            "The code is read case-insensitively, spaces and hyphens ignored. A wrong code is 422 "
+            "`wrong_pickup_code` (`details.attempts_left`); after `OMS_PICKUP_CODE_MAX_ATTEMPTS` (5) wrong codes "
+            "every code is 429 `too_many_attempts` until `POST /fulfillments/{id}/new-pickup-code/`. Each "
+            "refused code is a `pickup_code_refused` event in the order's timeline."
+        ),
+        responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422, 429)},
+    )
+    def post(self, request, pk):
+        return super().post(request, pk)
 
     def run(self, request, pk, data):
         services.fulfillment_collect(
             fulfillment_id=pk, pickup_code=data["pickup_code"], user=request.user, channel="api"
+        )
+
+
+@extend_schema(
+    request=s.ReasonIn,
+    summary="A new pickup code, sent to the customer; the count of wrong codes restarts",
+    description=(
+        "For a fulfillment ready for pickup (else 409): the old code stops working, the customer is sent the "
+        "new one (and the storefront reads it on the order); it is never in this response."
+    ),
+)
+class FulfillmentNewPickupCodeApi(_FulfillmentCommand):
+    input_serializer = s.ReasonIn
+
+    def run(self, request, pk, data):
+        services.pickup_code_reissue(
+            fulfillment_id=pk, user=request.user, reason=data["reason"], channel="api"
         )
 
 
@@ -356,7 +404,7 @@ def _hold_lines(hold) -> list[dict]:
 
 
 class HoldCreateApi(APIView):
-    permission_classes = [CanPlaceOrders]
+    permission_classes = [CanHold]
 
     @extend_schema(
         operation_id="holds_create",
@@ -386,24 +434,33 @@ def _hold_id(value: str) -> uuid.UUID:
 
 
 class HoldExtendApi(APIView):
-    permission_classes = [CanPlaceOrders]
+    permission_classes = [CanHold]
 
     @extend_schema(
         operation_id="holds_extend",
+        summary="Push a hold's expiry back (the creator's own hold; at most OMS HOLD_MAX_SECONDS from creation)",
         request=s.HoldExtendIn,
-        responses={200: s.HoldOut, **errors(400, 401, 403, 404)},
+        responses={200: s.HoldOut, **errors(400, 401, 403, 404, 422)},
     )
     def post(self, request, hold_id):
         data = s.HoldExtendIn(data=request.data)
         data.is_valid(raise_exception=True)
         ttl = data.validated_data.get("ttl_seconds")
-        hold = hold_extend(hold_id=_hold_id(hold_id), ttl=dt.timedelta(seconds=ttl) if ttl else None)
+        hold = hold_extend(
+            hold_id=_hold_id(hold_id), ttl=dt.timedelta(seconds=ttl) if ttl else None, user=request.user
+        )
         hold.allocated = _hold_lines(hold)
         return Response(_hold_out(hold))
 
 
 class HoldDetailApi(APIView):
-    permission_classes = [CanPlaceOrders]
+    permission_classes = [CanHold]
+
+    @extend_schema(operation_id="holds_retrieve", responses={200: s.HoldOut, **errors(401, 403, 404)})
+    def get(self, request, hold_id):
+        hold = hold_get(hold_id=_hold_id(hold_id), user=request.user)
+        hold.allocated = _hold_lines(hold)
+        return Response(_hold_out(hold))
 
     @extend_schema(operation_id="holds_release", responses={204: None, **errors(401, 403, 404)})
     def delete(self, request, hold_id):
@@ -416,21 +473,25 @@ class HoldDetailApi(APIView):
 
 class CustomerDetailApi(APIView):
     permission_classes = [IsStorefront]
+    throttle_classes = [CustomerLookupThrottle]
 
-    @extend_schema(operation_id="customers_retrieve", responses={200: s.CustomerOut, **errors(401, 403, 404)})
+    @extend_schema(
+        operation_id="customers_retrieve", responses={200: s.CustomerOut, **errors(401, 403, 404, 429)}
+    )
     def get(self, request, pk):
         customer = selectors.customer_get(customer_id=pk, user=request.user)
-        orders = selectors.customer_orders(customer=customer)
+        orders = selectors.customer_orders(customer=customer, user=request.user)
         return Response(s.CustomerOut(customer, context={"orders": orders}).data)
 
 
 class CustomerPreferencesApi(APIView):
     permission_classes = [IsStorefront]
+    throttle_classes = [CustomerLookupThrottle]  # it answers with the whole customer
 
     @extend_schema(
         operation_id="customers_preferences",
         request=s.PreferencesIn,
-        responses={200: s.CustomerOut, **errors(400, 401, 403, 404, 422)},
+        responses={200: s.CustomerOut, **errors(400, 401, 403, 404, 422, 429)},
     )
     def patch(self, request, pk):
         data = s.PreferencesIn(data=request.data)
@@ -446,5 +507,7 @@ class CustomerPreferencesApi(APIView):
         )
         customer = selectors.customer_get(customer_id=pk, user=request.user)
         return Response(
-            s.CustomerOut(customer, context={"orders": selectors.customer_orders(customer=customer)}).data
+            s.CustomerOut(
+                customer, context={"orders": selectors.customer_orders(customer=customer, user=request.user)}
+            ).data
         )

@@ -4,7 +4,8 @@
     customers.py     one customer across channels
     placement.py     order_place (the steps of placing an order) and checkout holds
     sourcing.py      where the units come from: a hold, the pickup store, or routing
-    fulfillment.py   claim, pack, ship, ready, collect, arrival, cancel a fulfillment
+    fulfillment.py   claim, pack, ship, ready, collect, arrival, cancel a fulfillment; a new pickup code
+    codes.py         pickup codes: generated, read forgivingly, a limited number of wrong tries
     picking.py       what was found on the shelf, and short picks
     cancellation.py  cancelling an order; line quantities and totals
 
@@ -23,8 +24,9 @@ from .fulfillment import (
     fulfillment_ready,
     fulfillment_ship,
     fulfillment_start,
-    new_pickup_code,
     order_customer_arrived,
+    pickup_code_check,
+    pickup_code_reissue,
 )
 from .inputs import CustomerIn, FulfillmentIn, LineIn
 from .picking import PickIn, fulfillment_pick
@@ -56,9 +58,10 @@ __all__ = [
     "fulfillment_ready",
     "fulfillment_ship",
     "fulfillment_start",
-    "new_pickup_code",
     "order_cancel",
     "order_customer_arrived",
     "order_place",
     "order_reserve_at_store",
+    "pickup_code_check",
+    "pickup_code_reissue",
 ]

@@ -1,5 +1,5 @@
 """Fulfillment work at a location: claim, pick (orders/services/picking.py), pack, ship, ready,
-collect, curbside arrival, cancel.
+collect (and a new pickup code), curbside arrival, cancel.
 
 Every status change goes through `orders.transitions.transition()` (the table, the event, the
 order's status). Lock order, everywhere: fulfillment rows (by pk), then stock levels (inventory's
@@ -8,8 +8,7 @@ helper, by pk), then the order row (transitions.order_status_refresh).
 
 from __future__ import annotations
 
-import secrets
-
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -20,8 +19,7 @@ from stores.models import Location
 from stores.selectors import require_location_access
 
 from .. import transitions
-from ..exceptions import InvalidTransition, NotCurbside, WrongPickupCode
-from ..hooks import emit
+from ..exceptions import InvalidTransition, NotCurbside, PickupCodeLocked, WrongPickupCode
 from ..models import (
     EventType,
     Fulfillment,
@@ -29,9 +27,9 @@ from ..models import (
     FulfillmentMethod,
     FulfillmentStatus,
     Order,
-    OrderEvent,
 )
 from .cancellation import cancel_line_quantities, order_with_locked_fulfillments
+from .codes import code_new, code_try
 from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment
 
 Status = FulfillmentStatus
@@ -130,13 +128,9 @@ def fulfillment_ship(
     return f
 
 
-def new_pickup_code() -> str:
-    return f"{secrets.randbelow(1_000_000):06d}"
-
-
 @transaction.atomic
 def fulfillment_ready(*, fulfillment_id, user=None, channel: str = "") -> Fulfillment:
-    """At the counter (pickup, curbside): the customer gets a 6-digit pickup code."""
+    """At the counter (pickup, curbside): the customer gets a pickup code (orders.services.codes)."""
     f = locked_fulfillment(fulfillment_id, user)
     transitions.check(f, Status.READY_FOR_PICKUP)
     _picked_in_full(f)
@@ -147,28 +141,120 @@ def fulfillment_ready(*, fulfillment_id, user=None, channel: str = "") -> Fulfil
         channel=channel,
         reason="ready for pickup",
         locked=True,
-        updates={"pickup_code": new_pickup_code(), "ready_at": timezone.now()},
+        updates={"pickup_code": code_new(), "pickup_code_attempts": 0, "ready_at": timezone.now()},
     )
     return f
 
 
-@transaction.atomic
 def fulfillment_collect(*, fulfillment_id, pickup_code: str, user=None, channel: str = "") -> Fulfillment:
-    """Handed to the customer who showed the right code: the stock is committed."""
+    """Handed to the customer who showed the right code: the stock is committed.
+
+    A wrong code is 422 `wrong_pickup_code`; after OMS["PICKUP_CODE_MAX_ATTEMPTS"] of them every
+    code, the right one too, is 429 `too_many_attempts` until `pickup_code_reissue`. Each refusal is
+    counted on the fulfillment and is an event in the timeline. So this is not one atomic function:
+    one transaction collects, or commits the refusal's count and event, and the error is raised
+    after it, so that the refusal stays counted although the request fails. (Inside a caller's
+    transaction the block is a savepoint: that caller must commit for the count to stay.)
+    """
+    with transaction.atomic():
+        f = locked_fulfillment(fulfillment_id, user)
+        transitions.check(f, Status.COLLECTED)
+        refused = pickup_code_check(f, typed=pickup_code, user=user, channel=channel)
+        if refused is None:
+            _commit_stock(f, user=user, reason="collected")
+            f, _ = transitions.transition(
+                f,
+                Status.COLLECTED,
+                actor=user,
+                channel=channel,
+                reason="collected",
+                locked=True,
+                updates={"collected_at": timezone.now()},
+            )
+    if refused is not None:
+        raise refused
+    return f
+
+
+def pickup_code_check(
+    f: Fulfillment, *, typed: str, user=None, channel: str = ""
+) -> WrongPickupCode | PickupCodeLocked | None:
+    """None when `typed` is the (locked) fulfillment's pickup code and it may still be tried.
+
+    Otherwise the refusal is counted (`codes.code_try`) and written to the timeline
+    (PICKUP_CODE_REFUSED: who, when, attempt n), in the caller's transaction, and the error to
+    raise once that transaction has committed is returned. The lockers' "open" reuses it."""
+    limit = settings.OMS["PICKUP_CODE_MAX_ATTEMPTS"]
+    refusal = code_try(
+        f, typed=typed, code_field="pickup_code", attempts_field="pickup_code_attempts", limit=limit
+    )
+    if refusal is None:
+        return None
+    now_locked = refusal.attempt >= limit
+    if refusal.locked:
+        reason = f"pickup code refused: locked after {limit} wrong codes (attempt {refusal.attempt})"
+    else:
+        reason = f"pickup code refused (attempt {refusal.attempt} of {limit})"
+    transitions.record_events(
+        [
+            fulfillment_event(
+                f,
+                EventType.PICKUP_CODE_REFUSED,
+                user=user,
+                channel=channel,
+                reason=reason,
+                data={
+                    "location": f.location.code,
+                    "attempt": refusal.attempt,
+                    "max_attempts": limit,
+                    "locked": now_locked,
+                },
+            )
+        ]
+    )
+    if refusal.locked:
+        return PickupCodeLocked(
+            f"Too many wrong pickup codes ({limit}): no code is accepted until a new pickup code is "
+            "issued (it is sent to the customer).",
+            details={"field": "pickup_code", "attempt": refusal.attempt, "max_attempts": limit},
+        )
+    last = (
+        " That was the last try: issue a new pickup code (it is sent to the customer)." if now_locked else ""
+    )
+    return WrongPickupCode(
+        f"The pickup code does not match.{last}",
+        details={"field": "pickup_code", "attempt": refusal.attempt, "attempts_left": refusal.attempts_left},
+    )
+
+
+@transaction.atomic
+def pickup_code_reissue(*, fulfillment_id, user=None, channel: str = "", reason: str = "") -> Fulfillment:
+    """A new pickup code for a fulfillment waiting at the counter; the count of wrong codes restarts.
+
+    The way out of 429 `too_many_attempts`, and for a customer who lost the message. The old code
+    stops working at once; the new one goes to the customer (the PICKUP_CODE_ISSUED event's
+    notification, and the storefront's order), never to the staff who asked for it.
+    """
     f = locked_fulfillment(fulfillment_id, user)
-    transitions.check(f, Status.COLLECTED)
-    code = str(pickup_code or "").strip()
-    if not f.pickup_code or not secrets.compare_digest(code.encode(), f.pickup_code.encode()):
-        raise WrongPickupCode("The pickup code does not match.", details={"field": "pickup_code"})
-    _commit_stock(f, user=user, reason="collected")
-    f, _ = transitions.transition(
-        f,
-        Status.COLLECTED,
-        actor=user,
-        channel=channel,
-        reason="collected",
-        locked=True,
-        updates={"collected_at": timezone.now()},
+    if f.status != Status.READY_FOR_PICKUP:
+        raise InvalidTransition(
+            f"Only a fulfillment ready for pickup has a pickup code (this one is {f.status}).",
+            details={"fulfillment": f.pk, "from": f.status, "to": EventType.PICKUP_CODE_ISSUED.value},
+        )
+    refused_before = f.pickup_code_attempts
+    f.pickup_code, f.pickup_code_attempts = code_new(), 0
+    f.save(update_fields=["pickup_code", "pickup_code_attempts", "updated_at"])
+    transitions.record_events(
+        [
+            fulfillment_event(
+                f,
+                EventType.PICKUP_CODE_ISSUED,
+                user=user,
+                channel=channel,
+                reason=reason or "new pickup code",
+                data={"location": f.location.code, "refused_before": refused_before},
+            )
+        ]
     )
     return f
 
@@ -222,6 +308,5 @@ def order_customer_arrived(*, number: str, note: str = "", user=None, channel: s
         )
         for f in waiting
     ]
-    OrderEvent.objects.bulk_create(events)
-    emit(events)
+    transitions.record_events(events)
     return order

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from django.db import connection, transaction
 
-from config.errors import InvalidInput, PolicyViolation
+from config.errors import Forbidden, InvalidInput, PolicyViolation
 from inventory.models import Sku
 from inventory.services import hold_create, stock_reserve
 from stores.models import Location, Role
@@ -156,7 +156,9 @@ def order_place(
         )
         sourcing = sourcing_of(decision)
 
-    buyer = customer_matching(lookup.customers, request.customer)
+    # Staff at the till link the order to the customer's history but never change the customer.
+    update_customer = who is None or user_role(who) == Role.STOREFRONT
+    buyer = customer_matching(lookup.customers, request.customer, update=update_customer)
     placed = write_order(
         request,
         number=number,
@@ -166,6 +168,7 @@ def order_place(
         user=who,
         lines=sku_lines,
         sourcing=sourcing,
+        update_customer=update_customer,
     )
     emit(placed.events)
     if not sourcing.store_reservation_pending:
@@ -264,10 +267,21 @@ def known_skus(lines: Sequence[LineIn], index: dict[str, int], skus: dict[str, S
 
 
 def till_store(*, channel: str, user, placed_at: str | None) -> Location | None:
-    """The till's store for orders an associate places (channel store). None for other channels."""
-    if channel != Channel.STORE or acting_user(user) is None:
+    """The till's store for orders an associate or a manager places (channel store). None for
+    other channels, which staff may not use: an order by staff is a till order at one of their
+    stores (docs/security.md; 403 `till_orders_only`, and warehouse staff place no orders)."""
+    if acting_user(user) is None:
         return None
     role = user_role(user)
+    staff = not user.is_superuser and role in (Role.ASSOCIATE, Role.MANAGER, Role.WAREHOUSE)
+    if staff and (role == Role.WAREHOUSE or channel != Channel.STORE):
+        raise Forbidden(
+            "Staff place orders at the till only: channel store, at one of their stores (placed_at).",
+            code="till_orders_only",
+            details={"field": "channel"},
+        )
+    if channel != Channel.STORE:
+        return None
     if placed_at:
         loc = Location.objects.filter(code=placed_at).first()
         if loc is None:
@@ -295,9 +309,12 @@ def write_order(
     user,
     lines: list[SkuLine],
     sourcing: Sourcing,
+    update_customer: bool = True,
 ) -> PlacedOrder:
     """Build the order's rows from the request and the sourcing, and INSERT them (orders.db on
-    PostgreSQL: one statement; elsewhere one bulk INSERT per table)."""
+    PostgreSQL: one statement; elsewhere one bulk INSERT per table). The order records its contact
+    as given (`contact_*`); `update_customer=False`: a customer created concurrently since the
+    lookup is taken as it is, not renamed."""
     totals = [
         (price * ln.quantity).quantize(CENT) for ln, price in zip(lines, request.unit_prices, strict=True)
     ]
@@ -307,6 +324,9 @@ def write_order(
         number=number,
         channel=request.channel,
         customer=customer,
+        contact_email=request.customer.email,
+        contact_phone=request.customer.phone,
+        contact_name=request.customer.name,
         currency=request.currency,
         subtotal=subtotal,
         total=subtotal,
@@ -324,7 +344,7 @@ def write_order(
     ]
     fulfillments = _fulfillments(order, store, order_lines, sourcing)
     events = _placement_events(order, request, lines, sourcing, user=user)
-    _insert(order, order_lines, fulfillments, events)
+    _insert(order, order_lines, fulfillments, events, update_customer=update_customer)
     return PlacedOrder(order, order_lines, fulfillments, events)
 
 
@@ -380,7 +400,9 @@ def _placement_events(
     return [placed, routed]
 
 
-def _insert(order: Order, order_lines, fulfillments: list[PlacedFulfillment], events) -> None:
+def _insert(
+    order: Order, order_lines, fulfillments: list[PlacedFulfillment], events, *, update_customer: bool
+) -> None:
     """INSERT the rows; every object gets its pk and its parents' ids.
 
     A new customer with both an email and a phone is saved on its own first: a concurrent first
@@ -391,7 +413,7 @@ def _insert(order: Order, order_lines, fulfillments: list[PlacedFulfillment], ev
     if new_customer is not None and (
         connection.vendor != "postgresql" or (new_customer.email and new_customer.phone)
     ):
-        order.customer = customer_insert(new_customer)
+        order.customer = customer_insert(new_customer, update=update_customer)
         new_customer = None
     f_rows = [pf.fulfillment for pf in fulfillments]
     fl_rows = [fl for pf in fulfillments for fl in pf.lines]
@@ -402,6 +424,7 @@ def _insert(order: Order, order_lines, fulfillments: list[PlacedFulfillment], ev
         return
     ids = insert_order_rows(
         new_customer=new_customer,
+        rename_customer=update_customer,
         order=order,
         lines=order_lines,
         fulfillments=f_rows,

@@ -315,3 +315,84 @@ def test_the_last_unit_is_announced_out_of_stock_exactly_once():
     assert len(wins) == 10
     assert heard == [(sku.pk, store.pk)]
     assert ledger_mismatches() == []
+
+
+def _wait_for_lock_waiter(errors, timeout: float = 10.0) -> None:
+    """Block until another connection is waiting on a row lock (pg_stat_activity); fail at once if
+    the other thread already failed."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cur:
+        while time.monotonic() < deadline:
+            cur.execute("SELECT pg_stat_clear_snapshot()")  # else a transaction sees its first snapshot
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cur.fetchone()[0]:
+                return
+            time.sleep(0.01)
+            assert errors == []
+    raise AssertionError("no connection started waiting on the lock")
+
+
+@pytest.mark.parametrize("finish", ["release", "convert"])
+def test_a_hold_given_back_while_a_writer_reclaims_it_is_counted_once(finish):
+    """The hold's own call reads its lines, then waits on the level a writer has locked; the writer
+    reclaims those (expired) lines and commits. The hold's call must not give the units back a
+    second time (on the old code: `held` went down twice, or the guard raised StockConflict)."""
+    from django.db import transaction
+
+    from inventory.services.changes import lock_levels, reclaim_expired_holds
+
+    store, sku = LocationFactory(), SkuFactory()
+    lvl = stock(store, sku, 10)
+    expired = hold_create(lines=[Line(store.pk, sku.pk, 3)], ttl=dt.timedelta(milliseconds=1))
+    other = hold_create(lines=[Line(store.pk, sku.pk, 2)])  # keeps `held` high enough for a double count
+    threading.Event().wait(0.01)
+    errors: list[BaseException] = []
+
+    def give_back() -> None:
+        try:
+            if finish == "release":
+                hold_release(hold_id=expired.pk)
+            else:
+                hold_convert(hold_id=expired.pk, reference="O-1")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    key = (store.pk, sku.pk)
+    with transaction.atomic():
+        rows = lock_levels([key])
+        t = threading.Thread(target=give_back)
+        t.start()
+        _wait_for_lock_waiter(errors)
+        assert [c.held for c in reclaim_expired_holds(rows, [key], user=None)] == [-3]
+    t.join(JOIN_TIMEOUT)
+
+    lvl.refresh_from_db()
+    open_held = HoldLine.objects.filter(sku=sku).aggregate(s=Sum("quantity"))["s"] or 0
+    assert lvl.held == open_held == 2
+    assert lvl.reserved == 0
+    if finish == "convert":  # its stock was reclaimed first: the hold is expired, nothing converted
+        assert [getattr(e, "code", e) for e in errors] == ["hold_expired"]
+    else:
+        assert errors == []
+    assert other.lines.count() == 1
+    assert ledger_mismatches() == []
+
+
+def test_a_hold_with_a_tiny_ttl_on_a_short_level_does_not_reclaim_itself():
+    """A hold whose level is short reclaims expired holds first; its own lines, had they been
+    written before the counters, would already be expired with a tiny ttl and be "given back"
+    before they were counted (StockConflict on the old code)."""
+    store, sku = LocationFactory(), SkuFactory()
+    lvl = stock(store, sku, 2)
+    hold_create(lines=[Line(store.pk, sku.pk, 2)], ttl=dt.timedelta(milliseconds=1))
+    threading.Event().wait(0.01)
+    fresh = hold_create(lines=[Line(store.pk, sku.pk, 1)], ttl=dt.timedelta(microseconds=1))
+    lvl.refresh_from_db()
+    assert lvl.held == 1 == sum(ln.quantity for ln in fresh.lines.all())
+    assert ledger_mismatches() == []

@@ -89,3 +89,18 @@ def test_a_subscription_is_found_by_its_phone_as_written_on_paper(admin_client, 
     assert page.context["cl"].result_count == 1
     assert list(page.context["cl"].result_list.values_list("phone", flat=True)) == ["+819012345678"]
     assert admin_client.get(url, {"q": "TEE"}).status_code == 200  # not a phone: the usual search
+
+
+def test_a_notification_page_hides_the_pickup_code(admin_client, customer):
+    (n,) = notification_enqueue(
+        event="ready_for_pickup",
+        customer=customer,
+        context={"order_number": "ORD-1", "pickup_code": "K7QM-3XPD", "new_code": False},
+        dedupe_key="ready:1",
+    )
+    page = admin_client.get(reverse("admin:notifications_notification_change", args=[n.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "ORD-1" in html
+    assert "(hidden)" in html
+    assert "K7QM" not in html

@@ -5,7 +5,6 @@ import datetime as dt
 import pytest
 from django.core import mail
 from django.utils import timezone
-from rest_framework.throttling import ScopedRateThrottle
 
 from config.errors import InvalidInput
 from inventory.services import (
@@ -103,8 +102,13 @@ def test_subscribe_needs_the_storefront_role(anon_client, api_client_for, sku, s
     assert associate.post(URL, body, format="json").status_code == 403
 
 
-def test_subscribe_is_throttled(storefront, sku, monkeypatch):
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"subscribe": "3/minute"})
+def test_subscribe_is_throttled(storefront, sku, settings):
+    """Per account and per contact: tests/test_throttling.py."""
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**rates, "subscribe": "3/minute"},
+    }
     codes = [
         storefront.post(URL, {"sku": sku.code, "email": f"t{i}@example.com"}, format="json").status_code
         for i in range(4)

@@ -373,10 +373,9 @@ def test_pickup_flow_with_code(net, associate):
     f = order.fulfillments.all()[0]
     services.fulfillment_claim(location=net.shibuya, user=associate)
     f = services.fulfillment_ready(fulfillment_id=f.pk, user=associate)
-    assert len(f.pickup_code) == 6
-    assert f.pickup_code.isdigit()
+    assert len(f.pickup_code) == 8
     assert Order.objects.get(pk=order.pk).status == OrderStatus.READY_FOR_PICKUP
-    wrong = "000000" if f.pickup_code != "000000" else "111111"
+    wrong = "22222222" if f.pickup_code != "22222222" else "33333333"
     with pytest.raises(WrongPickupCode):
         services.fulfillment_collect(fulfillment_id=f.pk, pickup_code=wrong, user=associate)
     assert Fulfillment.objects.get(pk=f.pk).status == "ready_for_pickup"

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('knox', '0009_extend_authtoken_field'),
-        ('stores', '0001_initial'),
+        ('stores', '0002_staffprofile_network_wide'),
     ]
 
     operations = [

@@ -6,12 +6,15 @@ is locked until the window ends. A burst straddling two windows can get up to 2 
 the counters are cheap (one key per subject and window, expiring with it) and need no cleanup.
 
 Used by the API's token authentication (config/api/authentication.py: 429 `throttled`) and the
-admin login (config/admin.py).
+admin login (config/admin.py). When the cache cannot be reached nothing is counted and nobody is
+locked (a warning is logged), as for the DRF throttles (config/api/throttling.py): a second line
+of defence, never a reason for an outage.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
@@ -19,6 +22,7 @@ from django.conf import settings
 from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle
 
+logger = logging.getLogger(__name__)
 _IDENT = BaseThrottle()
 
 
@@ -60,23 +64,35 @@ class FailureWindow:
         if not self.enabled:
             return None
         now = time.time()
-        return self.wait(auth_cache().get(self.key(subject, now=now)), now=now)
+        try:
+            count = auth_cache().get(self.key(subject, now=now))
+        except Exception:
+            logger.warning("%s failures: the cache is unavailable, not checked", self.name, exc_info=True)
+            return None
+        return self.wait(count, now=now)
 
     def fail(self, subject: str) -> None:
         """Count one failure of `subject` in the current window."""
         if not self.enabled:
             return
         cache, key = auth_cache(), self.key(subject)
-        if cache.add(key, 1, timeout=self.seconds):
-            return
         try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr: a new window
-            cache.add(key, 1, timeout=self.seconds)
+            if cache.add(key, 1, timeout=self.seconds):
+                return
+            try:
+                cache.incr(key)
+            except ValueError:  # expired between add and incr: a new window
+                cache.add(key, 1, timeout=self.seconds)
+        except Exception:
+            logger.warning("%s failures: the cache is unavailable, not counted", self.name, exc_info=True)
 
     def clear(self, subject: str) -> None:
-        if self.enabled:
+        if not self.enabled:
+            return
+        try:
             auth_cache().delete(self.key(subject))
+        except Exception:
+            logger.warning("%s failures: the cache is unavailable, not cleared", self.name, exc_info=True)
 
 
 def token_failures() -> FailureWindow:
