@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
-from inventory.api.schema import ErrorResponseSerializer
+from config.api.schema import ErrorResponseSerializer
 
 _DESCRIPTIONS = {
     400: "Malformed input (`invalid`, `duplicate_line`, `unknown_currency`, `currency_mismatch`, "
