@@ -83,3 +83,52 @@ def test_the_longest_sku_list_fits_the_request_line_gunicorn_accepts():
 def test_the_sku_list_takes_only_codes(storefront, store, sku, status):
     r = storefront.get(f"/api/v1/locations/{store.code}/stock/", {"sku": sku})
     assert r.status_code == status, r.content
+
+
+@pytest.mark.parametrize(
+    ("command", "body"),
+    [
+        ("pick", "PickInRequest"),
+        ("ship", "ShipInRequest"),
+        ("collect", "CollectInRequest"),
+        ("cancel", "ReasonInRequest"),
+    ],
+)
+def test_fulfillment_commands_declare_their_request_bodies(schema, command, body):
+    """Before: the base class's `request=None` documented no body, so a generated client could not
+    send the carrier, the pickup code or the picked lines."""
+    op = schema["paths"][f"/api/v1/fulfillments/{{id}}/{command}/"]["post"]
+    assert op["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": f"#/components/schemas/{body}"
+    }
+
+
+def test_the_schema_declares_the_bounds_the_api_enforces(schema, settings):
+    """Before: generated valid-by-the-schema values were refused: empty line lists, quantities over
+    OMS["MAX_LINE_QUANTITY"], radius_km of 0 or over the maximum, page=0, blank Idempotency-Keys."""
+    c = schema["components"]["schemas"]
+    for component in (
+        "HoldCreateInRequest",
+        "OrderCreateInRequest",
+        "ReceiptInputRequest",
+        "TransferInputRequest",
+    ):
+        assert c[component]["properties"]["lines"]["minItems"] == 1, component
+    assert c["WebhookInputRequest"]["properties"]["events"]["minItems"] == 1
+    assert c["LineInputRequest"]["properties"]["quantity"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": settings.OMS["MAX_LINE_QUANTITY"],
+        "description": c["LineInputRequest"]["properties"]["quantity"]["description"],
+    }
+    assert c["SafetyStockInputRequest"]["properties"]["safety_stock"]["minimum"] == 0
+    assert c["AdjustmentInputRequest"]["properties"]["delta"]["not"] == {"enum": [0]}
+    params = {p["name"]: p["schema"] for p in schema["paths"]["/api/v1/locations/"]["get"]["parameters"]}
+    assert params["radius_km"]["exclusiveMinimum"] is True
+    assert params["radius_km"]["maximum"] == settings.OMS["MAX_RADIUS_KM"]
+    assert params["page"]["minimum"] == 1
+    [key] = [
+        p for p in schema["paths"]["/api/v1/orders/"]["post"]["parameters"] if p["name"] == "Idempotency-Key"
+    ]
+    assert key["schema"]["minLength"] == 1
+    assert key["schema"]["maxLength"] == 255

@@ -62,6 +62,23 @@ class AutoSchema(openapi.AutoSchema):
     A status the view already declares keeps the view's own description.
     """
 
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        """Lists declare the bounds they enforce: `allow_empty=False` is `minItems: 1`, and a list
+        serializer's `min_length`/`max_length` are `minItems`/`maxItems` (drf-spectacular maps
+        these for ListField only)."""
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            isinstance(field, (serializers.ListField, serializers.ListSerializer))
+            and schema.get("type") == "array"
+        ):
+            if getattr(field, "min_length", None) is not None:
+                schema.setdefault("minItems", field.min_length)
+            if getattr(field, "allow_empty", True) is False:
+                schema["minItems"] = max(schema.get("minItems", 0), 1)
+            if getattr(field, "max_length", None) is not None:
+                schema.setdefault("maxItems", field.max_length)
+        return schema
+
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:

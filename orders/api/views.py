@@ -286,9 +286,9 @@ class _FulfillmentCommand(APIView):
     def run(self, request, pk, data):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    @extend_schema(
-        request=None, responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422)}
-    )
+    # The request body is each command's `input_serializer`, declared on its class (request=None
+    # here documented no body for pick, ship, collect and cancel: issue 9).
+    @extend_schema(responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422)})
     def post(self, request, pk):
         data = {}
         if self.input_serializer is not None:
@@ -315,6 +315,7 @@ class FulfillmentPickApi(_FulfillmentCommand):
         )
 
 
+@extend_schema(request=None)
 class FulfillmentPackApi(_FulfillmentCommand):
     def run(self, request, pk, data):
         services.fulfillment_pack(fulfillment_id=pk, user=request.user, channel="api")
@@ -334,6 +335,7 @@ class FulfillmentShipApi(_FulfillmentCommand):
         )
 
 
+@extend_schema(request=None)
 class FulfillmentReadyApi(_FulfillmentCommand):
     def run(self, request, pk, data):
         services.fulfillment_ready(fulfillment_id=pk, user=request.user, channel="api")
