@@ -54,7 +54,8 @@ def lib_doc_excludes() -> list[type]:
 class AutoSchema(openapi.AutoSchema):
     """drf-spectacular's AutoSchema, adding the framework's error responses to each operation:
 
-    - 400 when the operation takes a body or query parameters (parsing, serializers, filters);
+    - 400 when the operation takes a body, query parameters or headers (parsing, serializers,
+      filters, a malformed Idempotency-Key);
     - 401 and 403 unless the view allows anyone (`AllowAny`);
     - 404 when the path names an object (`{...}`) or the operation is a paginated list;
     - 429 when the view is throttled.
@@ -95,7 +96,7 @@ class AutoSchema(openapi.AutoSchema):
     def _framework_error_statuses(self, operation: dict) -> list[int]:
         statuses = []
         parameters = operation.get("parameters", [])
-        if operation.get("requestBody") or any(p["in"] == "query" for p in parameters):
+        if operation.get("requestBody") or any(p["in"] in ("query", "header") for p in parameters):
             statuses.append(400)
         if not all(issubclass(p, AllowAny) for p in self.view.permission_classes):
             statuses += [401, 403]
