@@ -51,7 +51,8 @@ def test_emails_are_declared_format_email(schema):
     customer_email = components["CustomerInRequest"]["properties"]["email"]  # or blank, or null
     assert customer_email["oneOf"][0]["format"] == "email"
     assert customer_email["nullable"] is True
-    assert components["CustomerBriefOut"]["properties"]["email"]["oneOf"][0]["format"] == "email"
+    assert components["OrderContactOut"]["properties"]["email"]["format"] == "email"
+    assert components["CustomerOut"]["properties"]["email"]["oneOf"][0]["format"] == "email"
     assert components["BackInStockInputRequest"]["properties"]["email"]["format"] == "email"
     [param] = [
         p for p in schema["paths"]["/api/v1/orders/"]["get"]["parameters"] if p["name"] == "customer_email"

@@ -58,7 +58,7 @@ class AutoSchema(openapi.AutoSchema):
       filters, a malformed Idempotency-Key);
     - 401 and 403 unless the view allows anyone (`AllowAny`);
     - 404 when the path names an object (`{...}`) or the operation is a paginated list;
-    - 429 when the view is throttled.
+    - 429 when the view is throttled (by AnonThrottle: only where no account is needed).
 
     A status the view already declares keeps the view's own description.
     """
@@ -98,11 +98,16 @@ class AutoSchema(openapi.AutoSchema):
         parameters = operation.get("parameters", [])
         if operation.get("requestBody") or any(p["in"] in ("query", "header") for p in parameters):
             statuses.append(400)
-        if not all(issubclass(p, AllowAny) for p in self.view.permission_classes):
+        needs_account = not all(issubclass(p, AllowAny) for p in self.view.permission_classes)
+        if needs_account:
             statuses += [401, 403]
         paginated = self.method == "GET" and self._is_list_view() and self._get_paginator() is not None
         if "{" in self.path or paginated:
             statuses.append(404)
-        if getattr(self.view, "throttle_classes", None):
+        from config.api.throttling import AnonThrottle  # not at import: DRF imports throttling late
+
+        throttles = getattr(self.view, "throttle_classes", None) or []
+        # AnonThrottle counts only requests without an account: those get 401 where one is needed.
+        if any(not (needs_account and issubclass(t, AnonThrottle)) for t in throttles):
             statuses.append(429)
         return statuses
