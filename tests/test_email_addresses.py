@@ -66,3 +66,23 @@ def test_create_api_user_normalises_and_refuses_emails():
             stdout=StringIO(),
         )
     assert get_user_model().objects.get(username="shop").email == "ops@xn--bcher-kva.example"
+
+
+def test_the_per_contact_subscribe_throttle_counts_an_idn_address_typed_either_way(storefront, sku, settings):
+    """An address typed with its Unicode domain and with its ASCII one is one contact for the
+    per-contact throttle too (it keyed on the lower-cased text before)."""
+    from rest_framework.settings import api_settings
+
+    from tests.factories import SkuFactory
+
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "subscribe_contact": "1/minute"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    other = SkuFactory(code="OTHER-1")
+    first = storefront.post(
+        "/api/v1/back-in-stock/", {"sku": sku.code, "email": "a@bücher.example"}, format="json"
+    )
+    assert first.status_code == 201, first.content
+    again = storefront.post(
+        "/api/v1/back-in-stock/", {"sku": other.code, "email": "A@xn--bcher-kva.example"}, format="json"
+    )
+    assert again.status_code == 429, again.content
