@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import email_validator
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -19,7 +20,6 @@ from config.errors import InvalidInput
 # What people put between digits: spaces, hyphens, brackets, dots.
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _PHONE_CHARACTERS = re.compile(r"\+?[0-9]+")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def phone_region() -> str:
@@ -70,13 +70,41 @@ def normalise_phone(value: str | None, *, field: str = "phone") -> str | None:
 
 
 def normalise_email(value: str | None, *, field: str = "email") -> str | None:
-    """The address trimmed and lower-cased; None for None or blank. InvalidInput (details
-    {"field": field}) unless it looks like local@domain.tld within 254 characters."""
+    """The address in its ASCII form, lower-cased; None for None or blank.
+
+    Checked by the `email-validator` library (syntax only: no DNS or deliverability lookup):
+    an ASCII local part of at most 64 characters (no quoting, no SMTPUTF8), a domain with a dot that may be
+    internationalised, at most 254 characters in the ASCII form. An internationalised domain is
+    kept in its ASCII (IDNA, "punycode") form: "Aiko@Bücher.example" -> "aiko@xn--bcher-kva.example".
+    So the same address typed either way is one contact, every stored address is what the
+    schema's `format: email` promises (RFC 5321, ASCII), and mail goes out without SMTPUTF8
+    (docs/architecture.md, "Contacts"). Surrounding whitespace is trimmed; anything else (spaces
+    inside, a trailing dot, emoji, a special-use domain such as `.test` or `localhost`) raises
+    InvalidInput with details {"field": field, "reason": ...}.
+    """
     if value is None:
         return None
-    email = str(value).strip().lower()
-    if not email:
+    text = str(value).strip()
+    if not text:
         return None
-    if len(email) > 254 or not _EMAIL.fullmatch(email):
-        raise InvalidInput(f"{field} is not a valid email address.", details={"field": field})
+    try:
+        checked = email_validator.validate_email(
+            text,
+            allow_smtputf8=False,
+            allow_quoted_local=False,
+            allow_domain_literal=False,
+            allow_display_name=False,
+            strict=True,  # also RFC 5321's 64-character local part
+            check_deliverability=False,
+        )
+    except email_validator.EmailNotValidError as exc:
+        raise InvalidInput(
+            f"{field} is not a valid email address.", details={"field": field, "reason": str(exc)}
+        ) from None
+    email = checked.ascii_email.lower()
+    if len(email) > 254:  # the ASCII form can be longer than the address as typed
+        raise InvalidInput(
+            f"{field} is not a valid email address.",
+            details={"field": field, "reason": "The address is too long (more than 254 characters)."},
+        )
     return email

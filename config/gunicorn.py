@@ -13,6 +13,10 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", str((os.cpu_count() or 1) + 1)))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 backlog = 2048
+# The longest request line the API's query parameters allow: a `?sku=` list of 2,000 characters
+# whose separators are percent-encoded (3 bytes each) is up to ~6 kB; gunicorn's default (4,094)
+# answered such a valid list with an HTML 414. 8,190 is gunicorn's maximum and a common proxy limit.
+limit_request_line = 8190
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))  # 0: workers are not recycled
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 

@@ -44,6 +44,13 @@ from config.errors import Conflict, InvalidInput, PolicyViolation
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 MAX_KEY_LENGTH = 255
+# The header's OpenAPI schema: what read_key accepts (printable ASCII; HTTP trims the ends).
+KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_KEY_LENGTH,
+    "pattern": "^[!-~]([ -~]*[!-~])?$",
+}
 
 
 class IdempotencyKeyRequired(InvalidInput):

@@ -21,6 +21,7 @@ from django.db import transaction
 from knox.models import get_digest_token, get_token_model
 from knox.settings import CONSTANTS
 
+from config.contacts import normalise_email
 from config.errors import InvalidInput
 from stores.models import Location, LocationKind, Role, StaffAssignment, StaffProfile
 
@@ -123,8 +124,11 @@ def api_user_upsert(
     A manager is either network-wide (`network_wide=True`, no locations: acts everywhere) or
     scoped to its locations; an update with neither keeps what the manager was. Raises
     InvalidInput (and writes nothing) on an unknown role or location, a staff role that would end
-    up with no location, or `network_wide` for anyone but a manager. Returns (user, created).
+    up with no location, `network_wide` for anyone but a manager, or a bad email
+    (config.contacts.normalise_email: kept in its ASCII form; a given email replaces an existing
+    user's). Returns (user, created).
     """
+    email = normalise_email(email, field="email") or ""
     locations = _validate(username, role, location_codes, network_wide)
     User = get_user_model()
     user = User.objects.filter(username=username).first()
@@ -153,9 +157,11 @@ def api_user_upsert(
         else:
             user.set_unusable_password()
     is_staff = role in STAFF_ROLES or user.is_superuser
-    if created or user.is_staff != is_staff or not user.is_active:
+    if created or user.is_staff != is_staff or not user.is_active or (email and user.email != email):
         user.is_staff = is_staff
         user.is_active = True
+        if email:
+            user.email = email
         user.save()
 
     if profile is None:

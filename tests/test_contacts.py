@@ -120,5 +120,54 @@ def test_normalise_email():
     for bad in ("nope", "a@b", "a b@example.com", "x" * 250 + "@example.com"):
         with pytest.raises(InvalidInput) as exc:
             normalise_email(bad, field="customer.email")
-        assert exc.value.details == {"field": "customer.email"}
+        assert exc.value.details["field"] == "customer.email"
+        assert exc.value.details["reason"]
         assert exc.value.message == "customer.email is not a valid email address."
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        # An internationalised domain is kept in its ASCII (IDNA) form, lower-cased.
+        ("user@bücher.example", "user@xn--bcher-kva.example"),
+        ("User@BÜCHER.Example", "user@xn--bcher-kva.example"),
+        ("user@xn--bcher-kva.example", "user@xn--bcher-kva.example"),
+        ("花子@例え.jp".replace("花子", "hanako"), "hanako@xn--r8jz45g.jp"),
+        ("first.last+tag@example.co.jp", "first.last+tag@example.co.jp"),
+        ("\tAiko@Example.com\n", "aiko@example.com"),
+    ],
+)
+def test_normalise_email_accepts_idn_domains_in_their_ascii_form(typed, stored):
+    assert normalise_email(typed) == stored
+    assert normalise_email(stored) == stored  # a stored address normalises to itself
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "x\N{GRINNING FACE}@example.com",  # emoji in the local part (the schema's format: email refuses it)
+        "hanako\N{HIRAGANA LETTER A}@example.jp",  # any non-ASCII local part (would need SMTPUTF8)
+        "user@example.com.",  # trailing dot
+        "user.@example.com",
+        "a b@example.com",  # a space inside
+        "user@exa mple.com",
+        '"a b"@example.com',  # quoted local part
+        "user@[192.0.2.1]",  # domain literal
+        "Aiko <aiko@example.com>",  # display name
+        "user@localhost",
+        "user@example.test",  # special-use domain
+        "user@example..com",
+        "user@-example.com",
+        "user@ex\x00ample.com",
+        "x" * 65 + "@example.com",  # local part over 64
+        "x@" + ".".join(["a" * 63] * 4) + ".com",  # over 254
+        "x@" + ".".join(["\N{LATIN SMALL LETTER U WITH DIAERESIS}" * 40] * 4) + ".jp",  # ASCII form over 254
+        "user@",
+        "@example.com",
+        "a@b@example.com",
+    ],
+)
+def test_normalise_email_refuses(bad):
+    with pytest.raises(InvalidInput) as exc:
+        normalise_email(bad, field="email")
+    assert exc.value.details["field"] == "email"

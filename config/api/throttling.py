@@ -153,16 +153,17 @@ class SubscribeContactThrottle(WindowThrottle):
     scope = "subscribe_contact"
 
     def get_cache_key(self, request, view) -> str | None:
-        from config.contacts import normalise_phone
+        from config.contacts import normalise_email, normalise_phone
         from config.errors import InvalidInput
 
         data = request.data if isinstance(request.data, dict) else {}
-        contact = str(data.get("email") or "").strip().lower()
-        if not contact and data.get("phone"):
-            try:
-                contact = normalise_phone(str(data["phone"]))
-            except InvalidInput:
-                return None  # the view answers 400
+        try:
+            # As the subscription stores it: an address typed two ways is one contact here too.
+            contact = normalise_email(str(data.get("email") or "")) or ""
+            if not contact and data.get("phone"):
+                contact = normalise_phone(str(data["phone"])) or ""
+        except InvalidInput:
+            return None  # the view answers 400
         if not contact:
             return None
         digest = hashlib.sha256(contact.encode()).hexdigest()[:32]

@@ -128,7 +128,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.exception_handler",
     # docs/security.md, "Throttling": what is limited, per what, and why not the storefront's hot paths.
     "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.AnonThrottle"],
@@ -165,6 +165,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "GET_LIB_DOC_EXCLUDES": "config.api.schema.lib_doc_excludes",
     # One schema enum per choice set that several serializers share a field name for.
     "ENUM_NAME_OVERRIDES": {
         "LocationKindEnum": "stores.models.LocationKind",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 _DIGITS = re.compile(r"^[+-]?\d{1,18}$")
@@ -54,3 +55,27 @@ class DeltaField(serializers.IntegerField):
         if abs(data) > limit:
             raise serializers.ValidationError(f"Ensure the absolute value is at most {limit}.")
         return super().to_internal_value(data)
+
+
+class QuantityFieldSchema(OpenApiSerializerFieldExtension):
+    """The schema declares the bounds the field enforces (the upper one read from the settings when
+    the schema is built): an integer from 1 (0 with allow_zero) to OMS["MAX_LINE_QUANTITY"]."""
+
+    target_class = QuantityField
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {
+            "type": "integer",
+            "minimum": 0 if self.target.allow_zero else 1,
+            "maximum": settings.OMS["MAX_LINE_QUANTITY"],
+        }
+
+
+class DeltaFieldSchema(OpenApiSerializerFieldExtension):
+    """A non-zero integer within +-OMS["MAX_LINE_QUANTITY"]."""
+
+    target_class = DeltaField
+
+    def map_serializer_field(self, auto_schema, direction):
+        limit = settings.OMS["MAX_LINE_QUANTITY"]
+        return {"type": "integer", "minimum": -limit, "maximum": limit, "not": {"enum": [0]}}

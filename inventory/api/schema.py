@@ -1,27 +1,10 @@
-"""OpenAPI descriptions shared by the stores and inventory endpoints: the error shape and its responses."""
+"""OpenAPI descriptions shared by the stores and inventory endpoints: their error responses (the shape: config.api.schema)."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
-from rest_framework import serializers
 
-
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Machine-readable, e.g. `insufficient_stock`, `unknown_sku`.")
-    message = serializers.CharField(help_text="For people.")
-    details = serializers.DictField(
-        help_text=(
-            "Context. Input errors found by the request's serializer list them per field in `fields` "
-            '(`{"fields": {"lines": {"1": {"quantity": ["..."]}}}}`: list items by index); errors found by the domain name the '
-            'offending field in `field`; `insufficient_stock` carries `lines`: `[{"sku", "location", '
-            '"requested", "available", "shortfall"}]`.'
-        )
-    )
-
-
-class ErrorResponseSerializer(serializers.Serializer):
-    error = ErrorBodySerializer()
-
+from config.api.schema import ErrorResponseSerializer
 
 _DESCRIPTIONS = {
     400: "Malformed input: the offending field is in `details` (`fields` or `field`). Nothing was written.",

@@ -7,14 +7,13 @@ location is checked by the services (given `user`); the views check only what th
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.permissions import IsStaff, IsStorefrontOrStaff
-from config.idempotency import idempotent
+from config.idempotency import KEY_SCHEMA, idempotent
 from inventory import services
 from inventory.selectors import (
     availability_for_sku,
@@ -58,7 +57,7 @@ from .serializers import (
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    KEY_SCHEMA,
     OpenApiParameter.HEADER,
     required=False,
     description="Optional. The same key with the same body replays the first response; with another "

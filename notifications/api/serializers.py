@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from config.api.fields import EmailAddressField
 from config.contacts import normalise_phone
 from config.errors import InvalidInput
 
@@ -9,7 +10,7 @@ from ..webhooks import WEBHOOK_EVENTS
 
 class BackInStockInput(serializers.Serializer):
     sku = serializers.CharField(max_length=64)
-    email = serializers.EmailField(max_length=254, required=False)
+    email = EmailAddressField(required=False)
     phone = serializers.CharField(max_length=24, required=False)
     location = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
     language = serializers.ChoiceField(choices=["en", "ja", "ko"], required=False, default="en")

@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 
 from config.api.permissions import IsStorefront, IsStorefrontOrNetworkManager
 from config.api.throttling import AnonThrottle, SubscribeContactThrottle, SubscribeThrottle
+from inventory.api.schema import errors
 from inventory.selectors import sku_get
 from stores.selectors import location_get
 
@@ -26,7 +27,10 @@ class BackInStockSubscribeApi(APIView):
     permission_classes = [IsStorefront]
     throttle_classes = [SubscribeThrottle, SubscribeContactThrottle]
 
-    @extend_schema(request=BackInStockInput, responses={200: BackInStockOutput, 201: BackInStockOutput})
+    @extend_schema(
+        request=BackInStockInput,
+        responses={200: BackInStockOutput, 201: BackInStockOutput, **errors(404)},
+    )
     def post(self, request):
         data = BackInStockInput(data=request.data)
         data.is_valid(raise_exception=True)

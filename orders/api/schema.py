@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
-from inventory.api.schema import ErrorResponseSerializer
+from config.api.schema import ErrorResponseSerializer
+from config.idempotency import KEY_SCHEMA
 
 _DESCRIPTIONS = {
     400: "Malformed input (`invalid`, `duplicate_line`, `unknown_currency`, `currency_mismatch`, "
@@ -32,7 +32,7 @@ def errors(*statuses: int) -> dict[int, OpenApiResponse]:
 
 IDEMPOTENCY_KEY_REQUIRED = OpenApiParameter(
     name="Idempotency-Key",
-    type=OpenApiTypes.STR,
+    type=KEY_SCHEMA,
     location=OpenApiParameter.HEADER,
     required=True,
     description=(

@@ -9,6 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.fields import EmailTextField
 from config.api.serializers import InputSerializer
 from inventory.api.fields import QuantityField
 
@@ -30,7 +31,7 @@ from ..models import (
 
 
 class CustomerIn(InputSerializer):
-    email = serializers.CharField(max_length=254, required=False, allow_null=True, allow_blank=True)
+    email = EmailTextField(required=False, allow_null=True, allow_blank=True)
     phone = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 

@@ -7,7 +7,8 @@ import functools
 import uuid
 
 import django_filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -15,7 +16,7 @@ from rest_framework.views import APIView
 
 from config.api.permissions import IsStaff, IsStorefront, IsStorefrontOrStaff
 from config.api.throttling import CustomerLookupThrottle, CustomerSearchThrottle
-from config.contacts import normalise_phone
+from config.contacts import normalise_email, normalise_phone
 from config.errors import InvalidInput, NotFound
 from config.idempotency import ThenBeforeCommit, idempotent
 from inventory.selectors import hold_get
@@ -87,8 +88,11 @@ class OrderFilter(django_filters.FilterSet):
         model = Order
         fields = ["status", "channel"]
 
+    @extend_schema_field(OpenApiTypes.EMAIL)
     def filter_email(self, qs, name, value):
-        return selectors.order_filter_contact(qs, user=self.request.user, email=value.strip().lower())
+        # Normalised as placement stored it (an IDN domain in its ASCII form); a bad address is a 400.
+        email = normalise_email(value, field="customer_email")
+        return selectors.order_filter_contact(qs, user=self.request.user, email=email) if email else qs
 
     def filter_phone(self, qs, name, value):
         try:
@@ -282,9 +286,9 @@ class _FulfillmentCommand(APIView):
     def run(self, request, pk, data):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    @extend_schema(
-        request=None, responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422)}
-    )
+    # The request body is each command's `input_serializer`, declared on its class (request=None
+    # here documented no body for pick, ship, collect and cancel: issue 9).
+    @extend_schema(responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422)})
     def post(self, request, pk):
         data = {}
         if self.input_serializer is not None:
@@ -311,6 +315,7 @@ class FulfillmentPickApi(_FulfillmentCommand):
         )
 
 
+@extend_schema(request=None)
 class FulfillmentPackApi(_FulfillmentCommand):
     def run(self, request, pk, data):
         services.fulfillment_pack(fulfillment_id=pk, user=request.user, channel="api")
@@ -330,6 +335,7 @@ class FulfillmentShipApi(_FulfillmentCommand):
         )
 
 
+@extend_schema(request=None)
 class FulfillmentReadyApi(_FulfillmentCommand):
     def run(self, request, pk, data):
         services.fulfillment_ready(fulfillment_id=pk, user=request.user, channel="api")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -31,7 +31,6 @@ class NearField(serializers.Field):
         return f"{value[0]},{value[1]}"
 
 
-@extend_schema_field(OpenApiTypes.DOUBLE)
 class RadiusField(serializers.Field):
     """Kilometres, above 0 and at most settings.OMS["MAX_RADIUS_KM"]."""
 
@@ -45,6 +44,21 @@ class RadiusField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+class RadiusFieldSchema(OpenApiSerializerFieldExtension):
+    """Kilometres: above 0, at most OMS["MAX_RADIUS_KM"] (read when the schema is built)."""
+
+    target_class = RadiusField
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {
+            "type": "number",
+            "format": "double",
+            "minimum": 0,
+            "exclusiveMinimum": True,
+            "maximum": settings.OMS["MAX_RADIUS_KM"],
+        }
 
 
 def radius_help() -> str:

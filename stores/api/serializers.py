@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from inventory.api.fields import QuantityField
@@ -102,7 +103,15 @@ class LocationHitSerializer(LocationSerializer):
 
 class LocationStockQuerySerializer(serializers.Serializer):
     sku = serializers.CharField(
-        required=False, max_length=2000, help_text="Comma-separated SKU codes (at most 100): only these."
+        required=False,
+        max_length=2000,
+        # SKU codes are slugs: ASCII, so the longest list fits a request line (config/gunicorn.py).
+        validators=[
+            RegexValidator(
+                r"^[-A-Za-z0-9_, ]*$", "Give SKU codes (letters, digits, - and _), comma-separated."
+            )
+        ],
+        help_text="Comma-separated SKU codes (at most 100): only these.",
     )
     search = serializers.CharField(
         required=False, max_length=100, help_text="Part of the SKU code or name, or the exact barcode."
