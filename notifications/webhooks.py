@@ -21,7 +21,10 @@ WEBHOOK_EVENTS = {
     "fulfillment.collected": "A pickup was handed over",
     "fulfillment.cancelled": "A fulfillment was cancelled",
     "return.received": "A return was received",
-    "refund.issued": "A refund was issued",
+    "refund.requested": "Money is owed back (order, lines, amount): pay it and report back",
+    "refund.completed": "The payment system reported a refund paid",
+    "refund.failed": "The payment system reported a refund it could not pay",
+    "refund.issued": "Kept for existing subscriptions; nothing sends it (see refund.completed)",
     "stock.back_in_stock": "A SKU became available at a location",
     "stock.out_of_stock": "A SKU became unavailable at a location",
 }

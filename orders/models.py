@@ -155,6 +155,9 @@ class OrderLine(models.Model):
     cancelled_quantity = models.PositiveIntegerField(
         default=0
     )  # short-picked and not re-routable, or cancelled
+    # Units a Refund was requested for (returns.services.refund_request, a guarded UPDATE, the only
+    # writer): a unit is refunded at most once, whichever path cancels or takes it back.
+    refunded_quantity = models.PositiveIntegerField(default=0)
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     line_total = models.DecimalField(max_digits=14, decimal_places=2)
 
@@ -165,6 +168,9 @@ class OrderLine(models.Model):
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="orderline_price_gte_0"),
             models.CheckConstraint(
                 condition=Q(cancelled_quantity__lte=models.F("quantity")), name="orderline_cancel_le_qty"
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_quantity__lte=models.F("quantity")), name="orderline_refund_le_qty"
             ),
         ]
 
@@ -264,6 +270,9 @@ class EventType(models.TextChoices):
     PICKUP_CODE_REFUSED = "pickup_code_refused", "Pickup code refused"
     PICKUP_CODE_ISSUED = "pickup_code_issued", "New pickup code issued"
     CANCELLED = "cancelled", "Order cancelled"
+    REFUND_REQUESTED = "refund_requested", "Refund requested"
+    REFUND_COMPLETED = "refund_completed", "Refund completed"
+    REFUND_FAILED = "refund_failed", "Refund failed"
 
 
 class OrderEvent(models.Model):

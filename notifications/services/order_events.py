@@ -90,6 +90,13 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
         return NotificationEvent.LINE_CANCELLED, _cancelled_lines_context(ev)
     if ev.type == EventType.FULFILLMENT_STATUS_CHANGED and ev.fulfillment_id:
         return _fulfillment_customer_event(ev)
+    if ev.type == EventType.REFUND_COMPLETED:
+        data = ev.data or {}
+        return NotificationEvent.REFUND_ISSUED, {
+            "order_number": ev.order.number,
+            "amount": data.get("amount"),
+            "currency": data.get("currency"),
+        }
     if ev.type == EventType.PICKUP_CODE_ISSUED and ev.fulfillment_id:
         # Staff issued a new code (the old one stopped working): the ready message, with the new code.
         return NotificationEvent.READY_FOR_PICKUP, _pickup_context(ev, new_code=True)
@@ -97,6 +104,15 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
 
 
 # --- What webhooks receive ---------------------------------------------------------------------
+
+
+# The refund's events carry {"refund", "amount", "currency", "status"} and, for a request, its
+# "cause" and "lines" (returns.services), for a completion its "reference".
+_REFUND_WEBHOOKS = {
+    EventType.REFUND_REQUESTED: "refund.requested",
+    EventType.REFUND_COMPLETED: "refund.completed",
+    EventType.REFUND_FAILED: "refund.failed",
+}
 
 
 def _webhook_event(ev: OrderEvent) -> tuple[str, dict] | None:
@@ -114,6 +130,8 @@ def _webhook_event(ev: OrderEvent) -> tuple[str, dict] | None:
         return "order.cancelled", {**base, "reason": ev.reason}
     if ev.type == EventType.LINE_CANCELLED:
         return "order.line_cancelled", {**base, "reason": ev.reason, **(ev.data or {})}
+    if ev.type in _REFUND_WEBHOOKS:
+        return _REFUND_WEBHOOKS[ev.type], {**base, **(ev.data or {})}
     if ev.type == EventType.STATUS_CHANGED:
         return "order.status_changed", {**base, "from": ev.from_status, "to": ev.to_status}
     if ev.type == EventType.FULFILLMENT_STATUS_CHANGED and ev.fulfillment_id:

@@ -1,4 +1,5 @@
-"""Cancelling an order, and the bookkeeping every cancellation shares (line quantities, totals)."""
+"""Cancelling an order, and the bookkeeping every cancellation shares (line quantities, totals,
+the refund of the cancelled units)."""
 
 from __future__ import annotations
 
@@ -41,11 +42,15 @@ def order_with_locked_fulfillments(number: str, user=None) -> tuple[Order, list[
 
 
 @transaction.atomic
-def order_cancel(*, number: str, user=None, reason: str = "", channel: str = "") -> Order:
+def order_cancel(
+    *, number: str, user=None, reason: str = "", channel: str = "", refund_cause: str = "order_cancelled"
+) -> Order:
     """Cancel every fulfillment of the order and release what is reserved. 409 if something left.
 
     Each fulfillment goes to cancelled through `transitions.transition_all` (the table, one event
-    each); the order's own "cancelled" event and its status change are written with them.
+    each); the order's own "cancelled" event and its status change are written with them. Every
+    unit not refunded yet is refunded (one Refund, `refund_cause`: the pickup-expiry sweep passes
+    "pickup_expired"), in this transaction.
     """
     order, fs = order_with_locked_fulfillments(number, user)
     gone = [f for f in fs if f.status in transitions.LEFT_THE_BUILDING]
@@ -75,6 +80,12 @@ def order_cancel(*, number: str, user=None, reason: str = "", channel: str = "")
             reason=reason or "order cancelled",
         )
     OrderLine.objects.filter(order=order).update(cancelled_quantity=F("quantity"))
+    unrefunded = {
+        pk: quantity - refunded
+        for pk, quantity, refunded in OrderLine.objects.filter(order=order).values_list(
+            "pk", "quantity", "refunded_quantity"
+        )
+    }
     recompute_totals(order)
     cancelled = OrderEvent(
         order=order,
@@ -95,7 +106,22 @@ def order_cancel(*, number: str, user=None, reason: str = "", channel: str = "")
         status_reason=reason or "cancelled",
         extra_events=[cancelled],
     )
+    refund_cancelled(
+        order, unrefunded, cause=refund_cause, reason=reason or "order cancelled", user=user, channel=channel
+    )
     return order
+
+
+def refund_cancelled(order: Order, quantities: dict[int, int], *, cause: str, reason: str, user, channel=""):
+    """Refund the units just cancelled ({order line id: units}) in the caller's transaction: the
+    one call from orders into returns.services.refund_request. Called after the cancellation's
+    events (the timeline reads cancelled, then refund requested); the order lines are already
+    locked by the cancellation's own UPDATE, so it takes no new lock after the order row."""
+    from returns.services import refund_request
+
+    return refund_request(
+        order=order, lines=list(quantities.items()), reason=reason, cause=cause, user=user, channel=channel
+    )
 
 
 def cancel_line_quantities(order: Order, quantities: dict[int, int]) -> None:

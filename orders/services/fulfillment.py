@@ -28,7 +28,7 @@ from ..models import (
     FulfillmentStatus,
     Order,
 )
-from .cancellation import cancel_line_quantities, order_with_locked_fulfillments
+from .cancellation import cancel_line_quantities, order_with_locked_fulfillments, refund_cancelled
 from .codes import code_new, code_try
 from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment
 
@@ -260,8 +260,16 @@ def pickup_code_reissue(*, fulfillment_id, user=None, channel: str = "", reason:
 
 
 @transaction.atomic
-def fulfillment_cancel(*, fulfillment_id, user=None, reason: str = "", channel: str = "") -> Fulfillment:
-    """Stop a fulfillment before it leaves: release what it still has reserved, cancel those units."""
+def fulfillment_cancel(
+    *,
+    fulfillment_id,
+    user=None,
+    reason: str = "",
+    channel: str = "",
+    refund_cause: str = "fulfillment_cancelled",
+) -> Fulfillment:
+    """Stop a fulfillment before it leaves: release what it still has reserved, cancel those units
+    and refund them (one Refund, `refund_cause`: the pickup-expiry sweep passes "pickup_expired")."""
     f = locked_fulfillment(fulfillment_id, user)
     transitions.check(f, Status.CANCELLED)
     lines = [ln for ln in fulfillment_lines(f) if ln.quantity > 0]
@@ -276,6 +284,15 @@ def fulfillment_cancel(*, fulfillment_id, user=None, reason: str = "", channel: 
     f, _ = transitions.transition(
         f, Status.CANCELLED, actor=user, channel=channel, reason=reason or "cancelled", locked=True
     )
+    if lines:
+        refund_cancelled(
+            f.order,
+            {ln.order_line_id: ln.quantity for ln in lines},
+            cause=refund_cause,
+            reason=reason or "fulfillment cancelled",
+            user=user,
+            channel=channel,
+        )
     return f
 
 

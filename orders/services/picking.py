@@ -23,7 +23,7 @@ from ..exceptions import DuplicateLine, InvalidTransition
 from ..hooks import emit
 from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentStatus, OrderEvent
 from ..routing import RoutingDecision, route
-from .cancellation import cancel_line_quantities
+from .cancellation import cancel_line_quantities, refund_cancelled
 from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment
 from .fulfillment import start_picking
 from .inputs import PICKUP_METHODS
@@ -54,7 +54,8 @@ def fulfillment_pick(*, fulfillment_id, picks: Sequence[PickIn], user=None, chan
     on hand is counted down by the missing quantity (a cycle-count movement: we know those units
     are not there; units on the shelf for other orders were not counted, so no absolute count is
     set), and the missing quantity is re-routed to other locations (new fulfillments, reserved
-    there) or, when nothing can fill it, cancelled on the order line (LINE_CANCELLED event).
+    there) or, when nothing can fill it, cancelled on the order line (LINE_CANCELLED event) and
+    refunded (one Refund, cause "short_pick").
     """
     f = locked_fulfillment(fulfillment_id, user)
     if f.status not in (Status.PENDING, Status.PICKING):
@@ -161,6 +162,15 @@ def _short_pick(f: Fulfillment, short: list[Shortfall], *, user, channel: str = 
         )
     OrderEvent.objects.bulk_create(events)
     emit(events)
+    if unfilled:
+        refund_cancelled(
+            f.order,
+            {ln.order_line_id: q for ln, q in unfilled.items()},
+            cause="short_pick",
+            reason="not available anywhere after a short pick",
+            user=user,
+            channel=channel,
+        )
 
 
 def _reroute(f: Fulfillment, short: list[Shortfall], *, user, channel, events: list) -> dict[int, int]:
