@@ -13,6 +13,7 @@ from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils.html import format_html, format_html_join
 
 from config.errors import DomainError
+from returns.admin import RefundInline
 from stores.models import Role
 from stores.selectors import user_location_ids, user_role
 
@@ -268,7 +269,7 @@ class FulfillmentAdmin(admin.ModelAdmin):
 
 class OrderLineInline(_ReadOnlyInline):
     model = OrderLine
-    fields = ("sku", "quantity", "cancelled_quantity", "unit_price", "line_total")
+    fields = ("sku", "quantity", "cancelled_quantity", "refunded_quantity", "unit_price", "line_total")
     readonly_fields = fields
 
 
@@ -329,7 +330,7 @@ class OrderAdmin(admin.ModelAdmin):
     # The contact as given on the order, never the stored customer's; never the pickup code.
     search_fields = ("number", "contact_email", "contact_phone")
     list_select_related = ("customer",)
-    inlines = [OrderLineInline, FulfillmentInline, OrderEventInline]
+    inlines = [OrderLineInline, FulfillmentInline, RefundInline, OrderEventInline]
     readonly_fields = (
         "number",
         "status",

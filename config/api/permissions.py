@@ -36,3 +36,8 @@ class IsStorefrontOrNetworkManager(BasePermission):
         if not (user and user.is_authenticated):
             return False
         return user_role(user) == Role.STOREFRONT or user_is_network_wide(user)
+
+
+# Refunds are read by the storefront (the payment side), managers and associates (the counter tells
+# the customer what is owed back), not by warehouse staff (docs/security.md).
+IsStorefrontOrStoreStaff = _role_permission(Role.STOREFRONT, Role.ASSOCIATE, Role.MANAGER)
