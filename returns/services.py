@@ -23,7 +23,7 @@ from django.utils import timezone
 from config.errors import InvalidInput
 from orders import transitions
 from orders.models import EventType, Order, OrderEvent, OrderLine
-from orders.services.inputs import CURRENCY_MINOR_UNITS
+from orders.services.inputs import CENT, CURRENCY_MINOR_UNITS
 
 from .exceptions import (
     AlreadyRefunded,
@@ -46,14 +46,15 @@ def currency_quantum(currency: str) -> Decimal:
 
 def line_amounts(*, currency: str, lines: Sequence[tuple[OrderLine, int]]) -> list[Decimal]:
     """What was paid for `quantity` units of each line: unit price x quantity, in the currency's
-    minor units (half up).
+    minor units (half up), written with two decimals.
 
     Orders carry no order-level discount (`Order.total` is always `subtotal`, the sum of the lines),
     so nothing is shared out. When one arrives, share it here pro rata to these amounts and put the
     rounding remainder on the last line, so that the refund's lines add up to its amount exactly.
     """
     quantum = currency_quantum(currency)
-    return [(ln.unit_price * q).quantize(quantum, rounding=ROUND_HALF_UP) for ln, q in lines]
+    # Rounded to the currency, written with two decimals like every amount ("1980.00" JPY).
+    return [(ln.unit_price * q).quantize(quantum, rounding=ROUND_HALF_UP).quantize(CENT) for ln, q in lines]
 
 
 @transaction.atomic
@@ -116,7 +117,7 @@ def refund_request(
     amounts = line_amounts(currency=order.currency, lines=pairs)
     refund = Refund.objects.create(
         order=order,
-        amount=sum(amounts, Decimal(0)),
+        amount=sum(amounts, Decimal("0.00")),
         currency=order.currency,
         reason=(reason or "")[:255],
         cause=cause,
