@@ -197,13 +197,20 @@ def test_the_refund_its_event_and_webhook_roll_back_with_the_cancellation(net, r
     order = place(("TEE-0", 1))
     before = Notification.objects.count()
 
-    with pytest.raises(RuntimeError), transaction.atomic():
-        services.order_cancel(number=order.number)
-        assert Refund.objects.count() == 1
-        assert Notification.objects.filter(webhook_event="refund.requested").count() == 1
-        raise RuntimeError("the caller's transaction fails after the cancellation")
+    seen = {}
 
-    assert not Refund.objects.exists()
+    def cancel_then_fail():
+        with transaction.atomic():
+            services.order_cancel(number=order.number)
+            seen["refunds"] = Refund.objects.count()
+            seen["hooks"] = Notification.objects.filter(webhook_event="refund.requested").count()
+            raise RuntimeError("the caller's transaction fails after the cancellation")
+
+    with pytest.raises(RuntimeError):
+        cancel_then_fail()
+    assert seen == {"refunds": 1, "hooks": 1}  # written inside the transaction...
+
+    assert not Refund.objects.exists()  # ...and gone with it
     assert not RefundLine.objects.exists()
     assert not OrderEvent.objects.filter(type=EventType.REFUND_REQUESTED).exists()
     assert Notification.objects.count() == before
