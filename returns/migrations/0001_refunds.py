@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('orders', '0007_orderline_refunded_quantity'),
+        ('orders', '0008_orderline_refunded_quantity'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

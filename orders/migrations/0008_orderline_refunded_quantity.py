@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('inventory', '0002_ledger_indexes_without_duplicates'),
-        ('orders', '0006_pickup_code_attempts'),
+        ('orders', '0007_emails_ascii'),
     ]
 
     operations = [
