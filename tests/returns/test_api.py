@@ -228,3 +228,12 @@ def test_the_schema_describes_the_refunds_endpoints(client):
     assert refund["properties"]["return"]["nullable"] is True
     params = {p["name"] for p in paths["/api/v1/refunds/"]["get"]["parameters"]}
     assert {"order", "status", "page"} <= params
+
+
+def test_the_list_reads_in_a_fixed_number_of_queries(shop, django_assert_max_num_queries):
+    for _ in range(3):
+        extra = place(("TEE-0", 1), email="aiko@example.com", user=shop.client.user)
+        services.order_cancel(number=extra.number)
+    with django_assert_max_num_queries(8):  # token, role, count, page, lines (+ SKUs)
+        r = shop.client.get(URL)
+    assert r.json()["count"] == 5
