@@ -80,16 +80,35 @@ def _pickup_context(ev: OrderEvent, *, new_code: bool = False) -> dict:
     }
 
 
+def _expired_context(ev: OrderEvent) -> dict:
+    """A pickup cancelled by the expiry sweep (orders.services.pickups): the order, its store, the day."""
+    order = ev.order
+    return {
+        "order_number": order.number,
+        "reason": ev.reason,
+        "last_day": (ev.data or {}).get("last_day"),
+        "currency": order.currency,
+        **store_context(order.pickup_location),
+    }
+
+
 def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
     """Map an OrderEvent to the customer-facing event and its template context, or None."""
     if ev.type == EventType.PLACED:
         return NotificationEvent.ORDER_CONFIRMED, _order_context(ev.order, ev)
+    if ev.type == EventType.CANCELLED and (ev.data or {}).get("cause") == "pickup_expired":
+        return NotificationEvent.PICKUP_EXPIRED, _expired_context(ev)
     if ev.type == EventType.CANCELLED:
         return NotificationEvent.ORDER_CANCELLED, {"order_number": ev.order.number, "reason": ev.reason}
     if ev.type == EventType.LINE_CANCELLED:
         return NotificationEvent.LINE_CANCELLED, _cancelled_lines_context(ev)
     if ev.type == EventType.FULFILLMENT_STATUS_CHANGED and ev.fulfillment_id:
         return _fulfillment_customer_event(ev)
+    if ev.type == EventType.PICKUP_REMINDED and ev.fulfillment_id:
+        return NotificationEvent.PICKUP_REMINDER, {
+            **_pickup_context(ev),
+            "expires_at": (ev.data or {}).get("last_day"),
+        }
     if ev.type == EventType.PICKUP_CODE_ISSUED and ev.fulfillment_id:
         # Staff issued a new code (the old one stopped working): the ready message, with the new code.
         return NotificationEvent.READY_FOR_PICKUP, _pickup_context(ev, new_code=True)

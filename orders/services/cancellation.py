@@ -41,11 +41,14 @@ def order_with_locked_fulfillments(number: str, user=None) -> tuple[Order, list[
 
 
 @transaction.atomic
-def order_cancel(*, number: str, user=None, reason: str = "", channel: str = "") -> Order:
+def order_cancel(
+    *, number: str, user=None, reason: str = "", channel: str = "", data: dict | None = None
+) -> Order:
     """Cancel every fulfillment of the order and release what is reserved. 409 if something left.
 
     Each fulfillment goes to cancelled through `transitions.transition_all` (the table, one event
-    each); the order's own "cancelled" event and its status change are written with them.
+    each); the order's own "cancelled" event (with `data`, e.g. the pickup expiry's
+    {"cause": "pickup_expired", ...}) and its status change are written with them.
     """
     order, fs = order_with_locked_fulfillments(number, user)
     gone = [f for f in fs if f.status in transitions.LEFT_THE_BUILDING]
@@ -84,6 +87,7 @@ def order_cancel(*, number: str, user=None, reason: str = "", channel: str = "")
         actor=acting_user(user),
         channel=channel,
         reason=(reason or "cancelled")[:255],
+        data=data or {},
     )
     transitions.transition_all(
         live,
