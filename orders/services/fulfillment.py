@@ -31,7 +31,7 @@ from ..models import (
 from .cancellation import cancel_line_quantities, order_with_locked_fulfillments
 from .codes import code_new, code_try
 from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment
-from .window import pickup_deadlines
+from .window import iso_utc, pickup_deadlines
 
 Status = FulfillmentStatus
 
@@ -153,7 +153,7 @@ def fulfillment_ready(*, fulfillment_id, user=None, channel: str = "") -> Fulfil
             "pickup_expires_at": deadlines.expires_at,
             "pickup_remind_at": deadlines.remind_at,
         },
-        data={"pickup_expires_at": deadlines.expires_at.isoformat()},
+        data={"pickup_expires_at": iso_utc(deadlines.expires_at)},
     )
     return f
 

@@ -33,7 +33,7 @@ from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentStatus,
 from .cancellation import order_cancel
 from .common import fulfillment_event, fulfillment_lines, locked_fulfillment
 from .fulfillment import fulfillment_cancel
-from .window import last_day, remind_at_for, window_end
+from .window import iso_utc, last_day, remind_at_for, window_end
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def fulfillment_extend_pickup(
     if f.pickup_extended_at is not None:
         raise AlreadyExtended(
             "The pickup window of this fulfillment was already extended; it can be extended once.",
-            details={"fulfillment": f.pk, "extended_at": f.pickup_extended_at.isoformat()},
+            details={"fulfillment": f.pk, "extended_at": iso_utc(f.pickup_extended_at)},
         )
     now = timezone.now()
     old = f.pickup_expires_at
@@ -103,8 +103,8 @@ def fulfillment_extend_pickup(
                 data={
                     "location": f.location.code,
                     "days": days,
-                    "from": old.isoformat(),
-                    "to": f.pickup_expires_at.isoformat(),
+                    "from": iso_utc(old),
+                    "to": iso_utc(f.pickup_expires_at),
                     "last_day": new_day.isoformat(),
                     "previous_last_day": old_day.isoformat(),
                 },
@@ -169,7 +169,7 @@ def _remind_batch(*, now: dt.datetime, size: int) -> int:
                 reason=f"pickup reminder: collect by {day.isoformat()}",
                 data={
                     "location": f.location.code,
-                    "expires_at": f.pickup_expires_at.isoformat(),
+                    "expires_at": iso_utc(f.pickup_expires_at),
                     "last_day": day.isoformat(),
                 },
             )
@@ -247,7 +247,7 @@ def _expire_one(f: Fulfillment, *, now: dt.datetime) -> None:
         "cause": EXPIRED_CAUSE,
         "fulfillment": f.pk,
         "location": f.location.code,
-        "expires_at": f.pickup_expires_at.isoformat(),
+        "expires_at": iso_utc(f.pickup_expires_at),
         "last_day": day.isoformat(),
         "extended": f.pickup_extended_at is not None,
     }

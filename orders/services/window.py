@@ -52,3 +52,8 @@ def remind_at_for(*, location: Location, expires_at: dt.datetime, after: dt.date
         return None
     remind_at = expires_at - dt.timedelta(days=location.pickup_reminder_days)
     return remind_at if remind_at > after else None
+
+
+def iso_utc(when: dt.datetime) -> str:
+    """An instant as event data records it: ISO 8601 in UTC, whatever zone the value carries."""
+    return when.astimezone(dt.UTC).isoformat()
