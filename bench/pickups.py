@@ -414,7 +414,7 @@ def render(r: dict, c: dict, *, overdue: int, pickups: int, workers: int, batch:
         ["check", "result"],
         [
             ["orders cancelled", c["cancelled"]],
-            ["exactly the overdue ones", c["cancelled_exactly_overdue"]],
+            ["exactly the overdue ones", "yes" if c["cancelled_exactly_overdue"] else "NO"],
             ["orders with two cancellation events", c["orders_with_two_cancel_events"]],
             ["overdue still waiting", c["overdue_left"]],
             ["ledger / held mismatches (inventory_audit)", c["ledger_mismatches"]],
@@ -429,7 +429,7 @@ How to read it:
 - The sweep's transaction per batch locks its candidates with `SKIP LOCKED`, then the stock
   levels they release in primary-key order, then cancels each through `order_cancel` (one
   savepoint each). A placement reserving one of those levels waits until the batch commits:
-  the batch size bounds that wait (`OMS_PICKUP_SWEEP_BATCH_SIZE`).
+  the batch size bounds that wait (`OMS_PICKUP_EXPIRY_BATCH_SIZE`).
 - "lock waits > 100 ms" counts placements that failed on `lock_timeout = 100ms`: it is zero when
   no placement ever waited on a lock that long. "> 100 ms" in latency also counts CPU contention:
   this machine has 2 cores shared by the sweep workers, the placer and PostgreSQL.
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     configure(database)
     from django.conf import settings
 
-    batch = args.batch or settings.OMS["PICKUP_SWEEP_BATCH_SIZE"]
+    batch = args.batch or settings.OMS["PICKUP_EXPIRY_BATCH_SIZE"]
     info = common.machine()
     purge_queue()
     t0 = time.monotonic()

@@ -127,12 +127,12 @@ def _candidates(qs, size: int, order: tuple[str, ...]):
 def pickup_reminders_send(*, now: dt.datetime | None = None, batch_size: int | None = None) -> int:
     """Remind the customers whose reminder is due; how many were reminded.
 
-    Batches of `batch_size` (OMS["PICKUP_SWEEP_BATCH_SIZE"]), each its own transaction: the
+    Batches of `batch_size` (OMS["PICKUP_REMINDER_BATCH_SIZE"]), each its own transaction: the
     candidates locked with SKIP LOCKED, `pickup_reminded_at` set and a PICKUP_REMINDED event
     written (the notifications listener writes the outbox row) in that transaction. A fulfillment
     is reminded once: a second run, or a second worker, no longer finds it."""
     now = now or timezone.now()
-    size = batch_size or settings.OMS["PICKUP_SWEEP_BATCH_SIZE"]
+    size = batch_size or settings.OMS["PICKUP_REMINDER_BATCH_SIZE"]
     total = 0
     while True:
         claimed = _remind_batch(now=now, size=size)
@@ -183,7 +183,7 @@ def pickups_expire(
 ) -> int:
     """Cancel the fulfillments still waiting for pickup after their window; how many were cancelled.
 
-    Batches of `batch_size` (OMS["PICKUP_SWEEP_BATCH_SIZE"]), each its own transaction: the
+    Batches of `batch_size` (OMS["PICKUP_EXPIRY_BATCH_SIZE"]), each its own transaction: the
     candidates are locked with SKIP LOCKED (never waiting on, nor locking, a fulfillment it will not
     change), then the stock levels they reserve, in primary-key order (inventory.services.
     stock_levels_lock: the one lock order, so neither placements nor another sweep deadlock with
@@ -199,7 +199,7 @@ def pickups_expire(
     left as it is, and not tried again in this run. After `time_budget` seconds it stops between
     batches (within Celery's time limit; the next run goes on)."""
     now = now or timezone.now()
-    size = batch_size or settings.OMS["PICKUP_SWEEP_BATCH_SIZE"]
+    size = batch_size or settings.OMS["PICKUP_EXPIRY_BATCH_SIZE"]
     stop = time.monotonic() + time_budget if time_budget else None
     total, failed = 0, set()
     while True:
