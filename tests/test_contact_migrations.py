@@ -114,3 +114,68 @@ def test_subscriptions_that_would_become_one_keep_their_phone(caplog):
         other.pk: "+819012345678",
     }
     assert f"ids [{national.pk}]" in caplog.text
+
+
+emails_to_ascii = importlib.import_module("orders.migrations.0007_emails_ascii").emails_to_ascii
+subscription_emails_to_ascii = importlib.import_module(
+    "notifications.migrations.0004_subscription_emails_ascii"
+).subscription_emails_to_ascii
+
+
+def test_customer_and_order_emails_become_ascii(caplog):
+    """An internationalised domain is rewritten in its ASCII form on customers and on orders'
+    contacts; an address the validator refuses, and one that would become another customer's, are
+    left as they are and logged."""
+    from orders.models import Order
+
+    idn = Customer.objects.create(email="hanako@bücher.example")
+    done = Customer.objects.create(email="taro@example.com")
+    refused = Customer.objects.create(email="x😀@example.com")
+    holder = Customer.objects.create(email="ken@xn--caf-dma.example")
+    clash = Customer.objects.create(email="ken@café.example")
+    order = Order.objects.create(
+        channel="web",
+        customer=idn,
+        currency="JPY",
+        subtotal=0,
+        total=0,
+        fulfillment_method="ship",
+        contact_email="hanako@bücher.example",
+    )
+    with caplog.at_level(logging.WARNING):
+        emails_to_ascii(apps, None)
+    emails = [Customer.objects.get(pk=c.pk).email for c in (idn, done, refused, holder, clash)]
+    assert emails == [
+        "hanako@xn--bcher-kva.example",
+        "taro@example.com",
+        "x😀@example.com",
+        "ken@xn--caf-dma.example",
+        "ken@café.example",
+    ]
+    order.refresh_from_db()
+    assert order.contact_email == "hanako@xn--bcher-kva.example"
+    assert f"ids [{refused.pk}]" in caplog.text
+    assert f"ids [{clash.pk}]" in caplog.text
+
+
+def test_subscription_emails_and_scope_keys_become_ascii(caplog):
+    sku, store = SkuFactory(), LocationFactory()
+
+    def sub(email, location=None):
+        key = f"{sku.pk}:{location.pk if location else '*'}:{email}"
+        return BackInStockSubscription.objects.create(sku=sku, location=location, email=email, scope_key=key)
+
+    idn = sub("hanako@bücher.example", store)
+    fine = sub("taro@example.com")
+    twin_ascii = sub("ken@xn--caf-dma.example")
+    twin_unicode = sub("ken@café.example")
+    with caplog.at_level(logging.WARNING):
+        subscription_emails_to_ascii(apps, None)
+    rows = {s.pk: (s.email, s.scope_key) for s in BackInStockSubscription.objects.all()}
+    assert rows == {
+        idn.pk: ("hanako@xn--bcher-kva.example", f"{sku.pk}:{store.pk}:hanako@xn--bcher-kva.example"),
+        fine.pk: ("taro@example.com", f"{sku.pk}:*:taro@example.com"),
+        twin_ascii.pk: ("ken@xn--caf-dma.example", f"{sku.pk}:*:ken@xn--caf-dma.example"),
+        twin_unicode.pk: ("ken@café.example", f"{sku.pk}:*:ken@café.example"),
+    }
+    assert str(twin_unicode.pk) in caplog.text
