@@ -257,6 +257,8 @@ def _expire_one(f: Fulfillment, *, now: dt.datetime) -> None:
         .exclude(status=Status.CANCELLED)
         .exists()
     )
+    # Refunds come from the cancellation services themselves (issue10-refunds adds them there, with a
+    # `refund_cause` argument this call passes as "pickup_expired" once that is merged).
     if not others_live:
         order_cancel(number=f.order.number, user=None, reason=reason, channel=SYSTEM_CHANNEL, data=data)
         return

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0006_pickup_code_attempts'),
+        ('orders', '0007_emails_ascii'),
         ('stores', '0004_pickup_window'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
