@@ -18,7 +18,16 @@ from stores.models import Role
 from stores.selectors import user_location_ids, user_role
 
 from . import services
-from .models import Customer, Fulfillment, FulfillmentLine, FulfillmentStatus, Order, OrderEvent, OrderLine
+from .models import (
+    Customer,
+    Fulfillment,
+    FulfillmentLine,
+    FulfillmentStatus,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderNote,
+)
 from .selectors import sees_customers, visible_customers
 
 STAFF_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE, Role.MANAGER)
@@ -114,12 +123,21 @@ class FulfillmentAdmin(admin.ModelAdmin):
         "collected_at",
         "created_at",
         "pickup_code_attempts",
+        "order_note",
+        "pickup_expires_at",
+        "pickup_remind_at",
+        "pickup_reminded_at",
+        "pickup_extended_at",
     )
     exclude = ("pickup_code",)  # the customer brings it; staff type it in to hand over
     actions = ["claim", "pick_all", "pack", "ship", "ready", "collect", "new_pickup_code", "cancel"]
 
     def get_queryset(self, request):
         return _scoped(super().get_queryset(request), request.user, "location_id")
+
+    @admin.display(description="Customer's note")
+    def order_note(self, f):
+        return f.order.customer_note
 
     def get_ordering(self, request):
         live = [
@@ -289,6 +307,13 @@ class FulfillmentInline(_ReadOnlyInline):
     show_change_link = True
 
 
+class OrderNoteInline(_ReadOnlyInline):
+    model = OrderNote
+    fields = ("created_at", "channel", "author", "author_name", "text")
+    readonly_fields = fields
+    ordering = ("pk",)
+
+
 class OrderEventInline(_ReadOnlyInline):
     model = OrderEvent
     fields = ("created_at", "type", "from_status", "to_status", "actor", "channel", "reason", "decision")
@@ -330,7 +355,7 @@ class OrderAdmin(admin.ModelAdmin):
     # The contact as given on the order, never the stored customer's; never the pickup code.
     search_fields = ("number", "contact_email", "contact_phone")
     list_select_related = ("customer",)
-    inlines = [OrderLineInline, FulfillmentInline, RefundInline, OrderEventInline]
+    inlines = [OrderLineInline, FulfillmentInline, RefundInline, OrderNoteInline, OrderEventInline]
     readonly_fields = (
         "number",
         "status",
@@ -339,6 +364,7 @@ class OrderAdmin(admin.ModelAdmin):
         "contact_name",
         "contact_email",
         "contact_phone",
+        "customer_note",
         "currency",
         "subtotal",
         "total",

@@ -88,6 +88,8 @@ class Order(models.Model):
     contact_email = models.EmailField(max_length=254, null=True, blank=True)
     contact_phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164")
     contact_name = models.CharField(max_length=200, blank=True)
+    # What the customer wants the store to know, as given at placement (API: `note`).
+    customer_note = models.CharField(max_length=500, blank=True)
     # Derived from the fulfillments by orders.services after every transition, stored for filtering.
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PLACED)
     currency = models.CharField(max_length=3)
@@ -224,6 +226,15 @@ class Fulfillment(models.Model):
     shipped_at = models.DateTimeField(null=True, blank=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     collected_at = models.DateTimeField(null=True, blank=True)
+    # The pickup window (orders.services.pickups): set when it becomes ready for pickup; uncollected
+    # at this instant (the end of the window's last day in the store's timezone) it is cancelled.
+    pickup_expires_at = models.DateTimeField(null=True, blank=True)
+    # When the reminder is due (null: none, e.g. a window shorter than the store's reminder days),
+    # and when it was written to the outbox (set in that same transaction: sent once).
+    pickup_remind_at = models.DateTimeField(null=True, blank=True)
+    pickup_reminded_at = models.DateTimeField(null=True, blank=True)
+    # Staff extended the window (once per fulfillment).
+    pickup_extended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -231,6 +242,17 @@ class Fulfillment(models.Model):
             # The work queue: oldest pending task of a location first.
             models.Index(fields=["location", "status", "id"], name="fulfillment_queue_idx"),
             models.Index(fields=["location", "created_at"], name="fulfillment_capacity_idx"),
+            # The beat tasks' candidates: only fulfillments waiting at a counter are in these.
+            models.Index(
+                fields=["pickup_expires_at", "id"],
+                name="fulfillment_pickup_expiry_idx",
+                condition=Q(status="ready_for_pickup"),
+            ),
+            models.Index(
+                fields=["pickup_remind_at", "id"],
+                name="fulfillment_pickup_remind_idx",
+                condition=Q(status="ready_for_pickup", pickup_reminded_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -269,6 +291,9 @@ class EventType(models.TextChoices):
     CUSTOMER_ARRIVED = "customer_arrived", "Customer arrived (curbside)"
     PICKUP_CODE_REFUSED = "pickup_code_refused", "Pickup code refused"
     PICKUP_CODE_ISSUED = "pickup_code_issued", "New pickup code issued"
+    PICKUP_REMINDED = "pickup_reminded", "Pickup reminder sent"
+    PICKUP_EXTENDED = "pickup_extended", "Pickup window extended"
+    NOTE_ADDED = "note_added", "Note added"
     CANCELLED = "cancelled", "Order cancelled"
     REFUND_REQUESTED = "refund_requested", "Refund requested"
     REFUND_COMPLETED = "refund_completed", "Refund completed"
@@ -309,6 +334,47 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.type} {self.from_status}->{self.to_status}"
+
+
+class NoteChannel(models.TextChoices):
+    """Where a note came from: what the customer said and through which door."""
+
+    WEB = "web", "Web"
+    APP = "app", "App"
+    PHONE = "phone", "Phone"
+    CALL_CENTRE = "call_centre", "Call centre"
+    CHAT = "chat", "Chat"
+    STORE = "store", "Store"
+    EMAIL = "email", "Email"
+
+
+class OrderNote(models.Model):
+    """A note about an order from the help desk, the call centre or the store; also a NOTE_ADDED
+    event in the timeline. Never edited: a correction is another note."""
+
+    # No index of its own: ordernote_order_idx (order, id) starts with it.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notes", db_index=False)
+    text = models.TextField(max_length=2000)
+    channel = models.CharField(max_length=16, choices=NoteChannel.choices)
+    # The account that wrote it (audit: not indexed) and, for a shared account such as the
+    # storefront's, the person it says wrote it (a help-desk agent).
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    author_name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["order", "id"], name="ordernote_order_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.channel}: {self.text[:40]}"
 
 
 class IdempotencyKey(models.Model):

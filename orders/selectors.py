@@ -9,7 +9,16 @@ from stores.models import Role
 from stores.selectors import user_is_network_wide, user_location_ids, user_role
 
 from .exceptions import UnknownCustomer, UnknownFulfillment, UnknownOrder
-from .models import Customer, Fulfillment, FulfillmentLine, FulfillmentStatus, Order, OrderEvent, OrderLine
+from .models import (
+    Customer,
+    Fulfillment,
+    FulfillmentLine,
+    FulfillmentStatus,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderNote,
+)
 
 
 def _order_qs() -> QuerySet[Order]:
@@ -23,7 +32,17 @@ def _order_qs() -> QuerySet[Order]:
             )
             .order_by("pk"),
         ),
+        Prefetch("notes", queryset=order_notes_qs()),
     )
+
+
+def order_notes_qs() -> QuerySet[OrderNote]:
+    return OrderNote.objects.select_related("author").order_by("pk")
+
+
+def order_notes(*, order: Order) -> QuerySet[OrderNote]:
+    """The notes of an order already checked visible (`order_get`), oldest first."""
+    return order_notes_qs().filter(order=order)
 
 
 def is_storefront(user) -> bool:

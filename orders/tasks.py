@@ -17,3 +17,19 @@ def purge_idempotency_keys() -> int:
     from config.idempotency import idempotency_keys_purge
 
     return idempotency_keys_purge()
+
+
+@shared_task(acks_late=True)
+def send_pickup_reminders() -> int:
+    """Remind customers whose pickup window ends soon, once each (orders.services.pickups)."""
+    from orders.services import pickup_reminders_send
+
+    return pickup_reminders_send()
+
+
+@shared_task(acks_late=True)
+def expire_pickups() -> int:
+    """Cancel pickups nobody collected in their window, releasing their stock (orders.services.pickups)."""
+    from orders.services import pickups_expire
+
+    return pickups_expire()

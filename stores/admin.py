@@ -93,6 +93,8 @@ class LocationAdmin(LocationScopedAdmin):
                 "fields": (
                     "ships_orders",
                     "offers_pickup",
+                    "pickup_window_days",
+                    "pickup_reminder_days",
                     "accepts_returns",
                     "fulfillment_priority",
                     "daily_capacity",

@@ -43,6 +43,13 @@ class Location(models.Model):
     # Fulfillments this location can take on per day; 0 = unlimited.
     daily_capacity = models.PositiveIntegerField(default=0)
     phone = models.CharField(max_length=32, blank=True)
+    # Pickup (docs/orders.md, "Pickup window"): a ready order waits this many days, to the end of the
+    # last day in the store's timezone; the customer is reminded this many days before that end
+    # (0: no reminder).
+    pickup_window_days = models.PositiveSmallIntegerField(
+        default=7, validators=[MinValueValidator(1), MaxValueValidator(60)]
+    )
+    pickup_reminder_days = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(60)])
 
     class Meta:
         ordering = ["code"]
@@ -53,6 +60,13 @@ class Location(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(longitude__gte=-180, longitude__lte=180), name="location_longitude_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(pickup_window_days__gte=1, pickup_window_days__lte=60),
+                name="location_pickup_window_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(pickup_reminder_days__lte=60), name="location_pickup_reminder_range"
             ),
         ]
 

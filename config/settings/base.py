@@ -238,6 +238,14 @@ OMS = {
     # Wrong pickup codes a fulfillment takes before every code is refused (429 too_many_attempts)
     # until staff issue a new one (orders.services.pickup_code_reissue). Counted in the database.
     "PICKUP_CODE_MAX_ATTEMPTS": env.int("OMS_PICKUP_CODE_MAX_ATTEMPTS", default=5),
+    # The most days staff may extend a pickup window by (once per fulfillment).
+    "PICKUP_EXTENSION_MAX_DAYS": env.int("OMS_PICKUP_EXTENSION_MAX_DAYS", default=7),
+    # Fulfillments per transaction of the pickup expiry sweep: each batch holds the stock levels it
+    # releases until it commits, so a placement of those SKUs at those stores may wait that long
+    # (docs/benchmarks.md, "Pickup expiry": 5 keeps it under 100 ms).
+    "PICKUP_EXPIRY_BATCH_SIZE": env.int("OMS_PICKUP_EXPIRY_BATCH_SIZE", default=5),
+    # Fulfillments per transaction of the pickup reminder task (locks only those fulfillments).
+    "PICKUP_REMINDER_BATCH_SIZE": env.int("OMS_PICKUP_REMINDER_BATCH_SIZE", default=100),
     # Routing policy, applied in order (orders/routing/base.py). Also available: StoresBeforeWarehouses
     # (clear store stock first), WarehousesBeforeStores, MostStockFirst; bare class names are accepted.
     "ROUTING_PIPELINE": env.list(
@@ -307,6 +315,14 @@ CELERY_BEAT_SCHEDULE["notifications-restock-waves"] = {
 CELERY_BEAT_SCHEDULE["orders-reclaim-expired-holds"] = {
     "task": "orders.tasks.reclaim_expired_holds",
     "schedule": env.int("OMS_HOLD_SWEEP_INTERVAL_SECONDS", default=30),
+}
+CELERY_BEAT_SCHEDULE["orders-pickup-reminders"] = {
+    "task": "orders.tasks.send_pickup_reminders",
+    "schedule": env.int("OMS_PICKUP_REMINDER_INTERVAL_SECONDS", default=300),
+}
+CELERY_BEAT_SCHEDULE["orders-expire-pickups"] = {
+    "task": "orders.tasks.expire_pickups",
+    "schedule": env.int("OMS_PICKUP_EXPIRY_INTERVAL_SECONDS", default=300),
 }
 CELERY_BEAT_SCHEDULE["orders-purge-idempotency-keys"] = {
     "task": "orders.tasks.purge_idempotency_keys",

@@ -231,6 +231,16 @@ def stock_release(
     )
 
 
+def stock_levels_lock(*, lines: Sequence[Line]) -> int:
+    """Lock the stock levels of `lines` (SELECT ... FOR UPDATE, primary-key order: the one global
+    lock order) until the caller's transaction ends; how many exist. For a caller that changes
+    several orders' levels one order at a time in one transaction (orders' pickup expiry sweep):
+    taking them all first, in order, keeps it from deadlocking with placements and other sweeps."""
+    if not lines:
+        return 0
+    return len(lock_levels((ln.location_id, ln.sku_id) for ln in lines))
+
+
 @transaction.atomic
 def stock_commit(
     *, lines: Sequence[Line], reference: str, reference_type: str = "order", user=None, reason: str = ""

@@ -80,10 +80,24 @@ def _pickup_context(ev: OrderEvent, *, new_code: bool = False) -> dict:
     }
 
 
+def _expired_context(ev: OrderEvent) -> dict:
+    """A pickup cancelled by the expiry sweep (orders.services.pickups): the order, its store, the day."""
+    order = ev.order
+    return {
+        "order_number": order.number,
+        "reason": ev.reason,
+        "last_day": (ev.data or {}).get("last_day"),
+        "currency": order.currency,
+        **store_context(order.pickup_location),
+    }
+
+
 def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
     """Map an OrderEvent to the customer-facing event and its template context, or None."""
     if ev.type == EventType.PLACED:
         return NotificationEvent.ORDER_CONFIRMED, _order_context(ev.order, ev)
+    if ev.type == EventType.CANCELLED and (ev.data or {}).get("cause") == "pickup_expired":
+        return NotificationEvent.PICKUP_EXPIRED, _expired_context(ev)
     if ev.type == EventType.CANCELLED:
         return NotificationEvent.ORDER_CANCELLED, {"order_number": ev.order.number, "reason": ev.reason}
     if ev.type == EventType.LINE_CANCELLED:
@@ -96,6 +110,11 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
             "order_number": ev.order.number,
             "amount": data.get("amount"),
             "currency": data.get("currency"),
+        }
+    if ev.type == EventType.PICKUP_REMINDED and ev.fulfillment_id:
+        return NotificationEvent.PICKUP_REMINDER, {
+            **_pickup_context(ev),
+            "expires_at": (ev.data or {}).get("last_day"),
         }
     if ev.type == EventType.PICKUP_CODE_ISSUED and ev.fulfillment_id:
         # Staff issued a new code (the old one stopped working): the ready message, with the new code.

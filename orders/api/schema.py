@@ -15,7 +15,8 @@ _DESCRIPTIONS = {
     404: "Unknown SKU (`unknown_sku`), location (`unknown_location`), order (`unknown_order`), fulfillment "
     "(`unknown_fulfillment`, also outside the user's locations), hold (`unknown_hold`, `hold_expired`) or customer.",
     409: "`insufficient_stock` (per line: `sku`, `requested`, `available`, `shortfall`, `nearby` locations that have "
-    "it), `invalid_transition` (`details.from`, `details.to`) or `idempotency_in_progress`. Nothing was written.",
+    "it), `invalid_transition` (`details.from`, `details.to`), `already_extended` (a pickup window is extended once) "
+    "or `idempotency_in_progress`. Nothing was written.",
     422: "Well-formed but not allowed: `pickup_not_offered`, `hold_mismatch`, `wrong_pickup_code`, `not_curbside`, "
     "`idempotency_key_reused`, `sku_inactive`.",
     429: "`throttled`: too many requests of this kind from this account or address (`Retry-After` header, "

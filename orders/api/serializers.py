@@ -22,9 +22,11 @@ from ..models import (
     Fulfillment,
     FulfillmentLine,
     FulfillmentMethod,
+    NoteChannel,
     Order,
     OrderEvent,
     OrderLine,
+    OrderNote,
 )
 
 # --- Input ---------------------------------------------------------------------------------------
@@ -73,6 +75,8 @@ class OrderCreateIn(InputSerializer):
     currency = serializers.CharField(max_length=8)
     hold = serializers.UUIDField(required=False, allow_null=True)
     placed_at = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
+    # What the customer wants the store to know (shown on the order and to the store's staff).
+    note = serializers.CharField(max_length=500, required=False, allow_null=True, allow_blank=True)
 
 
 class HoldCreateIn(serializers.Serializer):
@@ -107,6 +111,19 @@ class CollectIn(serializers.Serializer):
 
 class ReasonIn(serializers.Serializer):
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class OrderNoteIn(serializers.Serializer):
+    text = serializers.CharField(max_length=2000)
+    channel = serializers.ChoiceField(choices=NoteChannel.choices)
+    # Who wrote it, when the account is shared (the storefront's help desk): an agent's name.
+    author_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class ExtendIn(serializers.Serializer):
+    # The upper bound only keeps the number small; the service enforces OMS_PICKUP_EXTENSION_MAX_DAYS.
+    days = serializers.IntegerField(min_value=1, max_value=365)
+    reason = serializers.CharField(max_length=255)
 
 
 class ArrivedIn(serializers.Serializer):
@@ -178,6 +195,8 @@ class FulfillmentOut(serializers.ModelSerializer):
             "shipped_at",
             "ready_at",
             "collected_at",
+            "pickup_expires_at",
+            "pickup_extended_at",
         ]
 
 
@@ -191,14 +210,35 @@ class FulfillmentWithCodeOut(FulfillmentOut):
 class StaffFulfillmentOut(FulfillmentOut):
     order = serializers.CharField(source="order.number")
     claimed_by = serializers.CharField(source="claimed_by.username", default=None, allow_null=True)
+    order_note = serializers.CharField(
+        source="order.customer_note", help_text="What the customer asked the store to know."
+    )
 
     class Meta(FulfillmentOut.Meta):
         # Never the pickup code itself: staff type what the customer shows.
-        fields = [*FulfillmentOut.Meta.fields, "order", "claimed_by", "claimed_at", "pickup_code_attempts"]
+        fields = [
+            *FulfillmentOut.Meta.fields,
+            "order",
+            "order_note",
+            "claimed_by",
+            "claimed_at",
+            "pickup_code_attempts",
+            "pickup_reminded_at",
+        ]
+
+
+class OrderNoteOut(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", default=None, allow_null=True)
+
+    class Meta:
+        model = OrderNote
+        fields = ["id", "text", "channel", "author", "author_name", "created_at"]
 
 
 class OrderOut(serializers.ModelSerializer):
     customer = OrderContactOut(source="*")
+    note = serializers.CharField(source="customer_note", help_text="The customer's note, as placed.")
+    notes = OrderNoteOut(many=True, help_text="Notes by the help desk, the call centre and the store.")
     lines = OrderLineOut(many=True)
     fulfillments = serializers.SerializerMethodField()
     pickup_location = serializers.CharField(source="pickup_location.code", default=None, allow_null=True)
@@ -220,8 +260,10 @@ class OrderOut(serializers.ModelSerializer):
             "pickup_location",
             "ship_address",
             "placed_at_location",
+            "note",
             "lines",
             "fulfillments",
+            "notes",
             "created_at",
         ]
 
@@ -267,6 +309,8 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
             "shipped_at": _when(f.shipped_at, tz),
             "ready_at": _when(f.ready_at, tz),
             "collected_at": _when(f.collected_at, tz),
+            "pickup_expires_at": _when(f.pickup_expires_at, tz),
+            "pickup_extended_at": _when(f.pickup_extended_at, tz),
         }
         if show_pickup_code:
             out["pickup_code"] = f.pickup_code
@@ -288,6 +332,7 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
         "pickup_location": order.pickup_location.code if order.pickup_location_id else None,
         "ship_address": order.ship_address,
         "placed_at_location": order.placed_at_location.code if order.placed_at_location_id else None,
+        "note": order.customer_note,
         "lines": [
             {
                 "sku": ln.sku.code,
@@ -299,6 +344,7 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
             for ln in placed.lines
         ],
         "fulfillments": fulfillments,
+        "notes": [],
         "created_at": _when(order.created_at, tz),
     }
 

@@ -32,6 +32,7 @@ from ..models import (
     FulfillmentStatus,
     Order,
     OrderEvent,
+    OrderNote,
     OrderStatus,
 )
 from . import serializers as s
@@ -152,6 +153,7 @@ class OrderListCreateApi(generics.ListAPIView):
             user=request.user,
             placed_at=v.get("placed_at") or None,
             reserve_at_store_later=True,
+            note=v.get("note") or "",
         )
         response = Response(
             s.order_created_body(placed, show_pickup_code=_show_code(request.user)), status=201
@@ -182,6 +184,44 @@ class OrderEventsApi(generics.ListAPIView):
             return OrderEvent.objects.none()
         order = selectors.order_get(number=self.kwargs["number"], user=self.request.user)
         return selectors.order_events(order=order)
+
+
+class OrderNotesApi(generics.ListAPIView):
+    """Notes about an order: the help desk and the call centre (through the storefront, for the
+    customers it serves) and the staff of the order's locations (docs/security.md)."""
+
+    permission_classes = [IsStorefrontOrStaff]
+    serializer_class = s.OrderNoteOut
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return OrderNote.objects.none()
+        order = selectors.order_get(number=self.kwargs["number"], user=self.request.user)
+        return selectors.order_notes(order=order)
+
+    @extend_schema(
+        operation_id="orders_notes_create",
+        summary="Add a note to the order (what the customer said, and where)",
+        description=(
+            "`text` (1-2000 characters), `channel` (web, app, phone, call_centre, chat, store, email), optional "
+            "`author_name` (the person, when the account is shared). Listed on the order (`notes`) and in its "
+            "timeline (`note_added`)."
+        ),
+        request=s.OrderNoteIn,
+        responses={201: s.OrderNoteOut, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request, number):
+        data = s.OrderNoteIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        note = services.order_note_add(
+            number=number,
+            text=v["text"],
+            channel=v["channel"],
+            author_name=v.get("author_name", ""),
+            user=request.user,
+        )
+        return Response(s.OrderNoteOut(note).data, status=status.HTTP_201_CREATED)
 
 
 class OrderCancelApi(APIView):
@@ -378,6 +418,24 @@ class FulfillmentNewPickupCodeApi(_FulfillmentCommand):
     def run(self, request, pk, data):
         services.pickup_code_reissue(
             fulfillment_id=pk, user=request.user, reason=data["reason"], channel="api"
+        )
+
+
+@extend_schema(
+    request=s.ExtendIn,
+    summary="Extend the pickup window by `days` (once per fulfillment)",
+    description=(
+        "For a fulfillment ready for pickup (else 409 `invalid_transition`), by the staff of its store. `days` "
+        "from 1 to `OMS_PICKUP_EXTENSION_MAX_DAYS` (7), `reason` required (400). A second extension is 409 "
+        "`already_extended`. The new end is in `pickup_expires_at`; a `pickup_extended` event is in the timeline."
+    ),
+)
+class FulfillmentExtendApi(_FulfillmentCommand):
+    input_serializer = s.ExtendIn
+
+    def run(self, request, pk, data):
+        services.fulfillment_extend_pickup(
+            fulfillment_id=pk, days=data["days"], reason=data["reason"], user=request.user, channel="api"
         )
 
 

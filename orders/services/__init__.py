@@ -8,6 +8,9 @@
     codes.py         pickup codes: generated, read forgivingly, a limited number of wrong tries
     picking.py       what was found on the shelf, and short picks
     cancellation.py  cancelling an order; line quantities and totals
+    notes.py         notes about an order (help desk, call centre, store)
+    window.py        the pickup window in the store's calendar
+    pickups.py       pickup window extension, reminders and the expiry sweep (beat tasks)
 
 Each public service is one `transaction.atomic` (nested in another service: a savepoint), except
 `order_place`, which joins its caller's transaction without one (the flash sale's path:
@@ -29,7 +32,9 @@ from .fulfillment import (
     pickup_code_reissue,
 )
 from .inputs import CustomerIn, FulfillmentIn, LineIn
+from .notes import order_note_add
 from .picking import PickIn, fulfillment_pick
+from .pickups import fulfillment_extend_pickup, pickup_reminders_send, pickups_expire
 from .placement import (
     PlacedFulfillment,
     PlacedOrder,
@@ -53,6 +58,7 @@ __all__ = [
     "fulfillment_cancel",
     "fulfillment_claim",
     "fulfillment_collect",
+    "fulfillment_extend_pickup",
     "fulfillment_pack",
     "fulfillment_pick",
     "fulfillment_ready",
@@ -60,8 +66,11 @@ __all__ = [
     "fulfillment_start",
     "order_cancel",
     "order_customer_arrived",
+    "order_note_add",
     "order_place",
     "order_reserve_at_store",
     "pickup_code_check",
     "pickup_code_reissue",
+    "pickup_reminders_send",
+    "pickups_expire",
 ]

@@ -43,13 +43,20 @@ def order_with_locked_fulfillments(number: str, user=None) -> tuple[Order, list[
 
 @transaction.atomic
 def order_cancel(
-    *, number: str, user=None, reason: str = "", channel: str = "", refund_cause: str = "order_cancelled"
+    *,
+    number: str,
+    user=None,
+    reason: str = "",
+    channel: str = "",
+    data: dict | None = None,
+    refund_cause: str = "order_cancelled",
 ) -> Order:
     """Cancel every fulfillment of the order and release what is reserved. 409 if something left.
 
     Each fulfillment goes to cancelled through `transitions.transition_all` (the table, one event
-    each); the order's own "cancelled" event and its status change are written with them. Every
-    unit not refunded yet is refunded (one Refund, `refund_cause`: the pickup-expiry sweep passes
+    each); the order's own "cancelled" event (with `data`, e.g. the pickup expiry's
+    {"cause": "pickup_expired", ...}) and its status change are written with them. Every unit not
+    refunded yet is refunded (one Refund, `refund_cause`: the pickup-expiry sweep passes
     "pickup_expired"), in this transaction.
     """
     order, fs = order_with_locked_fulfillments(number, user)
@@ -95,6 +102,7 @@ def order_cancel(
         actor=acting_user(user),
         channel=channel,
         reason=(reason or "cancelled")[:255],
+        data=data or {},
     )
     transitions.transition_all(
         live,

@@ -31,6 +31,7 @@ from ..models import (
 from .cancellation import cancel_line_quantities, order_with_locked_fulfillments, refund_cancelled
 from .codes import code_new, code_try
 from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment
+from .window import iso_utc, pickup_deadlines
 
 Status = FulfillmentStatus
 
@@ -130,10 +131,14 @@ def fulfillment_ship(
 
 @transaction.atomic
 def fulfillment_ready(*, fulfillment_id, user=None, channel: str = "") -> Fulfillment:
-    """At the counter (pickup, curbside): the customer gets a pickup code (orders.services.codes)."""
+    """At the counter (pickup, curbside): the customer gets a pickup code (orders.services.codes),
+    and the pickup window starts: `pickup_expires_at` and the reminder's `pickup_remind_at` from
+    the store's settings (orders.services.window, docs/orders.md "Pickup window")."""
     f = locked_fulfillment(fulfillment_id, user)
     transitions.check(f, Status.READY_FOR_PICKUP)
     _picked_in_full(f)
+    now = timezone.now()
+    deadlines = pickup_deadlines(location=f.location, ready_at=now)
     f, _ = transitions.transition(
         f,
         Status.READY_FOR_PICKUP,
@@ -141,7 +146,14 @@ def fulfillment_ready(*, fulfillment_id, user=None, channel: str = "") -> Fulfil
         channel=channel,
         reason="ready for pickup",
         locked=True,
-        updates={"pickup_code": code_new(), "pickup_code_attempts": 0, "ready_at": timezone.now()},
+        updates={
+            "pickup_code": code_new(),
+            "pickup_code_attempts": 0,
+            "ready_at": now,
+            "pickup_expires_at": deadlines.expires_at,
+            "pickup_remind_at": deadlines.remind_at,
+        },
+        data={"pickup_expires_at": iso_utc(deadlines.expires_at)},
     )
     return f
 

@@ -35,6 +35,7 @@ CURRENCY_MINOR_UNITS = {
     "TWD": 2,
 }
 MAX_UNIT_PRICE = Decimal("9999999999.99")
+MAX_CUSTOMER_NOTE = 500  # Order.customer_note
 CENT = Decimal("0.01")
 
 
@@ -94,10 +95,17 @@ class OrderRequest:
     currency: str
     unit_prices: tuple[Decimal, ...]  # per line, quantized to cents
     customer: CustomerKeys
+    note: str = ""  # what the customer wants the store to know, stripped
 
 
 def order_request(
-    *, channel: str, customer: CustomerIn | None, fulfillment: FulfillmentIn | None, lines, currency
+    *,
+    channel: str,
+    customer: CustomerIn | None,
+    fulfillment: FulfillmentIn | None,
+    lines,
+    currency,
+    note: str | None = "",
 ) -> OrderRequest:
     """Check an order's input in the order a caller fixes its mistakes: channel, destination, lines
     and prices, customer, then each line's SKU and quantity."""
@@ -112,6 +120,7 @@ def order_request(
     if customer is None:
         raise InvalidInput("customer is required.", details={"field": "customer"})
     keys = customer_keys(email=customer.email, phone=customer.phone, name=customer.name)
+    note = customer_note(note)
     return OrderRequest(
         channel=channel,
         destination=destination,
@@ -120,7 +129,23 @@ def order_request(
         currency=currency,
         unit_prices=tuple(prices),
         customer=keys,
+        note=note,
     )
+
+
+def customer_note(note) -> str:
+    """The customer's note, stripped: text of at most MAX_CUSTOMER_NOTE characters ("" for none)."""
+    if note is None:
+        return ""
+    if not isinstance(note, str):
+        raise InvalidInput("note must be text.", details={"field": "note"})
+    note = note.strip()
+    if len(note) > MAX_CUSTOMER_NOTE:
+        raise InvalidInput(
+            f"note is at most {MAX_CUSTOMER_NOTE} characters.",
+            details={"field": "note", "max_length": MAX_CUSTOMER_NOTE, "length": len(note)},
+        )
+    return note
 
 
 def customer_keys(*, email, phone, name) -> CustomerKeys:

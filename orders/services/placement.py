@@ -107,6 +107,7 @@ def order_place(
     user=None,
     placed_at: str | None = None,
     reserve_at_store_later: bool = False,
+    note: str | None = "",
 ) -> PlacedOrder:
     """Place an order from any channel (module docstring: the steps). 400/404/409/422 as each
     step says; with `hold_id` the hold's units become the order's reservations.
@@ -122,7 +123,12 @@ def order_place(
     (config.idempotency.ThenBeforeCommit), so the stock row is locked only until COMMIT.
     """
     request = order_request(
-        channel=channel, customer=customer, fulfillment=fulfillment, lines=lines, currency=currency
+        channel=channel,
+        customer=customer,
+        fulfillment=fulfillment,
+        lines=lines,
+        currency=currency,
+        note=note,
     )
     lookup = placement_lookup(
         store_code=request.destination.store_code,
@@ -327,6 +333,7 @@ def write_order(
         contact_email=request.customer.email,
         contact_phone=request.customer.phone,
         contact_name=request.customer.name,
+        customer_note=request.note,
         currency=request.currency,
         subtotal=subtotal,
         total=subtotal,

@@ -61,6 +61,8 @@ class LocationSerializer(serializers.ModelSerializer):
             "phone",
             "ships_orders",
             "offers_pickup",
+            "pickup_window_days",
+            "pickup_reminder_days",
             "accepts_returns",
             "is_active",
         ]

@@ -133,8 +133,9 @@ def test_storefront_order_detail_is_one_query_with_a_semi_join(shops, api_client
     number = shops.aiko_till["number"]
     by_storefront = _detail_queries(shops.a, number)
     by_network = _detail_queries(network, number)
-    # token, the order (+ the served-customer EXISTS), its lines, fulfillments, fulfillment lines
-    assert len(by_storefront) == len(by_network) == 5
+    # token, the order (+ the served-customer EXISTS), its lines, fulfillments, fulfillment lines,
+    # notes (issue 10)
+    assert len(by_storefront) == len(by_network) == 6
     order_sql = next(q for q in by_storefront if 'FROM "orders_order"' in q and "orders_orderline" not in q)
     assert "EXISTS" in order_sql
 
