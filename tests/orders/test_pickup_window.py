@@ -13,12 +13,13 @@ from config.errors import Forbidden, InvalidInput
 from inventory.models import StockLevel
 from inventory.selectors import ledger_mismatches
 from notifications.models import Notification, NotificationEvent, RestockAlert
-from notifications.services import back_in_stock_subscribe
+from notifications.services import back_in_stock_subscribe, webhook_register
 from orders import services
 from orders.exceptions import InvalidTransition
 from orders.models import EventType, Fulfillment, FulfillmentStatus, Order, OrderEvent, OrderStatus
 from orders.services.pickups import AlreadyExtended
 from orders.services.window import last_day, pickup_deadlines
+from returns.models import Refund, RefundCause, RefundStatus
 from stores.models import Role
 from tests.factories import LocationFactory, SkuFactory, make_staff, stock
 from tests.orders.conftest import pickup, place
@@ -269,6 +270,51 @@ def test_an_overdue_pickup_is_cancelled_released_and_the_customer_told(net, asso
     assert OrderEvent.objects.filter(order=order, type=EventType.CANCELLED).count() == 1
 
 
+@pytest.fixture
+def refund_hook(db, settings, django_capture_on_commit_callbacks):
+    """A storefront's webhook endpoint subscribed to the refund events (tests/returns/conftest.py)."""
+    settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "WEBHOOK_ALLOW_LOOPBACK": True}
+    owner = make_staff(role=Role.STOREFRONT)
+    with django_capture_on_commit_callbacks(execute=True):  # drops the cached endpoint list
+        return webhook_register(owner=owner, url="http://127.0.0.1:9/refunds", events=["refund.*"])
+
+
+def test_an_expired_pickup_is_refunded_with_its_cause_and_the_timeline_says_so(net, associate, refund_hook):
+    from tests.orders.test_notes import api_client
+
+    f = overdue(ready(associate, quantity=2))
+    assert services.pickups_expire() == 1
+    order = Order.objects.get(pk=f.order_id)
+    (refund,) = Refund.objects.filter(order=order)
+    assert refund.cause == RefundCause.PICKUP_EXPIRED
+    cancelled = OrderEvent.objects.get(order=order, type=EventType.CANCELLED)
+    assert refund.reason == cancelled.reason
+    assert refund.reason.startswith("not collected: pickup window ended ")
+    assert refund.status == RefundStatus.REQUESTED
+    assert [(rl.order_line.sku.code, rl.quantity) for rl in refund.lines.all()] == [("TEE-0", 2)]
+    assert dict(order.lines.values_list("sku__code", "refunded_quantity")) == {"TEE-0": 2}
+    # The timeline (as the store's staff read it): cancelled, then the refund, both by the sweep.
+    r = api_client(associate).get(f"/api/v1/orders/{order.number}/events/")
+    assert r.status_code == 200
+    body = r.json()
+    events = body["results"] if isinstance(body, dict) else body
+    types = [e["type"] for e in events]
+    assert types.index(EventType.CANCELLED) < types.index(EventType.REFUND_REQUESTED)
+    requested = next(e for e in events if e["type"] == EventType.REFUND_REQUESTED)
+    assert requested["data"]["cause"] == "pickup_expired"
+    assert requested["data"]["refund"] == refund.pk
+    assert requested["reason"] == refund.reason
+    assert requested["channel"] == "system"
+    assert requested["actor"] is None
+    # And the payment system is told, in the sweep's transaction.
+    (hook,) = Notification.objects.filter(webhook_event="refund.requested")
+    assert hook.context["data"]["cause"] == "pickup_expired"
+    assert hook.context["data"]["refund"] == refund.pk
+    # A second sweep refunds nothing more.
+    assert services.pickups_expire() == 0
+    assert Refund.objects.filter(order=order).count() == 1
+
+
 def test_pickups_within_their_window_or_extended_or_collected_stay(net, associate):
     waiting = ready(associate, email="w@example.com")
     extended = ready(associate, email="e@example.com")
@@ -337,6 +383,13 @@ def test_with_another_live_fulfillment_only_the_expired_one_is_cancelled_and_its
     assert line_event.data["lines"] == [{"sku": "TEE-0", "quantity": 2}]
     assert Notification.objects.filter(order=order, event=NotificationEvent.LINE_CANCELLED).count() == 1
     assert level(net.shibuya, "TEE-0").reserved == 0
+    # Only the expired fulfillment's units are refunded, and the refund says why.
+    (refund,) = Refund.objects.filter(order=order)
+    assert refund.cause == RefundCause.PICKUP_EXPIRED
+    assert refund.reason == line_event.reason
+    assert [(rl.order_line.sku.code, rl.quantity) for rl in refund.lines.all()] == [("TEE-0", 2)]
+    requested = OrderEvent.objects.get(order=order, type=EventType.REFUND_REQUESTED)
+    assert requested.data["cause"] == "pickup_expired"
 
 
 def test_the_task_runs_the_sweep(net, associate):

@@ -125,7 +125,8 @@ def test_order_cancel_after_a_partial_cancel_refunds_only_the_rest(net, associat
 
 
 def test_the_pickup_expiry_sweep_gets_its_refund_from_the_cancellation_services(net):
-    """The sweep (another branch) cancels through order_cancel / fulfillment_cancel, naming the cause."""
+    """The sweep cancels through order_cancel / fulfillment_cancel, naming the cause (the sweep
+    itself: tests/orders/test_pickup_window.py)."""
     whole = place(("TEE-0", 1), fulfillment=pickup(), email="w@example.com")
     services.order_cancel(number=whole.number, reason="not collected in time", refund_cause="pickup_expired")
     one = place(("TEE-1", 1), fulfillment=pickup(), email="o@example.com")
