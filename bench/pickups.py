@@ -323,10 +323,11 @@ def run(*, workers: int, batch: int, placers: int, baseline_seconds: float, info
 
 
 def check(meta: dict) -> dict:
-    from django.db.models import Count
+    from django.db.models import Count, F
 
     from inventory.selectors import held_mismatches, ledger_mismatches
-    from orders.models import EventType, FulfillmentStatus, Order, OrderEvent
+    from orders.models import EventType, FulfillmentStatus, Order, OrderEvent, OrderLine
+    from returns.models import Refund, RefundCause
 
     numbers = meta["overdue_numbers"]
     cancelled = set(Order.objects.filter(status="cancelled").values_list("number", flat=True))
@@ -340,12 +341,24 @@ def check(meta: dict) -> dict:
     still_ready = Order.objects.filter(
         number__in=numbers, fulfillments__status=FulfillmentStatus.READY_FOR_PICKUP
     ).count()
+    # order_cancel refunds what it cancels (cause "pickup_expired" from the sweep): one refund per
+    # cancelled order, every cancelled unit refunded, none twice (the DB's CHECK would refuse it).
+    refunds = dict(
+        Refund.objects.filter(cause=RefundCause.PICKUP_EXPIRED)
+        .values_list("order__number")
+        .annotate(n=Count("id"))
+    )
+    unrefunded = OrderLine.objects.filter(
+        order__status="cancelled", refunded_quantity__lt=F("cancelled_quantity")
+    ).count()
     return {
         "cancelled": len(cancelled),
         "cancelled_exactly_overdue": cancelled == set(numbers),
         "orders_with_two_cancel_events": events,
         "overdue_left": still_ready,
         "ledger_mismatches": len(ledger_mismatches()) + len(held_mismatches()),
+        "refunded_exactly_once": set(refunds) == cancelled and set(refunds.values()) <= {1},
+        "cancelled_units_not_refunded": unrefunded,
     }
 
 
@@ -418,6 +431,8 @@ def render(r: dict, c: dict, *, overdue: int, pickups: int, workers: int, batch:
             ["orders with two cancellation events", c["orders_with_two_cancel_events"]],
             ["overdue still waiting", c["overdue_left"]],
             ["ledger / held mismatches (inventory_audit)", c["ledger_mismatches"]],
+            ["one pickup_expired refund per cancelled order", "yes" if c["refunded_exactly_once"] else "NO"],
+            ["cancelled units not refunded", c["cancelled_units_not_refunded"]],
         ],
     )
     return f"{sweep_tbl}\n\n{place_tbl}\n\n{check_tbl}"
@@ -442,8 +457,14 @@ How to read it:
   CPU between Python and PostgreSQL; 4 sweep workers instead of 2 gave the same rate (99/s) on these
   2 cores. Reaching 333/s needs a set-based cancellation of a whole batch (one lock, one release
   with a ledger row per order, bulk events and outbox rows) inside the cancellation services, so
-  that the refunds being added to `order_cancel` are written the same way; not done on this branch
+  that the refunds `order_cancel` now writes are written the same way; not done yet
   (docs/orders.md, "Pickup window").
+- Refunds: each expiry also writes its refund in the same savepoint (docs/orders.md, "Refunds"):
+  9 more statements for a one-line order than before issue 10's refunds (the units not refunded
+  yet, refund_request's savepoint and release, its order lines, the guarded `refunded_quantity`
+  UPDATE, the Refund, its line, the `refund_requested` event, the webhook endpoints while their
+  cache is cold). The checks require one `pickup_expired` refund per cancelled
+  order and every cancelled unit refunded.
 """
 
 
@@ -498,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
         and c["orders_with_two_cancel_events"] == 0
         and c["overdue_left"] == 0
         and c["ledger_mismatches"] == 0
+        and c["refunded_exactly_once"]
+        and c["cancelled_units_not_refunded"] == 0
     )
     fast = r["wall"] < 30 and sum(x[2] for x in during) == 0
     print(("OK" if ok else "FAILED checks") + ("; targets met" if fast else "; targets NOT met"))

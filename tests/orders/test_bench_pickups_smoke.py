@@ -23,4 +23,6 @@ def test_bulk_setup_is_consistent_and_the_sweep_passes_the_checks():
         "orders_with_two_cancel_events": 0,
         "overdue_left": 0,
         "ledger_mismatches": 0,
+        "refunded_exactly_once": True,
+        "cancelled_units_not_refunded": 0,
     }
