@@ -104,6 +104,7 @@ class LocationAdmin(LocationScopedAdmin):
 
 class StaffProfileInline(admin.StackedInline):
     model = StaffProfile
+    fields = ("role", "network_wide")
     can_delete = False
     max_num = 1
     verbose_name_plural = "Role"
@@ -127,7 +128,13 @@ class UserAdmin(BaseUserAdmin):
 
     inlines = (StaffProfileInline, StaffAssignmentInline)
     list_display = ("username", "email", "role", "locations", "is_staff", "is_active")
-    list_filter = ("staff_profile__role", "is_staff", "is_active", "assignments__location")
+    list_filter = (
+        "staff_profile__role",
+        "staff_profile__network_wide",
+        "is_staff",
+        "is_active",
+        "assignments__location",
+    )
 
     def get_queryset(self, request):
         return (
@@ -157,4 +164,7 @@ class UserAdmin(BaseUserAdmin):
 
     @admin.display(description="locations")
     def locations(self, obj):
+        profile = getattr(obj, "staff_profile", None)
+        if profile and profile.network_wide:
+            return "every location (network-wide)"
         return ", ".join(a.location.code for a in obj.assignments.all()) or "-"

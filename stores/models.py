@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -15,7 +16,7 @@ class Role(models.TextChoices):
     )  # the e-commerce frontend, acts for any customer
     ASSOCIATE = "associate", "Store associate"  # works pickups and returns at their stores
     WAREHOUSE = "warehouse", "Warehouse staff"  # works fulfillment queues at their warehouses
-    MANAGER = "manager", "Manager"  # everything, at their locations
+    MANAGER = "manager", "Manager"  # everything, at their locations (network_wide: at every location)
 
 
 class Location(models.Model):
@@ -66,9 +67,19 @@ class StaffProfile(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
+    # A manager of the whole network: acts at every location, assigned or not. Managers only; a
+    # manager without it acts at their assigned locations only (none: nowhere).
+    network_wide = models.BooleanField(
+        default=False,
+        help_text="Managers only: acts at every location of the network (otherwise only the assigned ones).",
+    )
 
     def __str__(self) -> str:
-        return f"{self.user} ({self.role})"
+        return f"{self.user} ({self.role}{', network' if self.network_wide else ''})"
+
+    def clean(self) -> None:
+        if self.network_wide and self.role != Role.MANAGER:
+            raise ValidationError({"network_wide": "Only a manager can act for the whole network."})
 
 
 class StaffAssignment(models.Model):

@@ -15,23 +15,45 @@ from .models import Location, Role, StaffAssignment
 EARTH_RADIUS_KM = 6371.0088
 
 
-def user_role(user) -> str | None:
-    if user.is_superuser:
-        return Role.MANAGER
-    profile = getattr(user, "staff_profile", None)
+def user_profile(user):
+    """The user's StaffProfile, or None (no profile, or not a saved user)."""
     try:
-        return profile.role if profile else None
+        return getattr(user, "staff_profile", None)
     except Exception:
         return None
 
 
-def user_location_ids(user) -> set[int] | None:
-    """Locations the user may act at; None means everywhere (superuser or storefront reads)."""
+def user_role(user) -> str | None:
     if user.is_superuser:
+        return Role.MANAGER
+    profile = user_profile(user)
+    return profile.role if profile else None
+
+
+def user_is_network_wide(user) -> bool:
+    """A superuser, or a manager assigned to the whole network (`StaffProfile.network_wide`)."""
+    if user.is_superuser:
+        return True
+    profile = user_profile(user)
+    return bool(profile and profile.role == Role.MANAGER and profile.network_wide)
+
+
+def user_location_ids(user) -> set[int] | None:
+    """The locations the user may act at: None means everywhere (superusers and network-wide managers).
+
+    Everyone else acts exactly at their assigned locations: a scoped manager with no assignment,
+    and the storefront account (which has none), act at no location. Cached on the user object
+    for the request (and for as long as the authentication cache keeps the user).
+    """
+    if user_is_network_wide(user):
         return None
     cached = getattr(user, "_oms_location_ids", None)
     if cached is None:
-        cached = set(StaffAssignment.objects.filter(user=user).values_list("location_id", flat=True))
+        cached = (
+            set(StaffAssignment.objects.filter(user=user).values_list("location_id", flat=True))
+            if user.pk is not None
+            else set()
+        )
         user._oms_location_ids = cached
     return cached
 

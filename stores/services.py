@@ -69,7 +69,9 @@ def role_groups_sync() -> dict[str, Group]:
     return groups
 
 
-def _validate(username: str, role: str, location_codes: Sequence[str] | None) -> list[Location] | None:
+def _validate(
+    username: str, role: str, location_codes: Sequence[str] | None, network_wide: bool
+) -> list[Location] | None:
     User = get_user_model()
     if not username or not username.strip():
         raise InvalidInput("--username must not be empty.")
@@ -79,6 +81,12 @@ def _validate(username: str, role: str, location_codes: Sequence[str] | None) ->
         raise InvalidInput(f"--username {username!r} is not a valid username: {exc}") from None
     if role not in Role.values:
         raise InvalidInput(f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
+    if network_wide and role != Role.MANAGER:
+        raise InvalidInput(f"--network is for managers only, not for role {role}.")
+    if network_wide and location_codes:
+        raise InvalidInput(
+            "A network-wide manager acts at every location; give --network or --location, not both."
+        )
     if location_codes is None:
         return None
     if role == Role.STOREFRONT and location_codes:
@@ -105,22 +113,33 @@ def api_user_upsert(
     location_codes: Sequence[str] | None = None,
     password_hash: str | None = None,
     email: str = "",
+    network_wide: bool = False,
 ) -> tuple[object, bool]:
     """Create or update a user with `role`; replace its assignments when `location_codes` is given.
 
-    Raises InvalidInput (and writes nothing) on an unknown role or location, or a staff role
-    that would end up with no location. Returns (user, created).
+    A manager is either network-wide (`network_wide=True`, no locations: acts everywhere) or
+    scoped to its locations; an update with neither keeps what the manager was. Raises
+    InvalidInput (and writes nothing) on an unknown role or location, a staff role that would end
+    up with no location, or `network_wide` for anyone but a manager. Returns (user, created).
     """
-    locations = _validate(username, role, location_codes)
+    locations = _validate(username, role, location_codes, network_wide)
     User = get_user_model()
     user = User.objects.filter(username=username).first()
     created = user is None
-    if role in LOCATED_ROLES:
+    profile = StaffProfile.objects.filter(user=user).first() if user is not None else None
+    wanted_network = role == Role.MANAGER and (
+        network_wide
+        # An update without --location or --network keeps a network-wide manager so.
+        or (locations is None and profile is not None and profile.role == role and profile.network_wide)
+    )
+    if role in LOCATED_ROLES or (role == Role.MANAGER and not wanted_network):
         has_assignments = (
             bool(locations)
             if locations is not None
             else (not created and StaffAssignment.objects.filter(user=user).exists())
         )
+        if not has_assignments and role == Role.MANAGER:
+            raise InvalidInput("A manager needs --location CODE (one or more) or --network (every location).")
         if not has_assignments:
             raise InvalidInput(f"Role {role} needs at least one --location CODE.")
 
@@ -136,14 +155,16 @@ def api_user_upsert(
         user.is_active = True
         user.save()
 
-    profile = StaffProfile.objects.filter(user=user).first()
     if profile is None:
-        StaffProfile.objects.create(user=user, role=role)
-    elif profile.role != role:
+        StaffProfile.objects.create(user=user, role=role, network_wide=wanted_network)
+    elif profile.role != role or profile.network_wide != wanted_network:
         profile.role = role
-        profile.save(update_fields=["role"])
+        profile.network_wide = wanted_network
+        profile.save(update_fields=["role", "network_wide"])
 
-    if locations is not None:
+    if wanted_network:
+        StaffAssignment.objects.filter(user=user).delete()  # everywhere: assignments would mean nothing
+    elif locations is not None:
         wanted = {loc.pk for loc in locations}
         current = set(StaffAssignment.objects.filter(user=user).values_list("location_id", flat=True))
         if wanted != current:

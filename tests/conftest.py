@@ -55,10 +55,11 @@ def _client_for(user) -> APIClient:
 
 @pytest.fixture
 def api_client_for():
-    """api_client_for(role, locations=[...]) -> an APIClient authenticated as a new user with that role."""
+    """api_client_for(role, locations=[...], network_wide=False) -> an APIClient authenticated as a
+    new user with that role."""
 
-    def make(role: str = Role.STOREFRONT, locations=()):
-        return _client_for(make_staff(role=role, locations=locations))
+    def make(role: str = Role.STOREFRONT, locations=(), *, network_wide: bool = False):
+        return _client_for(make_staff(role=role, locations=locations, network_wide=network_wide))
 
     return make
 

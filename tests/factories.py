@@ -49,11 +49,11 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "pw-123456!")
 
 
-def make_staff(role: str = Role.ASSOCIATE, locations=(), **kwargs):
-    """A user with a role, assigned to `locations`."""
+def make_staff(role: str = Role.ASSOCIATE, locations=(), *, network_wide: bool = False, **kwargs):
+    """A user with a role, assigned to `locations` (`network_wide`: a manager of every location)."""
     user = UserFactory(**kwargs)
     user.save()
-    StaffProfile.objects.create(user=user, role=role)
+    StaffProfile.objects.create(user=user, role=role, network_wide=network_wide)
     for loc in locations:
         StaffAssignment.objects.create(user=user, location=loc)
     return user

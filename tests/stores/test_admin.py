@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from stores.models import Location, Role, StaffAssignment
+from stores.models import Location, Role, StaffAssignment, StaffProfile
 from stores.services import api_user_upsert
 from tests.factories import LocationFactory
 
@@ -76,6 +76,7 @@ def test_user_admin_shows_role_and_assignments_inline(admin_client_, store, ware
     assert response.status_code == 200
     html = response.content.decode()
     assert 'name="staff_profile-0-role"' in html
+    assert 'name="staff_profile-0-network_wide"' in html
     assert 'name="assignments-0-location"' in html
     assert StaffAssignment.objects.filter(user=user).count() == 1
 
@@ -107,3 +108,52 @@ def test_role_given_in_the_user_admin_grants_admin_access(admin_client_, store):
     assert user.is_staff
     assert user.has_perm("inventory.change_stocklevel")
     assert list(user.assignments.values_list("location_id", flat=True)) == [store.pk]
+
+
+def _user_form(user, *, role, network_wide, location=None, initial_profile=0) -> dict:
+    data = {
+        "username": user.username,
+        "email": "",
+        "is_active": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "10:00:00",
+        "staff_profile-TOTAL_FORMS": "1",
+        "staff_profile-INITIAL_FORMS": str(initial_profile),
+        "staff_profile-MIN_NUM_FORMS": "0",
+        "staff_profile-MAX_NUM_FORMS": "1",
+        "staff_profile-0-role": role,
+        "assignments-TOTAL_FORMS": "1" if location else "0",
+        "assignments-INITIAL_FORMS": "0",
+        "assignments-MIN_NUM_FORMS": "0",
+        "assignments-MAX_NUM_FORMS": "1000",
+    }
+    if network_wide:
+        data["staff_profile-0-network_wide"] = "on"
+    if location:
+        data["assignments-0-location"] = str(location.pk)
+    return data
+
+
+@pytest.mark.django_db
+def test_network_flag_set_in_the_user_admin_makes_a_network_manager(admin_client_, store):
+    user = User.objects.create_user("boss", password="pw")
+    url = reverse("admin:auth_user_change", args=[user.pk])
+    response = admin_client_.post(url, _user_form(user, role=Role.MANAGER, network_wide=True))
+    assert response.status_code == 302
+    user = User.objects.get(pk=user.pk)
+    assert user.staff_profile.network_wide
+    assert user.is_staff
+    changelist = admin_client_.get(reverse("admin:auth_user_changelist")).content.decode()
+    assert "every location (network-wide)" in changelist
+
+
+@pytest.mark.django_db
+def test_user_admin_refuses_the_network_flag_for_an_associate(admin_client_, store):
+    user = User.objects.create_user("jiro", password="pw")
+    url = reverse("admin:auth_user_change", args=[user.pk])
+    response = admin_client_.post(
+        url, _user_form(user, role=Role.ASSOCIATE, network_wide=True, location=store)
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "Only a manager can act for the whole network." in response.content.decode()
+    assert not StaffProfile.objects.filter(user=user).exists()

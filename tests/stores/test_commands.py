@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from inventory.models import Sku, StockLevel, StockMovement
 from inventory.selectors import ledger_mismatches
 from stores.models import Location, LocationKind, Role, StaffAssignment, StaffProfile
+from stores.selectors import user_location_ids
 from tests.factories import LocationFactory, WarehouseFactory, make_staff
 
 User = get_user_model()
@@ -67,10 +68,15 @@ def test_load_demo_builds_the_network_once_and_prints_a_working_login_and_token(
     assert StockLevel.objects.filter(safety_stock__gt=0).exists()
     assert ledger_mismatches() == []
 
-    # Users per role.
+    # Users per role; the demo manager runs the whole network.
     roles = dict(StaffProfile.objects.values_list("user__username", "role"))
     assert roles["storefront"] == Role.STOREFRONT
     assert roles["manager"] == Role.MANAGER
+    assert User.objects.get(username="manager").staff_profile.network_wide
+    assert user_location_ids(User.objects.get(username="manager")) is None
+    assert user_location_ids(User.objects.get(username="assoc-shibuya")) == {
+        Location.objects.get(code="TKY-SHIBUYA").pk
+    }
     assert list(roles.values()).count(Role.ASSOCIATE) >= 2
     assert list(roles.values()).count(Role.WAREHOUSE) == 2
     admin = User.objects.get(username="admin")
@@ -163,6 +169,10 @@ def test_create_api_user_updates_role_and_replaces_locations():
         (["--role", "storefront", "--location", "S-A"], "give it no --location"),
         (["--role", "warehouse", "--location", "S-A"], "works at warehouses only"),
         (["--role", "associate", "--location", "S-A", "--location", "NOPE"], "NOPE"),
+        (["--role", "manager"], "A manager needs --location CODE (one or more) or --network"),
+        (["--role", "associate", "--network"], "--network is for managers only"),
+        (["--role", "storefront", "--network"], "--network is for managers only"),
+        (["--role", "manager", "--network", "--location", "S-A"], "not both"),
     ],
 )
 def test_create_api_user_rejects_bad_input_and_writes_nothing(args, message):
@@ -200,3 +210,49 @@ def test_create_api_user_failed_update_leaves_the_user_as_it_was():
     assert user.staff_profile.role == Role.ASSOCIATE
     assert list(user.assignments.values_list("location_id", flat=True)) == [store.pk]
     assert not User.objects.filter(username="bad name!").exists()
+
+
+@pytest.mark.django_db
+def test_create_api_user_network_manager_acts_everywhere_and_can_be_scoped_again():
+    a = LocationFactory(code="S-A")
+    WarehouseFactory(code="W-A")
+    out = run("create_api_user", "--username", "boss", "--role", "manager", "--network", "--no-token")
+    assert "every location (network-wide)" in out
+    user = User.objects.get(username="boss")
+    assert user.staff_profile.network_wide
+    assert user.is_staff
+    assert not user.assignments.exists()
+    assert user_location_ids(user) is None
+
+    # An update without --location or --network keeps the manager network-wide.
+    run("create_api_user", "--username", "boss", "--role", "manager", "--no-token")
+    user = User.objects.get(username="boss")
+    assert user.staff_profile.network_wide
+
+    # --location makes it a scoped manager again; --network after that clears the assignments.
+    out = run("create_api_user", "--username", "boss", "--role", "manager", "--location", "S-A", "--no-token")
+    assert "locations S-A," in out
+    user = User.objects.get(username="boss")
+    assert not user.staff_profile.network_wide
+    assert user_location_ids(user) == {a.pk}
+    run("create_api_user", "--username", "boss", "--role", "manager", "--network", "--no-token")
+    user = User.objects.get(username="boss")
+    assert user.staff_profile.network_wide
+    assert not user.assignments.exists()
+
+    # Another role drops the network flag (it means nothing there).
+    run("create_api_user", "--username", "boss", "--role", "associate", "--location", "S-A", "--no-token")
+    user = User.objects.get(username="boss")
+    assert not user.staff_profile.network_wide
+    assert user_location_ids(user) == {a.pk}
+
+
+@pytest.mark.django_db
+def test_create_api_user_network_flag_on_an_existing_associate_changes_nothing():
+    store = LocationFactory(code="S-A")
+    user = make_staff(role=Role.ASSOCIATE, locations=[store], username="taro")
+    with pytest.raises(CommandError, match="--network is for managers only"):
+        run("create_api_user", "--username", "taro", "--role", "associate", "--network")
+    user.refresh_from_db()
+    assert not user.staff_profile.network_wide
+    assert list(user.assignments.values_list("location_id", flat=True)) == [store.pk]

@@ -477,7 +477,7 @@ class Command(BaseCommand):
             admin.save()
 
         staff = [
-            ("manager", Role.MANAGER, [c[0] for c in WAREHOUSES + STORES]),
+            ("manager", Role.MANAGER, None),  # network-wide: every location
             ("assoc-shibuya", Role.ASSOCIATE, ["TKY-SHIBUYA"]),
             ("assoc-shinjuku", Role.ASSOCIATE, ["TKY-SHINJUKU"]),
             ("assoc-ginza", Role.ASSOCIATE, ["TKY-GINZA", "TKY-UENO"]),
@@ -496,6 +496,7 @@ class Command(BaseCommand):
                 username=username,
                 role=role,
                 location_codes=locations,
+                network_wide=locations is None,
                 password_hash=password_hash,
                 email=f"{username}@example.com",
             )
