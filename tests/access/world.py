@@ -31,7 +31,7 @@ from orders.services import (
     fulfillment_start,
     order_place,
 )
-from stores.models import Location, Role, StaffProfile
+from stores.models import Location, Role
 from stores.services import api_user_upsert
 from tests.factories import LocationFactory, SkuFactory, WarehouseFactory, make_staff
 
@@ -55,10 +55,6 @@ _numbers = itertools.count(1)
 def address_at(code: str) -> dict:
     lat, lng = COORDS[code]
     return {"line1": f"1-1 near {code}", "city": "Tokyo", "country": "JP", "latitude": lat, "longitude": lng}
-
-
-def network_wide_supported() -> bool:
-    return any(f.name == "network_wide" for f in StaffProfile._meta.get_fields())
 
 
 @dataclass
@@ -164,19 +160,15 @@ def _user(role_name: str, w: World, username: str):
         return User.objects.create_superuser(username, f"{username}@example.com", "pw-123456!")
     if role_name in ("storefront", "storefront2"):
         return make_staff(role=Role.STOREFRONT, username=username)
+    if role_name == "network manager":
+        user, _ = api_user_upsert(username=username, role=Role.MANAGER, network_wide=True)
+        return user
     codes = {
         "associate": [w.loc["S1"].code],
         "warehouse": [w.loc["W1"].code],
         "manager": [w.loc["S1"].code, w.loc["W1"].code],
-        "network manager": [],
     }[role_name]
-    user, _ = api_user_upsert(
-        username=username,
-        role=Role.MANAGER if role_name == "network manager" else role_name,
-        location_codes=codes,
-    )
-    if role_name == "network manager" and network_wide_supported():
-        StaffProfile.objects.filter(user=user).update(network_wide=True)
+    user, _ = api_user_upsert(username=username, role=role_name, location_codes=codes)
     return user
 
 
