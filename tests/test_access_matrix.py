@@ -261,3 +261,389 @@ def test_every_admin_row_names_a_registered_model(row):
 
 def test_every_row_has_a_probe():
     assert {r.request for r in api_rows()} <= set(API_PROBES), "a new API row needs a probe"
+
+
+# --- OWASP API Security Top 10 (2023), API3: Broken Object Property Level Authorization ------------
+# Mass assignment: server-owned fields in a body take no effect (ignored: the 2xx shows the
+# server's values; or the body is refused with 400 and nothing is written).
+
+HIJACK_TIME = "2000-01-01T00:00:00Z"
+
+
+def _client(w, role) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {w.tokens[role]}")
+    return client
+
+
+def _post(client, url, body, method="post", **headers):
+    return getattr(client, method)(url, data=json.dumps(body), content_type="application/json", **headers)
+
+
+def _ignored_or_refused(r, before_count: int, count_now: int) -> bool:
+    """True when the body was refused (400, nothing written); False when accepted (the caller then
+    checks the server-owned fields)."""
+    if r.status_code == 400:
+        assert count_now == before_count, "a refused body wrote something"
+        return True
+    assert r.status_code in (200, 201), _show(r)
+    return False
+
+
+@pytest.mark.parametrize("role", ["storefront", "associate"])
+def test_mass_assignment_order_create(world, role):
+    from orders.models import Customer, Order
+
+    w, other = world, world.users["storefront2"]
+    victim = w.customers["other"]
+    victim_before = Customer.objects.filter(pk=victim.pk).values().get()
+    body = {
+        "channel": "web" if role == "storefront" else "store",
+        "customer": {"email": f"mass-{role}@example.com", "name": "Mass", "id": victim.pk},
+        "fulfillment": {
+            "method": "ship",
+            "address": {"city": "Tokyo", "latitude": 35.53, "longitude": 139.7},
+            "location": w.loc["S2"].code,
+            "pickup_code": "ABCDEF",
+            "status": "shipped",
+        },
+        "lines": [{"sku": w.sku.code, "quantity": 1, "unit_price": "1980.00", "line_total": "0.01"}],
+        "currency": "JPY",
+        # server-owned:
+        "id": 999999,
+        "number": "HACKED0001",
+        "status": "completed",
+        "placed_by": other.pk,
+        "placed_by_id": other.pk,
+        "customer_id": victim.pk,
+        "subtotal": "0.01",
+        "total": "0.01",
+        "created_at": HIJACK_TIME,
+        "fulfillments": [{"location": w.loc["W2"].code, "status": "shipped", "pickup_code": "ABCDEF"}],
+    }
+    if role == "associate":
+        body["placed_at"] = w.loc["S1"].code
+    count = Order.objects.count()
+    r = _post(_client(w, role), "/api/v1/orders/", body, HTTP_IDEMPOTENCY_KEY=f"mass-{role}")
+    if _ignored_or_refused(r, count, Order.objects.count()):
+        return
+    order = Order.objects.get(number=r.json()["number"])
+    assert order.number != "HACKED0001"
+    assert order.pk != 999999
+    assert order.status == "placed"
+    assert order.placed_by_id == w.users[role].pk
+    assert order.customer_id != victim.pk
+    assert order.total == order.subtotal == 1980
+    assert order.created_at.year > 2000
+    for f in order.fulfillments.all():
+        assert f.status == "pending"
+        assert f.pickup_code != "ABCDEF"
+        assert f.location_id == w.loc["W1"].pk  # routed by the server (nearest to the address)
+    assert Customer.objects.filter(pk=victim.pk).values().get() == victim_before
+
+
+def test_mass_assignment_hold_create(world):
+    import datetime as dt
+    import uuid
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from inventory.models import Hold
+
+    w, other = world, world.users["storefront2"]
+    chosen = str(uuid.uuid4())
+    body = {
+        "lines": [{"sku": w.sku.code, "quantity": 1, "location": w.loc["S2"].code}],
+        "fulfillment": {"method": "ship", "address": {"latitude": 35.53, "longitude": 139.7}},
+        "id": chosen,
+        "created_by": other.pk,
+        "created_by_id": other.pk,
+        "expires_at": "2099-01-01T00:00:00Z",
+        "ttl_seconds": 10**7,
+    }
+    count = Hold.objects.count()
+    r = _post(_client(w, "storefront"), "/api/v1/holds/", body)
+    if _ignored_or_refused(r, count, Hold.objects.count()):
+        return
+    hold = Hold.objects.get(pk=r.json()["id"])
+    assert str(hold.pk) != chosen
+    assert hold.created_by_id == w.users["storefront"].pk
+    assert hold.expires_at <= timezone.now() + settings.OMS["HOLD_MAX_TTL"] + dt.timedelta(seconds=5)
+    assert {hl.location_id for hl in hold.lines.all()} == {w.loc["W1"].pk}  # routed by the server
+
+
+def test_mass_assignment_webhook_create(world):
+    from notifications.models import WebhookEndpoint
+    from tests.access.world import WEBHOOK_URL
+
+    w, other = world, world.users["storefront2"]
+    body = {
+        "url": WEBHOOK_URL,
+        "events": ["order.placed"],
+        "id": 999999,
+        "owner": other.pk,
+        "owner_id": other.pk,
+        "secret": "whsec_known-to-the-attacker",
+        "status": "paused",
+        "consecutive_failures": 99,
+        "is_deleted": True,
+        "created_at": HIJACK_TIME,
+    }
+    count = WebhookEndpoint.objects.count()
+    r = _post(_client(w, "storefront"), "/api/v1/webhooks/", body)
+    if _ignored_or_refused(r, count, WebhookEndpoint.objects.count()):
+        return
+    hook = WebhookEndpoint.objects.get(pk=r.json()["id"])
+    assert hook.pk != 999999
+    assert hook.owner_id == w.users["storefront"].pk
+    assert hook.secret != body["secret"]
+    assert (hook.status, hook.consecutive_failures, hook.is_deleted) == ("active", 0, False)
+    assert hook.created_at.year > 2000
+
+
+STOCK_HIJACK = {
+    "on_hand": 999,
+    "reserved": 77,
+    "held": 55,
+    "user": None,  # filled with another account's id
+    "user_id": None,
+    "kind": "adjustment",
+    "created_by": None,
+    "created_at": HIJACK_TIME,
+}
+
+
+@pytest.mark.parametrize("url", ["receipts", "adjustments", "safety", "transfers"])
+def test_mass_assignment_stock(world, url):
+    from inventory.models import StockLevel, StockMovement, Transfer
+
+    w, other = world, world.users["storefront2"]
+    own, far = w.loc["S1"], w.loc["S2"]
+    hijack = {k: (other.pk if v is None else v) for k, v in STOCK_HIJACK.items()}
+    line = {"sku": w.sku.code, "quantity": 1, "location": far.code, "on_hand": 999}
+    body = {
+        "receipts": {"location": own.code, "lines": [line], "reference": "mass"},
+        "adjustments": {"location": own.code, "sku": w.sku.code, "delta": 1, "reason": "mass"},
+        "safety": {"location": own.code, "sku": w.sku.code, "safety_stock": 2},
+        "transfers": {
+            "from_location": own.code,
+            "to_location": far.code,
+            "lines": [line],
+            "status": "received",
+            "received_at": HIJACK_TIME,
+        },
+    }[url]
+    body = {**hijack, **body}
+    levels = {loc: StockLevel.objects.filter(location=loc, sku=w.sku).values().get() for loc in (own, far)}
+    movements = StockMovement.objects.count()
+    r = _post(_client(w, "associate"), f"/api/v1/stock/{url}/", body)
+    if _ignored_or_refused(r, movements, StockMovement.objects.count()):
+        return
+    now = {loc: StockLevel.objects.filter(location=loc, sku=w.sku).values().get() for loc in (own, far)}
+    expected_on_hand = {"receipts": 1, "adjustments": 1, "safety": 0, "transfers": -1}[url]
+    assert now[own]["on_hand"] == levels[own]["on_hand"] + expected_on_hand
+    assert now[own]["reserved"] == levels[own]["reserved"]
+    assert now[own]["held"] == levels[own]["held"]
+    assert now[far] == levels[far], "the other location's stock changed"
+    new = StockMovement.objects.filter(pk__gt=0).order_by("-pk")[: StockMovement.objects.count() - movements]
+    assert all(m.user_id == w.users["associate"].pk for m in new)
+    assert all(m.created_at.year > 2000 for m in new)
+    if url == "transfers":
+        t = Transfer.objects.get(pk=r.json()["id"])
+        assert t.status == "in_transit"
+        assert t.created_by_id == w.users["associate"].pk
+        assert t.received_at is None
+
+
+@pytest.mark.parametrize(
+    ("step", "method", "state", "extra"),
+    [
+        ("claim", "curbside", "pending", {}),
+        ("pick", "curbside", "picking", {"lines": []}),
+        ("pack", "ship", "picked", {}),
+        ("ship", "ship", "packed", {"carrier": "Yamato", "tracking_number": "TRK-9"}),
+        ("ready", "curbside", "picked", {}),
+        ("collect", "curbside", "ready_for_pickup", None),  # the right code
+        ("cancel", "curbside", "pending", {"reason": "mass"}),
+    ],
+)
+def test_mass_assignment_fulfillment_steps(world, step, method, state, extra):
+    from orders.models import Fulfillment
+
+    w, other = world, world.users["storefront2"]
+    f = w.fresh_fulfillment(side="own", at="S1", method=method, state=state)
+    before = Fulfillment.objects.filter(pk=f.pk).values().get()
+    hijack = {
+        "status": "shipped",
+        "claimed_by": other.pk,
+        "claimed_by_id": other.pk,
+        "location": w.loc["S2"].code,
+        "location_id": w.loc["S2"].pk,
+        "order": w.orders["S2"].number,
+        "id": w.orders["S2"].fulfillments.get().pk,
+        "claimed_at": HIJACK_TIME,
+        "shipped_at": HIJACK_TIME,
+    }
+    if step != "collect":
+        hijack["pickup_code"] = "ABCDEF"
+    body = {**hijack, **(extra if extra is not None else {"pickup_code": f.pickup_code})}
+    url = "/api/v1/fulfillments/claim/" if step == "claim" else f"/api/v1/fulfillments/{f.pk}/{step}/"
+    if step == "claim":
+        body["location"] = w.loc["S1"].code
+    associate = w.users["associate"]
+    other_f = w.orders["S2"].fulfillments.get()
+    other_before = Fulfillment.objects.filter(pk=other_f.pk).values().get()
+    r = _post(_client(w, "associate"), url, body)
+    assert r.status_code == 200, _show(r)
+    target = (
+        Fulfillment.objects.get(pk=r.json()["id"]) if step == "claim" else Fulfillment.objects.get(pk=f.pk)
+    )
+    expected = {
+        "claim": "picking",
+        "pick": "picking",
+        "pack": "packed",
+        "ship": "shipped",
+        "ready": "ready_for_pickup",
+        "collect": "collected",
+        "cancel": "cancelled",
+    }[step]
+    assert target.status == expected
+    assert target.location_id == w.loc["S1"].pk
+    assert target.claimed_by_id in (None, associate.pk, before["claimed_by_id"])
+    assert target.pickup_code != "ABCDEF"
+    if step != "ship":
+        assert target.shipped_at is None
+    assert Fulfillment.objects.filter(pk=other_f.pk).values().get() == other_before
+
+
+def test_mass_assignment_order_commands_and_preferences(world):
+    from orders.models import Customer, Order
+
+    w = world
+    order = w.orders["S1"]
+    client = _client(w, "storefront")
+    r = _post(
+        client,
+        f"/api/v1/orders/{order.number}/arrived/",
+        {"note": "red car", "customer_arrived_at": HIJACK_TIME, "status": "completed"},
+    )
+    assert r.status_code == 200, _show(r)
+    f = order.fulfillments.get()
+    assert f.customer_arrived_at.year > 2000
+    assert Order.objects.get(pk=order.pk).status == "placed"
+    c = w.customers["own"]
+    before = Customer.objects.filter(pk=c.pk).values("email", "phone", "name", "id").get()
+    body = {
+        "language": "ja",
+        "email": "hijack@example.com",
+        "phone": "+819099999999",
+        "name": "Hijacked",
+        "id": w.customers["other"].pk,
+    }
+    r = _post(client, f"/api/v1/customers/{c.pk}/preferences/", body, method="patch")
+    assert r.status_code in (200, 400), _show(r)
+    assert Customer.objects.filter(pk=c.pk).values("email", "phone", "name", "id").get() == before
+    assert Customer.objects.get(pk=w.customers["other"].pk).language != "ja" or r.status_code == 400
+
+
+# --- OWASP API3: excessive data exposure ---------------------------------------------------------
+
+
+def _has_key(data, key: str) -> bool:
+    if isinstance(data, dict):
+        return key in data or any(_has_key(v, key) for v in data.values())
+    if isinstance(data, list):
+        return any(_has_key(v, key) for v in data)
+    return False
+
+
+STAFF = ["associate", "warehouse", "manager", "network manager"]
+
+
+@pytest.mark.parametrize("role", [*STAFF, "storefront"])
+def test_pickup_codes_never_reach_staff(world, role):
+    """Staff order and fulfillment responses never carry a pickup code (the storefront's do: the
+    control that shows the check can see one)."""
+    w = world
+    at = "W1" if role == "warehouse" else "S1"
+    f = w.fresh_fulfillment(
+        side="own",
+        at=at,
+        method="ship" if at == "W1" else "curbside",
+        state="packed" if at == "W1" else "ready_for_pickup",
+    )
+    code = f.pickup_code
+    order = f.order
+    client = _client(w, role)
+    urls = [
+        "/api/v1/orders/?page_size=200",
+        f"/api/v1/orders/{order.number}/",
+        f"/api/v1/orders/{order.number}/events/",
+    ]
+    if role != "storefront":
+        urls += ["/api/v1/fulfillments/?page_size=200", f"/api/v1/fulfillments/{f.pk}/"]
+    bodies = []
+    for url in urls:
+        r = client.get(url)
+        assert r.status_code == 200, f"{url}: {_show(r)}"
+        bodies.append((url, r))
+    if at == "S1":
+        r = _post(client, f"/api/v1/orders/{order.number}/arrived/", {"note": "here"})
+        bodies.append(("arrived", r))
+    if role == "storefront":
+        detail = bodies[1][1]
+        assert code, "a ready pickup has a code"
+        assert code in detail.content.decode(), "the storefront should see the pickup code"
+        return
+    for url, r in bodies:
+        assert not _has_key(r.json(), "pickup_code"), f"{url} carries a pickup_code field"
+        if code:
+            assert code not in r.content.decode(), f"{url} shows the pickup code"
+
+
+@pytest.mark.parametrize("role", ["associate", "manager", "network manager"])
+def test_admin_shows_no_pickup_code_and_cannot_search_by_it(world, role):
+    w = world
+    f = w.fresh_fulfillment(side="own", at="S1", method="curbside", state="ready_for_pickup")
+    client = Client()
+    client.force_login(w.users[role])
+    for page in (change_url(f), change_url(f.order)):
+        r = client.get(page)
+        assert r.status_code == 200, page
+        assert f.pickup_code not in r.content.decode(), f"{page} shows the pickup code"
+    for listing in (changelist_url(f), changelist_url(f.order)):
+        r = client.get(listing, {"q": f.pickup_code})
+        assert r.status_code == 200
+        assert not _result_pks(r), f"{listing}?q=<pickup code> finds the order: the admin searches by codes"
+
+
+def test_till_order_shows_only_the_contact_the_associate_typed(world):
+    """A till order matched to an existing customer by phone shows that phone only: never the
+    customer's stored email or name (docs/security.md, "Personal data"), and the customer is unchanged."""
+    from orders.models import Customer
+
+    w = world
+    c = w.customers["own"]
+    stored = Customer.objects.filter(pk=c.pk).values().get()
+    body = {
+        "channel": "store",
+        "placed_at": w.loc["S1"].code,
+        "customer": {"phone": stored["phone"]},
+        "fulfillment": {
+            "method": "ship",
+            "address": {"city": "Tokyo", "latitude": 35.6595, "longitude": 139.7005},
+        },
+        "lines": [{"sku": w.sku.code, "quantity": 1, "unit_price": "1980.00"}],
+        "currency": "JPY",
+    }
+    client = _client(w, "associate")
+    r = _post(client, "/api/v1/orders/", body, HTTP_IDEMPOTENCY_KEY="till-contact")
+    assert r.status_code == 201, _show(r)
+    number = r.json()["number"]
+    for resp in (r, client.get(f"/api/v1/orders/{number}/"), client.get("/api/v1/orders/?page_size=200")):
+        text = resp.content.decode()
+        assert stored["phone"] in text
+        assert stored["email"] not in text, "the customer's stored email is shown to the associate"
+        assert stored["name"] not in text, "the customer's stored name is shown to the associate"
+    assert Customer.objects.filter(pk=c.pk).values().get() == stored
