@@ -92,6 +92,7 @@ def pytest_terminal_summary(terminalreporter):
                 "test_api": "API cells",
                 "test_api_anonymous": "API without credentials",
                 "test_admin": "admin cells",
+                "test_admin_anonymous": "admin without a session",
             }.get(name, "coverage guard" if name.startswith("test_every") else "OWASP API3")
             counts = kinds.setdefault(kind, {})
             counts[outcome] = counts.get(outcome, 0) + 1

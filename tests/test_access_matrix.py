@@ -148,12 +148,13 @@ def test_api_anonymous(world, row):
 # --- Admin --------------------------------------------------------------------------------------
 
 
-def _admin_refused(r) -> bool:
+def _admin_refused(r, obj) -> bool:
+    """403, 404, or a redirect to the login page, the admin index or the model's change list."""
     if r.status_code in (403, 404):
         return True
     if r.status_code == 302:
         to = r.headers["Location"].split("?")[0]
-        return to in (reverse("admin:index"), reverse("admin:login")) or to.endswith("/")
+        return to in (reverse("admin:index"), reverse("admin:login"), changelist_url(obj))
     return False
 
 
@@ -180,10 +181,10 @@ def test_admin(world, row, role, side, cell):
         elif cell in SIDED:  # another location's object: left out of the list, its page refused
             assert listing.status_code == 200, f"change list: {listing.status_code}"
             assert str(obj.pk) not in _result_pks(listing), f"{obj!r} is in the change list"
-            assert _admin_refused(page), f"object page: {page.status_code}"
+            assert _admin_refused(page, obj), f"object page: {page.status_code}"
         else:
-            assert _admin_refused(listing), f"change list: {listing.status_code}"
-            assert _admin_refused(page), f"object page: {page.status_code}"
+            assert _admin_refused(listing, obj), f"change list: {listing.status_code}"
+            assert _admin_refused(page, obj), f"object page: {page.status_code}"
         return
 
     probe = change_probe(world, label, role, side)
@@ -194,8 +195,29 @@ def test_admin(world, row, role, side, cell):
         assert r.status_code == 302, f"expected a redirect after saving, got {r.status_code} {errors}"
         assert probe.changed(), "saved, but the row did not change"
     else:
-        assert _admin_refused(r), f"expected 403/404/redirect, got {r.status_code}"
+        assert _admin_refused(r, probe.obj), f"expected 403/404/redirect, got {r.status_code}"
         assert probe.row() == before, "a refused change changed the row"
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.request) for r in admin_rows()])
+def test_admin_anonymous(world, row):
+    """Without a session: the login page, and nothing changed."""
+    action, label = row.request.split(" ")
+    label = label.replace("/", ".")
+    client = Client()
+    if action == "view":
+        obj = view_probe(world, label, "storefront", "own").obj
+        for url in (changelist_url(obj), change_url(obj)):
+            r = client.get(url)
+            assert r.status_code == 302, url
+            assert r.headers["Location"].startswith(reverse("admin:login")), url
+        return
+    probe = change_probe(world, label, "storefront", "own")
+    before = probe.row()
+    r = client.post(probe.url, probe.data)
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith(reverse("admin:login"))
+    assert probe.row() == before
 
 
 # --- Coverage guard: nothing escapes the table ------------------------------------------------------

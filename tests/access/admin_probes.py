@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.apps import apps
 from django.contrib.admin.utils import quote
 from django.urls import reverse
 
@@ -31,6 +32,7 @@ class AdminView:
 
 @dataclass
 class AdminChange:
+    obj: object
     url: str
     data: dict
     changed: Callable[[], bool]  # has the row changed?
@@ -38,8 +40,10 @@ class AdminChange:
 
 
 def _target(w: World, label: str, role: str, side: str):
+    """The object a role opens: the one at its location (own) or elsewhere (other). Models with no
+    location or owner (admin-only pages): any row of the model (the world makes one of each)."""
     loc = w.loc_for(role, side, _prefer(role))
-    return {
+    targets = {
         "stores.location": lambda: loc,
         "inventory.sku": lambda: w.sku,
         "inventory.stocklevel": lambda: w.admin_objects["stocklevel"][_loc_key(w, loc)],
@@ -54,7 +58,13 @@ def _target(w: World, label: str, role: str, side: str):
         "notifications.webhookendpoint": lambda: w.admin_objects["webhookendpoint"],
         "auth.user": lambda: w.admin_objects["user"],
         "knox.authtoken": lambda: w.admin_objects["authtoken"],
-    }[label]()
+    }
+    if label in targets:
+        return targets[label]()
+    model = apps.get_model(label)
+    obj = model._default_manager.order_by("pk").first()
+    assert obj is not None, f"the world has no {label} to open"
+    return obj
 
 
 def changelist_url(obj) -> str:
@@ -118,6 +128,7 @@ def change_probe(w: World, label: str, role: str, side: str) -> AdminChange:
         model, fields = (Location, LOCATION_FIELDS) if label == "stores.location" else (Sku, SKU_FIELDS)
         data = {**_form_values(obj, fields), "name": "Renamed in the matrix", "_save": "Save"}
         return AdminChange(
+            obj=obj,
             url=change_url(obj),
             data=data,
             changed=lambda: model.objects.get(pk=obj.pk).name == "Renamed in the matrix",
@@ -126,6 +137,7 @@ def change_probe(w: World, label: str, role: str, side: str) -> AdminChange:
     if label == "inventory.stocklevel":
         before = StockLevel.objects.get(pk=obj.pk).on_hand
         return AdminChange(
+            obj=obj,
             url=reverse("admin:inventory_stocklevel_change_stock", args=[obj.pk]),
             data={"operation": "receive", "quantity": 1, "reason": "matrix", "reference": "matrix"},
             changed=lambda: StockLevel.objects.get(pk=obj.pk).on_hand == before + 1,

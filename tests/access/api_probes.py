@@ -166,6 +166,13 @@ def stock_safety(w, role, side):
     return Call("POST", f"{API}/stock/safety/", body, effect=effect)
 
 
+def stock_safety_put(w, role, side):
+    """PUT /stock/safety/: the same call as POST (for when the table lists it)."""
+    call = stock_safety(w, role, side)
+    call.method = "PUT"
+    return call
+
+
 def transfers_list(w, role, side):
     t = _transfer(w, role, side)
     return Call("GET", f"{API}/stock/transfers/?page_size=200", listed=_in("id", t.pk))
@@ -463,6 +470,7 @@ API_PROBES: dict[str, Callable[[World, str, str], Call]] = {
     "POST /stock/receipts/": stock_receipts,
     "POST /stock/adjustments/": stock_adjustments,
     "POST /stock/safety/": stock_safety,
+    "PUT /stock/safety/": stock_safety_put,
     "GET /stock/transfers/": transfers_list,
     "POST /stock/transfers/": transfers_create,
     "GET /stock/transfers/{id}/": transfer_detail,

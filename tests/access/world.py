@@ -2,9 +2,9 @@
 every kind of object one at the user's locations ("own": S1, W1, or made by the user) and one
 elsewhere ("other": S2, W2, or made by another storefront account).
 
-Built once per module through the services (tests/access/conftest-free: see
-tests/test_access_matrix.py's `world` fixture); every test then runs in a savepoint that is rolled
-back, and builds what it changes (a fulfillment in the state a step needs) itself, with `fresh_*`.
+Built once per module through the services (tests/test_access_matrix.py's `world` fixture, in a
+transaction rolled back at the end); every test runs in a savepoint that is rolled back, and builds
+what it changes (an order, a fulfillment in the state a step needs) itself: `place`, `fresh_fulfillment`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,13 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 from knox.models import AuthToken
 
 from inventory.models import StockLevel, StockMovement
@@ -32,7 +39,7 @@ from orders.services import (
     order_place,
 )
 from stores.models import Location, Role
-from stores.services import api_user_upsert
+from stores.services import api_user_upsert, role_groups_sync
 from tests.factories import LocationFactory, SkuFactory, WarehouseFactory, make_staff
 
 ROLE_NAMES = ("storefront", "associate", "warehouse", "manager", "network manager", "admin")
@@ -233,6 +240,13 @@ def build_world() -> World:
         dedupe_key="access-matrix-1",
         next_attempt_at=timezone.now(),
     )
+    # One row of each admin-only model without a home of its own above (for their pages' checks).
+    every = IntervalSchedule.objects.create(every=10, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="access matrix", task="access.matrix", interval=every)
+    CrontabSchedule.objects.create(minute="0", hour="3")
+    SolarSchedule.objects.create(event="sunrise", latitude=35.66, longitude=139.70)
+    ClockedSchedule.objects.create(clocked_time=timezone.now())
+    role_groups_sync()
     levels = {k: StockLevel.objects.get(location=loc, sku=w.sku) for k, loc in w.loc.items()}
     w.admin_objects = {
         "stocklevel": levels,
