@@ -18,6 +18,7 @@ from stores.selectors import user_location_ids, user_role
 
 from . import services
 from .models import Customer, Fulfillment, FulfillmentLine, FulfillmentStatus, Order, OrderEvent, OrderLine
+from .selectors import sees_customers, visible_customers
 
 STAFF_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE, Role.MANAGER)
 
@@ -90,7 +91,7 @@ class FulfillmentAdmin(admin.ModelAdmin):
     action_form = FulfillmentActionForm
     list_display = ("id", "order_number", "location", "method", "status", "claimed_by", "created_at", "items")
     list_filter = ("status", "method", "location")
-    search_fields = ("order__number", "pickup_code", "order__customer__email", "order__customer__phone")
+    search_fields = ("order__number", "pickup_code", "order__contact_email", "order__contact_phone")
     list_select_related = ("order", "location", "claimed_by")
     inlines = [FulfillmentLineInline]
     readonly_fields = (
@@ -295,21 +296,24 @@ class OrderAdmin(admin.ModelAdmin):
         "number",
         "status",
         "channel",
-        "customer",
+        "contact",
         "fulfillment_method",
         "total",
         "currency",
         "created_at",
     )
     list_filter = ("status", "channel", "fulfillment_method")
-    search_fields = ("number", "customer__email", "customer__phone", "fulfillments__pickup_code")
-    list_select_related = ("customer",)
+    # The contact as given on the order, never the stored customer's (docs/security.md).
+    search_fields = ("number", "contact_email", "contact_phone", "fulfillments__pickup_code")
     inlines = [OrderLineInline, FulfillmentInline, OrderEventInline]
     readonly_fields = (
         "number",
         "status",
         "channel",
-        "customer",
+        "customer_number",
+        "contact_name",
+        "contact_email",
+        "contact_phone",
         "currency",
         "subtotal",
         "total",
@@ -327,6 +331,15 @@ class OrderAdmin(admin.ModelAdmin):
         return _scoped(
             qs, request.user, "fulfillments__location_id", "pickup_location_id", "placed_at_location_id"
         )
+
+    @admin.display(description="Customer")
+    def contact(self, order):
+        """The contact as given on this order (not the stored customer's name or other contact)."""
+        return " ".join(x for x in (order.contact_name, order.contact_email, order.contact_phone) if x) or "-"
+
+    @admin.display(description="Customer no.")
+    def customer_number(self, order):
+        return order.customer_id
 
     def has_module_permission(self, request):
         return _is_staff(request.user)
@@ -346,6 +359,10 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    """Whole customers, read-only: a manager sees the customers with an order at their locations,
+    a network-wide manager or a superuser everyone; associates and warehouse staff no one
+    (orders.selectors.sees_customers / visible_customers, the API's rule)."""
+
     list_display = ("id", "name", "email", "phone", "language", "preferred_location", "created_at")
     search_fields = ("email", "phone", "name")
     readonly_fields = (
@@ -358,12 +375,20 @@ class CustomerAdmin(admin.ModelAdmin):
         "created_at",
     )
 
+    def get_queryset(self, request):
+        return visible_customers(super().get_queryset(request), request.user)
+
+    def _allowed(self, request) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_staff and sees_customers(user))
+
+    def has_module_permission(self, request):
+        return self._allowed(request)
+
     def has_view_permission(self, request, obj=None):
-        return (
-            request.user.is_active
-            and request.user.is_staff
-            and (request.user.is_superuser or user_role(request.user) == Role.MANAGER)
-        )
+        if not self._allowed(request):
+            return False
+        return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
 
     def has_change_permission(self, request, obj=None):
         return False

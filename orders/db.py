@@ -128,12 +128,15 @@ _RETURNING = {"l": "id, sku_id", "f": "id, location_id"}
 
 
 @functools.cache
-def _order_rows_sql(new_customer_key: str | None) -> str:
+def _order_rows_sql(new_customer_key: str | None, rename_customer: bool = True) -> str:
     """The INSERT of a new order's rows from ONE jsonb parameter, one CTE per table.
 
     Its text depends only on how a new customer is matched (`new_customer_key`: "email", "phone",
-    or None for a known customer), never on the number of lines or fulfillments, so the driver
-    parses it once and the server plans it once (a prepared statement) for every order.
+    or None for a known customer) and whether a concurrently created customer takes the order's
+    name (`rename_customer`: not for staff at the till), never on the number of lines or
+    fulfillments, so the driver parses it once and the server plans it once (a prepared
+    statement) for every order. The order's columns (its `contact_*` included) are every concrete
+    field of Order.
     """
     qn = connection.ops.quote_name
     ctes = ["d AS (SELECT %s::jsonb AS j)"]
@@ -141,12 +144,17 @@ def _order_rows_sql(new_customer_key: str | None) -> str:
         table = qn(Customer._meta.db_table)
         columns = [qn(f.column) for f in insert_fields(Customer)]
         source = jsonb_recordset_sql(Customer, "(SELECT j->'c' FROM d)")
+        # DO UPDATE even when nothing changes: DO NOTHING would not return the existing row's id.
+        name = (
+            f"CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE {table}.name END"
+            if rename_customer
+            else f"{table}.name"
+        )
         ctes.append(
             f"c AS (INSERT INTO {table} ({', '.join(columns)}) "
             f"SELECT {', '.join('x.' + c for c in columns)} "
             f"FROM {source} "
-            f"ON CONFLICT ({qn(new_customer_key)}) DO UPDATE SET name = CASE WHEN EXCLUDED.name <> '' "
-            f"THEN EXCLUDED.name ELSE {table}.name END RETURNING id)"
+            f"ON CONFLICT ({qn(new_customer_key)}) DO UPDATE SET name = {name} RETURNING id)"
         )
     else:
         ctes.append("c AS (SELECT NULL::bigint AS id WHERE false)")
@@ -168,6 +176,7 @@ def _order_rows_sql(new_customer_key: str | None) -> str:
 def insert_order_rows(
     *,
     new_customer: Customer | None,
+    rename_customer: bool = True,
     order: Order,
     lines: list[OrderLine],
     fulfillments: list[Fulfillment],
@@ -180,7 +189,8 @@ def insert_order_rows(
 
     Each row points at its parent through a subquery on the parent's CTE (a fulfillment line finds
     its fulfillment by location and its order line by SKU). A concurrent first order of the same
-    customer is met by ON CONFLICT on the one key the customer has: both orders share that row.
+    customer is met by ON CONFLICT on the one key the customer has: both orders share that row
+    (renamed to this order's name unless `rename_customer` is False: staff at the till).
 
     ORM equivalent: customer.save() then bulk_create per table: 5-6 round trips for 1 (flash-sale
     "What it took", step 1), with a text that never changes, so it is prepared once (step 6).
@@ -197,7 +207,7 @@ def insert_order_rows(
         key = "email" if new_customer.email else "phone"
         payload["c"] = json_rows([new_customer])
     with connection.cursor() as cursor:
-        cursor.execute(_order_rows_sql(key), [json.dumps(payload, default=str)])
+        cursor.execute(_order_rows_sql(key, rename_customer), [json.dumps(payload, default=str)])
         ids: dict[str, list[int]] = defaultdict(list)
         for alias, pk in cursor.fetchall():
             ids[alias].append(pk)

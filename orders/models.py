@@ -83,6 +83,11 @@ class Order(models.Model):
     number = models.CharField(max_length=16, default=new_order_number)  # unique: Meta
     channel = models.CharField(max_length=16, choices=Channel.choices)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    # The contact as given on this order (normalised as Customer's): what the order shows. The
+    # stored customer may know more (another email, a name) that whoever sees this order must not.
+    contact_email = models.EmailField(max_length=254, null=True, blank=True)
+    contact_phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164")
+    contact_name = models.CharField(max_length=200, blank=True)
     # Derived from the fulfillments by orders.services after every transition, stored for filtering.
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PLACED)
     currency = models.CharField(max_length=3)

@@ -125,9 +125,17 @@ class PreferencesIn(serializers.Serializer):
 # --- Output --------------------------------------------------------------------------------------
 
 
-class CustomerBriefOut(serializers.ModelSerializer):
+class OrderContactOut(serializers.ModelSerializer):
+    """An order's `customer`: the customer's id and the contact as given on that order, never the
+    stored customer's other details (a till order placed with a phone shows only that phone)."""
+
+    id = serializers.IntegerField(source="customer_id")
+    email = serializers.EmailField(source="contact_email", allow_null=True)
+    phone = serializers.CharField(source="contact_phone", allow_null=True)
+    name = serializers.CharField(source="contact_name")
+
     class Meta:
-        model = Customer
+        model = Order
         fields = ["id", "email", "phone", "name"]
 
 
@@ -186,7 +194,7 @@ class StaffFulfillmentOut(FulfillmentOut):
 
 
 class OrderOut(serializers.ModelSerializer):
-    customer = CustomerBriefOut()
+    customer = OrderContactOut(source="*")
     lines = OrderLineOut(many=True)
     fulfillments = serializers.SerializerMethodField()
     pickup_location = serializers.CharField(source="pickup_location.code", default=None, allow_null=True)
@@ -259,12 +267,16 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
         if show_pickup_code:
             out["pickup_code"] = f.pickup_code
         fulfillments.append(out)
-    c = order.customer
     return {
         "number": order.number,
         "status": order.status,
         "channel": order.channel,
-        "customer": {"id": c.pk, "email": c.email, "phone": c.phone, "name": c.name},
+        "customer": {
+            "id": order.customer_id,
+            "email": order.contact_email,
+            "phone": order.contact_phone,
+            "name": order.contact_name,
+        },
         "currency": order.currency,
         "subtotal": _MONEY.to_representation(order.subtotal),
         "total": _MONEY.to_representation(order.total),

@@ -71,14 +71,14 @@ class OrderFilter(django_filters.FilterSet):
         fields = ["status", "channel"]
 
     def filter_email(self, qs, name, value):
-        return qs.filter(customer__email=value.strip().lower())
+        return selectors.order_filter_contact(qs, user=self.request.user, email=value.strip().lower())
 
     def filter_phone(self, qs, name, value):
         try:
             phone = normalise_phone(value)
         except InvalidInput:
             return qs.none()
-        return qs.filter(customer__phone=phone)
+        return selectors.order_filter_contact(qs, user=self.request.user, phone=phone)
 
 
 class OrderListCreateApi(generics.ListAPIView):
@@ -420,7 +420,7 @@ class CustomerDetailApi(APIView):
     @extend_schema(operation_id="customers_retrieve", responses={200: s.CustomerOut, **errors(401, 403, 404)})
     def get(self, request, pk):
         customer = selectors.customer_get(customer_id=pk, user=request.user)
-        orders = selectors.customer_orders(customer=customer)
+        orders = selectors.customer_orders(customer=customer, user=request.user)
         return Response(s.CustomerOut(customer, context={"orders": orders}).data)
 
 
@@ -446,5 +446,7 @@ class CustomerPreferencesApi(APIView):
         )
         customer = selectors.customer_get(customer_id=pk, user=request.user)
         return Response(
-            s.CustomerOut(customer, context={"orders": selectors.customer_orders(customer=customer)}).data
+            s.CustomerOut(
+                customer, context={"orders": selectors.customer_orders(customer=customer, user=request.user)}
+            ).data
         )

@@ -41,9 +41,14 @@ def customers_with(keys: CustomerKeys) -> list[Customer]:
     return list(Customer.objects.filter(cond).order_by("pk")[:2])
 
 
-def customer_matching(candidates: list[Customer], keys: CustomerKeys) -> Customer:
+def customer_matching(candidates: list[Customer], keys: CustomerKeys, *, update: bool = True) -> Customer:
     """The customer among `candidates` (those holding the email or the phone), updated with what
-    `keys` adds; or a new, unsaved Customer when there is none."""
+    `keys` adds; or a new, unsaved Customer when there is none.
+
+    `update=False` (an order staff place at the till): the match only links the order to the
+    customer's history; the stored customer is never renamed nor given the email or phone the
+    till typed in (staff must not be able to change, or learn, a customer's stored details).
+    """
     if not candidates:
         return Customer(
             email=keys.email,
@@ -52,6 +57,8 @@ def customer_matching(candidates: list[Customer], keys: CustomerKeys) -> Custome
             notify_channels=[NotificationChannel.EMAIL if keys.email else NotificationChannel.SMS],
         )
     customer = next((c for c in candidates if keys.email and c.email == keys.email), candidates[0])
+    if not update:
+        return customer
     others = [c for c in candidates if c is not customer]
     updates = {}
     if keys.name and keys.name != customer.name:
@@ -67,8 +74,9 @@ def customer_matching(candidates: list[Customer], keys: CustomerKeys) -> Custome
     return customer
 
 
-def customer_insert(customer: Customer) -> Customer:
-    """Save a new customer; if a concurrent request created them just now, that row instead.
+def customer_insert(customer: Customer, *, update: bool = True) -> Customer:
+    """Save a new customer; if a concurrent request created them just now, that row instead
+    (updated as `customer_matching(..., update=update)` says).
 
     The INSERT runs in a savepoint, so a unique-constraint clash leaves the caller's transaction
     usable, and the re-read then sees the other transaction's committed row.
@@ -79,7 +87,7 @@ def customer_insert(customer: Customer) -> Customer:
         return customer
     except IntegrityError:
         keys = CustomerKeys(customer.email, customer.phone, customer.name)
-        existing = customer_matching(customers_with(keys), keys)
+        existing = customer_matching(customers_with(keys), keys, update=update)
         if existing.pk is None:
             raise
         return existing

@@ -156,7 +156,9 @@ def order_place(
         )
         sourcing = sourcing_of(decision)
 
-    buyer = customer_matching(lookup.customers, request.customer)
+    # Staff at the till link the order to the customer's history but never change the customer.
+    update_customer = who is None or user_role(who) == Role.STOREFRONT
+    buyer = customer_matching(lookup.customers, request.customer, update=update_customer)
     placed = write_order(
         request,
         number=number,
@@ -166,6 +168,7 @@ def order_place(
         user=who,
         lines=sku_lines,
         sourcing=sourcing,
+        update_customer=update_customer,
     )
     emit(placed.events)
     if not sourcing.store_reservation_pending:
@@ -295,9 +298,12 @@ def write_order(
     user,
     lines: list[SkuLine],
     sourcing: Sourcing,
+    update_customer: bool = True,
 ) -> PlacedOrder:
     """Build the order's rows from the request and the sourcing, and INSERT them (orders.db on
-    PostgreSQL: one statement; elsewhere one bulk INSERT per table)."""
+    PostgreSQL: one statement; elsewhere one bulk INSERT per table). The order records its contact
+    as given (`contact_*`); `update_customer=False`: a customer created concurrently since the
+    lookup is taken as it is, not renamed."""
     totals = [
         (price * ln.quantity).quantize(CENT) for ln, price in zip(lines, request.unit_prices, strict=True)
     ]
@@ -307,6 +313,9 @@ def write_order(
         number=number,
         channel=request.channel,
         customer=customer,
+        contact_email=request.customer.email,
+        contact_phone=request.customer.phone,
+        contact_name=request.customer.name,
         currency=request.currency,
         subtotal=subtotal,
         total=subtotal,
@@ -324,7 +333,7 @@ def write_order(
     ]
     fulfillments = _fulfillments(order, store, order_lines, sourcing)
     events = _placement_events(order, request, lines, sourcing, user=user)
-    _insert(order, order_lines, fulfillments, events)
+    _insert(order, order_lines, fulfillments, events, update_customer=update_customer)
     return PlacedOrder(order, order_lines, fulfillments, events)
 
 
@@ -380,7 +389,9 @@ def _placement_events(
     return [placed, routed]
 
 
-def _insert(order: Order, order_lines, fulfillments: list[PlacedFulfillment], events) -> None:
+def _insert(
+    order: Order, order_lines, fulfillments: list[PlacedFulfillment], events, *, update_customer: bool
+) -> None:
     """INSERT the rows; every object gets its pk and its parents' ids.
 
     A new customer with both an email and a phone is saved on its own first: a concurrent first
@@ -391,7 +402,7 @@ def _insert(order: Order, order_lines, fulfillments: list[PlacedFulfillment], ev
     if new_customer is not None and (
         connection.vendor != "postgresql" or (new_customer.email and new_customer.phone)
     ):
-        order.customer = customer_insert(new_customer)
+        order.customer = customer_insert(new_customer, update=update_customer)
         new_customer = None
     f_rows = [pf.fulfillment for pf in fulfillments]
     fl_rows = [fl for pf in fulfillments for fl in pf.lines]
@@ -402,6 +413,7 @@ def _insert(order: Order, order_lines, fulfillments: list[PlacedFulfillment], ev
         return
     ids = insert_order_rows(
         new_customer=new_customer,
+        rename_customer=update_customer,
         order=order,
         lines=order_lines,
         fulfillments=f_rows,

@@ -532,7 +532,10 @@ def test_customer_detail_and_preferences(net, storefront, api_client_for):
     err(storefront.get("/api/v1/customers/999999/"), 404, "unknown_customer")
     assoc = api_client_for(Role.ASSOCIATE, locations=[net.shibuya])
     assert assoc.get(f"/api/v1/customers/{cid}/").status_code == 403
+    # A scoped manager reads customers with an order at their locations (this one ships from WH).
     manager = api_client_for(Role.MANAGER, locations=[net.shibuya])
+    err(manager.get(f"/api/v1/customers/{cid}/"), 404, "unknown_customer")
+    manager = api_client_for(Role.MANAGER, locations=[net.wh])
     assert manager.get(f"/api/v1/customers/{cid}/").status_code == 200
 
 
