@@ -9,7 +9,6 @@ what it changes (an order, a fulfillment in the state a step needs) itself: `pla
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -56,7 +55,6 @@ CONTACTS = {
     "own": {"email": "own-buyer@example.com", "phone": "+819011110001", "name": "Own Buyer"},
     "other": {"email": "other-buyer@example.com", "phone": "+819022220002", "name": "Other Buyer"},
 }
-_numbers = itertools.count(1)
 
 
 def address_at(code: str) -> dict:
