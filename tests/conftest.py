@@ -93,7 +93,16 @@ def pytest_terminal_summary(terminalreporter):
                 "test_api_anonymous": "API without credentials",
                 "test_admin": "admin cells",
                 "test_admin_anonymous": "admin without a session",
-            }.get(name, "coverage guard" if name.startswith("test_every") else "OWASP API3")
+            }.get(name)
+            if kind is None:
+                owasp = ("test_mass_assignment", "test_pickup_codes", "test_admin_shows", "test_till_order")
+                kind = (
+                    "coverage guard"
+                    if name.startswith("test_every")
+                    else "OWASP API3 (mass assignment, data exposure)"
+                    if name.startswith(owasp)
+                    else "the doc's prose rules"
+                )
             counts = kinds.setdefault(kind, {})
             counts[outcome] = counts.get(outcome, 0) + 1
     if not kinds:

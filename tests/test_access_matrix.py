@@ -673,3 +673,54 @@ def test_till_order_shows_only_the_contact_the_associate_typed(world):
         assert stored["email"] not in text, "the customer's stored email is shown to the associate"
         assert stored["name"] not in text, "the customer's stored name is shown to the associate"
     assert Customer.objects.filter(pk=c.pk).values().get() == stored
+
+
+# --- Rules of the doc's prose (Roles, Personal data) the table relies on ----------------------------
+
+
+def test_storefront_serves_every_order_of_a_customer_it_serves(world):
+    """'It sees those customers and all their orders (every channel); other orders and customers
+    are 404': a till order for a customer the storefront serves is visible to it, not to another
+    storefront account."""
+    w = world
+    body = {
+        "channel": "store",
+        "placed_at": w.loc["S1"].code,
+        "customer": {"phone": w.customers["own"].phone},
+        "fulfillment": {"method": "ship", "address": {"latitude": 35.6595, "longitude": 139.7005}},
+        "lines": [{"sku": w.sku.code, "quantity": 1, "unit_price": "1980.00"}],
+        "currency": "JPY",
+    }
+    r = _post(_client(w, "associate"), "/api/v1/orders/", body, HTTP_IDEMPOTENCY_KEY="served-till")
+    assert r.status_code == 201, _show(r)
+    number = r.json()["number"]
+    mine, theirs = _client(w, "storefront"), _client(w, "storefront2")
+    assert mine.get(f"/api/v1/orders/{number}/").status_code == 200
+    assert number in {o["number"] for o in mine.get("/api/v1/orders/?page_size=200").json()["results"]}
+    assert mine.get(f"/api/v1/customers/{w.customers['own'].pk}/").status_code == 200
+    assert theirs.get(f"/api/v1/orders/{number}/").status_code == 404
+    assert number not in {o["number"] for o in theirs.get("/api/v1/orders/?page_size=200").json()["results"]}
+    assert theirs.get(f"/api/v1/customers/{w.customers['own'].pk}/").status_code == 404
+
+
+def test_a_manager_with_no_location_acts_nowhere(world):
+    """'A manager with no assigned location and no network assignment acts nowhere.'"""
+    from knox.models import AuthToken
+
+    from stores.models import Role
+    from tests.factories import make_staff
+
+    w = world
+    _, token = AuthToken.objects.create(user=make_staff(role=Role.MANAGER))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    before = snapshot()
+    order = w.orders["S1"]
+    assert client.get(f"/api/v1/orders/{order.number}/").status_code in (403, 404)
+    assert client.get("/api/v1/orders/?page_size=200").json()["results"] == []
+    assert client.get("/api/v1/fulfillments/?page_size=200").json()["results"] == []
+    assert client.get(f"/api/v1/customers/{w.customers['own'].pk}/").status_code in (403, 404)
+    receipt = {"location": w.loc["S1"].code, "lines": [{"sku": w.sku.code, "quantity": 1}]}
+    assert _post(client, "/api/v1/stock/receipts/", receipt).status_code in (403, 404)
+    assert _post(client, f"/api/v1/orders/{order.number}/cancel/", {}).status_code in (403, 404)
+    assert snapshot() == before
