@@ -185,6 +185,8 @@ OMS = {
     "MAX_RADIUS_KM": env.int("OMS_MAX_RADIUS_KM", default=500),
     "HOLD_TTL": timedelta(minutes=env.int("OMS_HOLD_TTL_MINUTES", default=10)),
     "HOLD_MAX_TTL": timedelta(minutes=env.int("OMS_HOLD_MAX_TTL_MINUTES", default=60)),
+    # A hold's whole life, extensions included, from its creation: extending past it is refused.
+    "HOLD_MAX_SECONDS": env.int("OMS_HOLD_MAX_SECONDS", default=3600),
     "IDEMPOTENCY_TTL": timedelta(hours=24),
     # How long a process trusts an API token it has verified (config/api/authentication.py). A
     # revoked token or a deactivated user is refused at the latest this much later. 0: every call.

@@ -17,9 +17,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import InvalidInput, NotFound
+from config.errors import InvalidInput, NotFound, PolicyViolation
 
 from ..models import Hold, HoldLine, MovementKind
+from ..selectors.holds import holds_of, unknown_hold
 from .changes import (
     Change,
     announce,
@@ -77,26 +78,48 @@ def hold_create(
     return hold
 
 
-def _hold_locked(hold_id) -> Hold:
+def _hold_locked(hold_id, user) -> Hold:
+    """The hold, locked, when `user` may act on it (inventory.selectors.holds_of: its creator,
+    superusers and system callers); 404 `unknown_hold` otherwise, before anything is changed."""
     try:
-        return Hold.objects.select_for_update().get(pk=hold_id)
+        return holds_of(user).select_for_update().get(pk=hold_id)
     except (Hold.DoesNotExist, ValueError, TypeError):
-        raise NotFound(
-            "Unknown or expired hold.", code="unknown_hold", details={"hold": str(hold_id)}
-        ) from None
+        raise unknown_hold(hold_id) from None
 
 
 def _hold_expired() -> NotFound:
     return NotFound("The hold has expired and its stock was released.", code="hold_expired")
 
 
+def hold_max_lifetime() -> dt.timedelta:
+    """How long a hold may live from its creation, extensions included (OMS["HOLD_MAX_SECONDS"])."""
+    return dt.timedelta(seconds=settings.OMS["HOLD_MAX_SECONDS"])
+
+
 @transaction.atomic
-def hold_extend(*, hold_id, ttl: dt.timedelta | None = None) -> Hold:
-    """Push the expiry back while the shopper is active. A hold whose units were reclaimed is gone (404)."""
-    hold = _hold_locked(hold_id)
+def hold_extend(*, hold_id, ttl: dt.timedelta | None = None, user=None) -> Hold:
+    """Push the expiry back while the shopper is active. A hold whose units were reclaimed is gone
+    (404); another account's hold is unknown (404). A hold never lives longer than
+    OMS["HOLD_MAX_SECONDS"] from its creation: an extension past that is refused (422
+    `hold_lifetime_exceeded`) and changes nothing; the shopper places the order or holds again."""
+    hold = _hold_locked(hold_id, user)
     if not hold.lines.exists():
         raise _hold_expired()
-    hold.expires_at = timezone.now() + _hold_ttl(ttl)
+    expires_at = timezone.now() + _hold_ttl(ttl)
+    latest = hold.created_at + hold_max_lifetime()
+    if expires_at > latest:
+        raise PolicyViolation(
+            "The hold cannot be extended that far: a hold lives at most "
+            f"{settings.OMS['HOLD_MAX_SECONDS']} seconds from its creation.",
+            code="hold_lifetime_exceeded",
+            details={
+                "hold": str(hold.pk),
+                "field": "ttl_seconds",
+                "max_expires_at": latest.isoformat().replace("+00:00", "Z"),
+                "max_seconds": settings.OMS["HOLD_MAX_SECONDS"],
+            },
+        )
+    hold.expires_at = expires_at
     hold.save(update_fields=["expires_at"])
     hold.lines.update(expires_at=hold.expires_at)
     return hold
@@ -126,8 +149,9 @@ def _give_back(
 
 @transaction.atomic
 def hold_release(*, hold_id, user=None, reason: str = "cart abandoned") -> None:
-    """The shopper gave up: the hold's units are on sale again and the hold is gone."""
-    hold = _hold_locked(hold_id)
+    """The shopper gave up: the hold's units are on sale again and the hold is gone. Another
+    account's hold is unknown (404)."""
+    hold = _hold_locked(hold_id, user)
     _give_back(
         hold,
         kind=MovementKind.HOLD_RELEASE,
@@ -143,11 +167,12 @@ def hold_release(*, hold_id, user=None, reason: str = "cart abandoned") -> None:
 def hold_convert(*, hold_id, reference: str, user=None) -> list[HoldLine]:
     """Turn a hold into an order's reservations with no gap in which the stock could be taken.
 
-    Returns the hold's lines (location, SKU, quantity). Raises 404 when the hold is unknown or
-    its stock was already reclaimed after expiry; a hold past its expiry whose units are still
-    held converts (nobody else could have taken them).
+    Returns the hold's lines (location, SKU, quantity). Raises 404 when the hold is unknown (or
+    another account's: `user` must be its creator) or its stock was already reclaimed after
+    expiry; a hold past its expiry whose units are still held converts (nobody else could have
+    taken them).
     """
-    hold = _hold_locked(hold_id)
+    hold = _hold_locked(hold_id, user)
     lines = _give_back(
         hold,
         kind=MovementKind.RESERVATION,

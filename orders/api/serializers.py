@@ -80,7 +80,8 @@ class HoldCreateIn(serializers.Serializer):
 
 
 class HoldExtendIn(serializers.Serializer):
-    # The upper bound only keeps the number a duration; the service enforces OMS["HOLD_MAX_TTL"].
+    # The upper bound only keeps the number a duration; the service enforces OMS["HOLD_MAX_TTL"]
+    # and the hold's whole lifetime, OMS["HOLD_MAX_SECONDS"] from its creation.
     ttl_seconds = serializers.IntegerField(required=False, min_value=1, max_value=10**8)
 
 

@@ -17,6 +17,7 @@ from config.api.permissions import IsStaff, IsStorefront, IsStorefrontOrStaff
 from config.contacts import normalise_phone
 from config.errors import InvalidInput, NotFound
 from config.idempotency import ThenBeforeCommit, idempotent
+from inventory.selectors import hold_get
 from inventory.services import hold_extend, hold_release
 from stores.models import Role
 from stores.selectors import location_get, user_role
@@ -46,6 +47,19 @@ class CanPlaceOrders(BasePermission):
             return False
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return IsStorefrontOrStaff().has_permission(request, view)
+        return user.is_superuser or user_role(user) in (Role.STOREFRONT, Role.ASSOCIATE, Role.MANAGER)
+
+
+class CanHold(BasePermission):
+    """Checkout holds, every method: the storefront, associates and managers (not warehouse staff).
+    Which holds: their own (inventory.selectors.holds_of)."""
+
+    message = "This needs one of the roles: storefront, associate, manager."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
         return user.is_superuser or user_role(user) in (Role.STOREFRONT, Role.ASSOCIATE, Role.MANAGER)
 
 
@@ -356,7 +370,7 @@ def _hold_lines(hold) -> list[dict]:
 
 
 class HoldCreateApi(APIView):
-    permission_classes = [CanPlaceOrders]
+    permission_classes = [CanHold]
 
     @extend_schema(
         operation_id="holds_create",
@@ -386,24 +400,33 @@ def _hold_id(value: str) -> uuid.UUID:
 
 
 class HoldExtendApi(APIView):
-    permission_classes = [CanPlaceOrders]
+    permission_classes = [CanHold]
 
     @extend_schema(
         operation_id="holds_extend",
+        summary="Push a hold's expiry back (the creator's own hold; at most OMS HOLD_MAX_SECONDS from creation)",
         request=s.HoldExtendIn,
-        responses={200: s.HoldOut, **errors(400, 401, 403, 404)},
+        responses={200: s.HoldOut, **errors(400, 401, 403, 404, 422)},
     )
     def post(self, request, hold_id):
         data = s.HoldExtendIn(data=request.data)
         data.is_valid(raise_exception=True)
         ttl = data.validated_data.get("ttl_seconds")
-        hold = hold_extend(hold_id=_hold_id(hold_id), ttl=dt.timedelta(seconds=ttl) if ttl else None)
+        hold = hold_extend(
+            hold_id=_hold_id(hold_id), ttl=dt.timedelta(seconds=ttl) if ttl else None, user=request.user
+        )
         hold.allocated = _hold_lines(hold)
         return Response(_hold_out(hold))
 
 
 class HoldDetailApi(APIView):
-    permission_classes = [CanPlaceOrders]
+    permission_classes = [CanHold]
+
+    @extend_schema(operation_id="holds_retrieve", responses={200: s.HoldOut, **errors(401, 403, 404)})
+    def get(self, request, hold_id):
+        hold = hold_get(hold_id=_hold_id(hold_id), user=request.user)
+        hold.allocated = _hold_lines(hold)
+        return Response(_hold_out(hold))
 
     @extend_schema(operation_id="holds_release", responses={204: None, **errors(401, 403, 404)})
     def delete(self, request, hold_id):
