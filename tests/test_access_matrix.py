@@ -9,6 +9,9 @@ asserted (tests/access/: the parser, the world, one probe per row):
 - refused: 401/403/404 (admin: 403, 404 or a redirect to the index, the list or the login), a list
   leaves the other object out, and a refused write changed nothing (rows, counters, ledger).
 
+An `all` cell is checked on the other object (allowed even there), a `-` cell on the own one
+(refused even there). Without credentials every row is 401 (API) or the login page (admin).
+
 Alongside: the coverage guard (every /api/v1/ route and method and every registered ModelAdmin has
 a row) and OWASP API Security 2023 checks (mass assignment, excessive data exposure).
 The number of checks is reported at the end of the run (tests/conftest.py).
@@ -51,20 +54,16 @@ REFUSED = (401, 403, 404)
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        atomic = transaction.atomic()
-        atomic.__enter__()
-        try:
-            yield build_world()
-        finally:
-            transaction.set_rollback(True)
-            atomic.__exit__(None, None, None)
+    """Built once for the module in a transaction that is rolled back at its end; each test's own
+    transaction (pytest-django's `db`) is then a savepoint in it, rolled back after the test."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()  # throttle counters (back-in-stock subscribe) and any cached reads
-    return
 
 
 # --- the cases --------------------------------------------------------------------------------
