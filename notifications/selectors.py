@@ -9,18 +9,17 @@ from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from config.errors import NotFound
-from stores.models import Role
-from stores.selectors import user_role
 
 from .models import Notification, NotificationStatus, WebhookEndpoint, WebhookStatus
 
 
 def webhook_endpoints_for(user) -> QuerySet[WebhookEndpoint]:
-    """Endpoints a user may see: their own; managers and superusers see every one."""
+    """Endpoints a user may see and delete: their own; superusers every one (docs/security.md:
+    a network-wide manager's are theirs, the storefront's are the storefront's)."""
     qs = WebhookEndpoint.objects.filter(is_deleted=False).order_by("id")
-    if user.is_superuser or user_role(user) == Role.MANAGER:
+    if user.is_superuser:
         return qs
-    return qs.filter(owner=user)
+    return qs.filter(owner_id=user.pk)
 
 
 def webhook_endpoint_get(*, user, endpoint_id: int) -> WebhookEndpoint:

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from config.api.permissions import IsStorefront
+from config.api.permissions import IsStorefront, IsStorefrontOrNetworkManager
 from inventory.selectors import sku_get
 from stores.selectors import location_get
 
@@ -59,9 +59,10 @@ class BackInStockUnsubscribeApi(APIView):
 
 
 class WebhookListCreateApi(generics.ListAPIView):
-    """GET: your endpoints (no secrets). POST {"url", "events"}: register; the secret is shown once."""
+    """GET: your endpoints (no secrets). POST {"url", "events"}: register; the secret is shown once.
+    The storefront and network-wide managers, each their own endpoints; superusers all."""
 
-    permission_classes = [IsStorefront]
+    permission_classes = [IsStorefrontOrNetworkManager]
     serializer_class = WebhookOutput
 
     def get_queryset(self):
@@ -78,7 +79,7 @@ class WebhookListCreateApi(generics.ListAPIView):
 
 
 class WebhookDetailApi(APIView):
-    permission_classes = [IsStorefront]
+    permission_classes = [IsStorefrontOrNetworkManager]
 
     @extend_schema(responses=WebhookOutput)
     def get(self, request, pk: int):

@@ -105,8 +105,21 @@ def test_roles_and_ownership(api_client_for, anon_client, storefront, store):
     other = api_client_for(Role.STOREFRONT)
     assert other.get(URL).data["count"] == 0
     assert other.delete(f"{URL}{mine}/").status_code == 404
+    # A scoped manager has no webhooks at all; a network manager only its own.
     manager = api_client_for(Role.MANAGER, locations=[store])
-    assert manager.get(URL).data["count"] == 1
+    for r in (
+        manager.get(URL),
+        manager.post(URL, {"url": "http://127.0.0.1:9/m", "events": ["*"]}, format="json"),
+        manager.get(f"{URL}{mine}/"),
+        manager.delete(f"{URL}{mine}/"),
+    ):
+        assert r.status_code == 403
+        assert r.json()["error"]["code"] == "forbidden"
+    network = api_client_for(Role.MANAGER, network_wide=True)
+    assert network.get(URL).data["count"] == 0
+    assert network.get(f"{URL}{mine}/").status_code == 404
+    assert network.delete(f"{URL}{mine}/").status_code == 404
+    assert WebhookEndpoint.objects.filter(pk=mine, is_deleted=False).exists()
     assert storefront.delete(f"{URL}{mine}/").status_code == 204
     assert storefront.get(URL).data["count"] == 0
     assert storefront.delete(f"{URL}{mine}/").status_code == 404
@@ -189,3 +202,25 @@ def test_back_in_stock_webhook_from_a_real_restock(fake_http, store, sku):
     stock_receive(lines=[Line(store.pk, sku.pk, 3)], reference="PO-1")
     (d,) = Notification.objects.filter(channel="webhook")
     assert d.context["data"] == {"sku": sku.code, "location": store.code, "available": 3, "cause": "receipt"}
+
+
+def test_network_manager_and_admin(api_client_for, storefront, db):
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    theirs = storefront.post(URL, {"url": "http://127.0.0.1:9/s", "events": ["*"]}, format="json").data["id"]
+    network = api_client_for(Role.MANAGER, network_wide=True)
+    r = network.post(URL, {"url": "http://127.0.0.1:9/n", "events": ["order.*"]}, format="json")
+    assert r.status_code == 201, r.content
+    own = r.data["id"]
+    assert [e["id"] for e in network.get(URL).data["results"]] == [own]
+    assert network.get(f"{URL}{own}/").status_code == 200
+    assert [e["id"] for e in storefront.get(URL).data["results"]] == [theirs]
+    assert storefront.get(f"{URL}{own}/").status_code == 404
+    admin = APIClient()
+    admin.force_authenticate(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
+    assert {e["id"] for e in admin.get(URL).data["results"]} == {theirs, own}
+    assert admin.get(f"{URL}{theirs}/").status_code == 200
+    assert network.delete(f"{URL}{own}/").status_code == 204
+    assert admin.delete(f"{URL}{theirs}/").status_code == 204
+    assert not WebhookEndpoint.objects.filter(is_deleted=False).exists()
