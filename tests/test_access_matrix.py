@@ -726,3 +726,28 @@ def test_a_manager_with_no_location_acts_nowhere(world):
     assert _post(client, "/api/v1/stock/receipts/", receipt).status_code in (403, 404)
     assert _post(client, f"/api/v1/orders/{order.number}/cancel/", {}).status_code in (403, 404)
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("role", ["associate", "manager"])
+def test_a_till_order_is_own_at_its_till_store(world, role):
+    """'an order: any of its fulfillments, its pickup store or its till store': a till order placed
+    at S1 and shipped from W2 is the S1 staff's (read and, for a manager, cancel), not W1's."""
+    w = world
+    body = {
+        "channel": "store",
+        "placed_at": w.loc["S1"].code,
+        "customer": {"phone": "+819044440004"},
+        "fulfillment": {"method": "ship", "address": {"latitude": 34.6901, "longitude": 135.1955}},
+        "lines": [{"sku": w.sku.code, "quantity": 1, "unit_price": "1980.00"}],
+        "currency": "JPY",
+    }
+    client = _client(w, role)
+    r = _post(client, "/api/v1/orders/", body, HTTP_IDEMPOTENCY_KEY=f"till-{role}")
+    assert r.status_code == 201, _show(r)
+    number = r.json()["number"]
+    assert [f["location"] for f in r.json()["fulfillments"]] == [w.loc["W2"].code]
+    assert client.get(f"/api/v1/orders/{number}/").status_code == 200
+    assert number in {o["number"] for o in client.get("/api/v1/orders/?page_size=200").json()["results"]}
+    assert _client(w, "warehouse").get(f"/api/v1/orders/{number}/").status_code in (403, 404)
+    if role == "manager":
+        assert _post(client, f"/api/v1/orders/{number}/cancel/", {}).status_code == 200
