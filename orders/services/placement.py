@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from django.db import connection, transaction
 
-from config.errors import InvalidInput, PolicyViolation
+from config.errors import Forbidden, InvalidInput, PolicyViolation
 from inventory.models import Sku
 from inventory.services import hold_create, stock_reserve
 from stores.models import Location, Role
@@ -267,10 +267,21 @@ def known_skus(lines: Sequence[LineIn], index: dict[str, int], skus: dict[str, S
 
 
 def till_store(*, channel: str, user, placed_at: str | None) -> Location | None:
-    """The till's store for orders an associate places (channel store). None for other channels."""
-    if channel != Channel.STORE or acting_user(user) is None:
+    """The till's store for orders an associate or a manager places (channel store). None for
+    other channels, which staff may not use: an order by staff is a till order at one of their
+    stores (docs/security.md; 403 `till_orders_only`, and warehouse staff place no orders)."""
+    if acting_user(user) is None:
         return None
     role = user_role(user)
+    staff = not user.is_superuser and role in (Role.ASSOCIATE, Role.MANAGER, Role.WAREHOUSE)
+    if staff and (role == Role.WAREHOUSE or channel != Channel.STORE):
+        raise Forbidden(
+            "Staff place orders at the till only: channel store, at one of their stores (placed_at).",
+            code="till_orders_only",
+            details={"field": "channel"},
+        )
+    if channel != Channel.STORE:
+        return None
     if placed_at:
         loc = Location.objects.filter(code=placed_at).first()
         if loc is None:

@@ -1,11 +1,14 @@
 """Who sees which orders and customers (docs/security.md): the storefront the customers it
 serves, staff their locations, network managers and admins everything."""
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
 from orders.models import Customer, Order
 from stores.models import Role
@@ -243,3 +246,62 @@ def test_customer_admin_is_closed_to_associates_and_warehouse_staff(net, shops, 
     assert client.get(CL).status_code == 403
     assert client.get(f"{CL}{shops.aiko}/change/").status_code in (302, 403)
     assert "/admin/orders/customer/" not in client.get("/admin/").content.decode()
+
+
+# --- Placing orders: staff place till orders at their stores ----------------------------------------
+
+
+def _till(customer_email="walkin@example.com", **extra) -> dict:
+    return order_body({"email": customer_email}, channel="store") | extra
+
+
+def test_staff_place_till_orders_only(net, api_client_for):
+    assoc = api_client_for(Role.ASSOCIATE, locations=[net.shibuya])
+    network = api_client_for(Role.MANAGER, network_wide=True)
+    for client in (assoc, network):
+        r = client.post(
+            URL, order_body({"email": "w@example.com"}), format="json", HTTP_IDEMPOTENCY_KEY="web"
+        )
+        assert error_code(r, 403) == "till_orders_only"
+    assert not Order.objects.exists()
+    wh = api_client_for(Role.WAREHOUSE, locations=[net.wh])
+    assert error_code(wh.post(URL, _till(), format="json", HTTP_IDEMPOTENCY_KEY="wh"), 403) == "forbidden"
+    assert not Order.objects.exists()
+
+
+def test_till_orders_at_own_stores_only_network_manager_anywhere(net, api_client_for):
+    scoped = api_client_for(Role.MANAGER, locations=[net.shibuya])
+    r = scoped.post(URL, _till(placed_at="OSA-UMEDA"), format="json", HTTP_IDEMPOTENCY_KEY="x")
+    assert error_code(r, 403) == "location_forbidden"
+    assert not Order.objects.exists()
+    assert post(scoped, _till(placed_at="TKY-SHIBUYA"))["placed_at_location"] == "TKY-SHIBUYA"
+    nowhere = api_client_for(Role.MANAGER)
+    r = nowhere.post(URL, _till(placed_at="TKY-SHIBUYA"), format="json", HTTP_IDEMPOTENCY_KEY="y")
+    assert error_code(r, 403) == "location_forbidden"
+    network = api_client_for(Role.MANAGER, network_wide=True)
+    assert post(network, _till(placed_at="OSA-UMEDA"))["placed_at_location"] == "OSA-UMEDA"
+    assert Order.objects.count() == 2
+
+
+def test_a_superuser_may_place_any_channel(net):
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
+    assert post(client, order_body({"email": "r@example.com"}))["channel"] == "web"
+
+
+def test_the_service_refuses_warehouse_staff_too(net):
+    from config.errors import Forbidden
+    from orders.services import CustomerIn, FulfillmentIn, LineIn, order_place
+
+    picker = make_staff(role=Role.WAREHOUSE, locations=[net.wh])
+    with pytest.raises(Forbidden) as exc:
+        order_place(
+            channel="store",
+            customer=CustomerIn(email="w@example.com"),
+            fulfillment=FulfillmentIn(method="ship", address=TOKYO),
+            lines=[LineIn(sku="TEE-0", quantity=1, unit_price=Decimal("100"))],
+            currency="JPY",
+            user=picker,
+            placed_at="TKY-SHIBUYA",
+        )
+    assert exc.value.code == "till_orders_only"
