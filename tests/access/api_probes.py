@@ -346,6 +346,23 @@ def _step(url_step: str, *, method: str, state: str, to: str, body=None):
     return probe
 
 
+def new_pickup_code(w, role, side):
+    """A ready pickup gets a new code (the old one stops working, wrong tries start again)."""
+    f, fits = _step_fulfillment(w, role, side, method="curbside", state="ready_for_pickup")
+    before = f.pickup_code
+
+    def effect(r):
+        assert Fulfillment.objects.get(pk=f.pk).pickup_code not in (before, ""), "no new code"
+
+    return Call(
+        "POST",
+        f"{API}/fulfillments/{f.pk}/new-pickup-code/",
+        {"reason": "matrix"},
+        effect=effect,
+        state_ok=() if fits else (409,),
+    )
+
+
 # --- holds, customers, subscriptions, webhooks -----------------------------------------------------
 
 
@@ -508,6 +525,7 @@ API_PROBES: dict[str, Callable[[World, str, str], Call]] = {
         to="collected",
         body=lambda f: {"pickup_code": f.pickup_code or "000000"},
     ),
+    "POST /fulfillments/{id}/new-pickup-code/": new_pickup_code,
     "POST /fulfillments/{id}/cancel/": _step(
         "cancel", method="any", state="pending", to="cancelled", body={"reason": "matrix"}
     ),
