@@ -80,3 +80,47 @@ def storefront(db, api_client_for):
 @pytest.fixture
 def anon_client():
     return APIClient()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The access matrix's size and result (tests/test_access_matrix.py): one line per kind of check."""
+    kinds: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            if "test_access_matrix.py::" not in nodeid or getattr(report, "when", "call") not in (
+                "call",
+                "setup",
+            ):
+                continue
+            if outcome == "passed" and report.when != "call":
+                continue
+            name = nodeid.split("::", 1)[1].split("[", 1)[0]
+            kind = {
+                "test_api": "API cells",
+                "test_api_anonymous": "API without credentials",
+                "test_admin": "admin cells",
+                "test_admin_anonymous": "admin without a session",
+            }.get(name)
+            if kind is None:
+                owasp = ("test_mass_assignment", "test_pickup_codes", "test_admin_shows", "test_till_order")
+                kind = (
+                    "coverage guard"
+                    if name.startswith("test_every")
+                    else "OWASP API3 (mass assignment, data exposure)"
+                    if name.startswith(owasp)
+                    else "the doc's prose rules"
+                )
+            counts = kinds.setdefault(kind, {})
+            counts[outcome] = counts.get(outcome, 0) + 1
+    if not kinds:
+        return
+    total = {o: sum(c.get(o, 0) for c in kinds.values()) for o in ("passed", "failed", "error", "skipped")}
+    checks = sum(total.values())
+
+    def line(counts):
+        return ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+
+    terminalreporter.write_sep("-", f"access matrix (docs/security.md): {checks} checks: {line(total)}")
+    for kind, counts in kinds.items():
+        terminalreporter.write_line(f"  {kind}: {sum(counts.values())} ({line(counts)})")
