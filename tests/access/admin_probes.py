@@ -104,6 +104,8 @@ LOCATION_FIELDS = (
     "longitude",
     "timezone",
     "opening_hours",
+    "pickup_window_days",
+    "pickup_reminder_days",
     "ships_orders",
     "offers_pickup",
     "accepts_returns",
