@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from inventory.models import Hold, StockLevel, Transfer, TransferStatus
 from notifications.models import BackInStockSubscription, WebhookEndpoint
-from orders.models import Customer, Fulfillment, Order
+from orders.models import Customer, Fulfillment, Order, OrderNote
 
 from .world import WEBHOOK_URL, World, address_at
 
@@ -303,6 +303,29 @@ def order_arrived(w, role, side):
     )
 
 
+def order_notes(w, role, side):
+    key = _loc_key(w, w.loc_for(role, side))
+    note = w.notes[key]
+
+    def effect(r):
+        assert note.pk in [n["id"] for n in results(r.json())], "the order's note is not listed"
+
+    return Call("GET", f"{API}/orders/{w.orders[key].number}/notes/?page_size=200", effect=effect)
+
+
+def order_note_add(w, role, side):
+    order = w.order_for(role, side)
+    count = OrderNote.objects.filter(order=order).count()
+
+    def effect(r):
+        assert OrderNote.objects.filter(order=order).count() == count + 1
+        note = OrderNote.objects.get(pk=r.json()["id"])
+        assert (note.author_id, note.text) == (w.users[role].pk, "matrix note")
+
+    body = {"text": "matrix note", "channel": "phone", "author_name": "Help desk"}
+    return Call("POST", f"{API}/orders/{order.number}/notes/", body, ok=(201,), effect=effect)
+
+
 # --- fulfillments ----------------------------------------------------------------------------------
 
 
@@ -496,6 +519,8 @@ API_PROBES: dict[str, Callable[[World, str, str], Call]] = {
     "GET /orders/": orders_list,
     "GET /orders/{number}/": order_detail,
     "GET /orders/{number}/events/": order_events,
+    "GET /orders/{number}/notes/": order_notes,
+    "POST /orders/{number}/notes/": order_note_add,
     "POST /orders/{number}/cancel/": order_cancel,
     "POST /orders/{number}/arrived/": order_arrived,
     "GET /fulfillments/": fulfillments_list,
@@ -526,6 +551,13 @@ API_PROBES: dict[str, Callable[[World, str, str], Call]] = {
         body=lambda f: {"pickup_code": f.pickup_code or "000000"},
     ),
     "POST /fulfillments/{id}/new-pickup-code/": new_pickup_code,
+    "POST /fulfillments/{id}/extend/": _step(
+        "extend",
+        method="curbside",
+        state="ready_for_pickup",
+        to=lambda f: f.pickup_extended_at is not None,
+        body={"days": 1, "reason": "matrix"},
+    ),
     "POST /fulfillments/{id}/cancel/": _step(
         "cancel", method="any", state="pending", to="cancelled", body={"reason": "matrix"}
     ),
@@ -568,6 +600,6 @@ def snapshot() -> dict:
             Location,
         )
     }
-    for m in (StockMovement, OrderEvent, Notification):
+    for m in (StockMovement, OrderEvent, Notification, OrderNote):
         rows[m.__name__] = m.objects.count()
     return rows

@@ -35,6 +35,7 @@ from orders.services import (
     checkout_hold_create,
     fulfillment_pick,
     fulfillment_start,
+    order_note_add,
     order_place,
 )
 from stores.models import Location, Role
@@ -75,6 +76,7 @@ class World:
     webhooks: dict = field(default_factory=dict)  # user key -> WebhookEndpoint owned by that account
     transfers: dict = field(default_factory=dict)  # "to_S1", "to_W1" (own ends), "other" (S2 -> W2)
     movements: dict = field(default_factory=dict)  # location key -> a StockMovement there
+    notes: dict = field(default_factory=dict)  # location key -> an OrderNote on w.orders[key]
     admin_objects: dict = field(default_factory=dict)  # "app.model" -> {"own": obj, "other": obj}
 
     # --- who is who -------------------------------------------------------------------------
@@ -207,6 +209,8 @@ def build_world() -> World:
     w.orders["W1"] = w.place(side="own", method="ship", at="W1")
     w.orders["S2"] = w.place(side="other", method="curbside", at="S2")
     w.orders["W2"] = w.place(side="other", method="ship", at="W2")
+    for key, order in w.orders.items():
+        w.notes[key] = order_note_add(number=order.number, text=f"note on {key}", channel="phone")
     w.customers["own"] = w.orders["S1"].customer
     w.customers["other"] = w.orders["S2"].customer
     assert w.customers["own"].pk != w.customers["other"].pk
