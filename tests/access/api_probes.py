@@ -22,6 +22,7 @@ from django.utils import timezone
 from inventory.models import Hold, StockLevel, Transfer, TransferStatus
 from notifications.models import BackInStockSubscription, WebhookEndpoint
 from orders.models import Customer, Fulfillment, Order, OrderNote
+from returns.models import Refund
 
 from .world import WEBHOOK_URL, World, address_at
 
@@ -386,6 +387,47 @@ def new_pickup_code(w, role, side):
     )
 
 
+# --- refunds --------------------------------------------------------------------------------------
+
+
+def _refund(w: World, role: str, side: str) -> Refund:
+    """The refund of an order at the role's location (own) or elsewhere (other), like w.order_for."""
+    return w.refunds[_loc_key(w, w.loc_for(role, side))]
+
+
+def refunds_list(w, role, side):
+    return Call("GET", f"{API}/refunds/?page_size=200", listed=_in("id", _refund(w, role, side).pk))
+
+
+def refund_detail(w, role, side):
+    refund = _refund(w, role, side)
+
+    def effect(r):
+        assert r.json()["id"] == refund.pk
+
+    return Call("GET", f"{API}/refunds/{refund.pk}/", effect=effect)
+
+
+def refund_complete(w, role, side):
+    refund = _refund(w, role, side)
+
+    def effect(r):
+        now = Refund.objects.get(pk=refund.pk)
+        assert (now.status, now.reference) == ("completed", "PAY-MATRIX")
+
+    return Call("POST", f"{API}/refunds/{refund.pk}/complete/", {"reference": "PAY-MATRIX"}, effect=effect)
+
+
+def refund_fail(w, role, side):
+    refund = _refund(w, role, side)
+
+    def effect(r):
+        now = Refund.objects.get(pk=refund.pk)
+        assert (now.status, now.failure_reason) == ("failed", "card expired")
+
+    return Call("POST", f"{API}/refunds/{refund.pk}/fail/", {"reason": "card expired"}, effect=effect)
+
+
 # --- holds, customers, subscriptions, webhooks -----------------------------------------------------
 
 
@@ -572,6 +614,10 @@ API_PROBES: dict[str, Callable[[World, str, str], Call]] = {
     "POST /webhooks/": webhooks_create,
     "GET /webhooks/{id}/": webhook_detail,
     "DELETE /webhooks/{id}/": webhook_delete,
+    "GET /refunds/": refunds_list,
+    "GET /refunds/{id}/": refund_detail,
+    "POST /refunds/{id}/complete/": refund_complete,
+    "POST /refunds/{id}/fail/": refund_fail,
 }
 
 
@@ -581,6 +627,7 @@ def snapshot() -> dict:
     from inventory.models import HoldLine, StockMovement
     from notifications.models import Notification
     from orders.models import FulfillmentLine, OrderEvent, OrderLine
+    from returns.models import RefundLine
     from stores.models import Location
 
     rows = {
@@ -598,8 +645,9 @@ def snapshot() -> dict:
             Customer,
             BackInStockSubscription,
             Location,
+            Refund,
         )
     }
-    for m in (StockMovement, OrderEvent, Notification, OrderNote):
+    for m in (StockMovement, OrderEvent, Notification, OrderNote, RefundLine):
         rows[m.__name__] = m.objects.count()
     return rows

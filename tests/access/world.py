@@ -35,9 +35,11 @@ from orders.services import (
     checkout_hold_create,
     fulfillment_pick,
     fulfillment_start,
+    order_cancel,
     order_note_add,
     order_place,
 )
+from returns.models import Refund
 from stores.models import Location, Role
 from stores.services import api_user_upsert, role_groups_sync
 from tests.factories import LocationFactory, SkuFactory, WarehouseFactory, make_staff
@@ -77,6 +79,7 @@ class World:
     transfers: dict = field(default_factory=dict)  # "to_S1", "to_W1" (own ends), "other" (S2 -> W2)
     movements: dict = field(default_factory=dict)  # location key -> a StockMovement there
     notes: dict = field(default_factory=dict)  # location key -> an OrderNote on w.orders[key]
+    refunds: dict = field(default_factory=dict)  # location key -> a requested Refund of an order there
     admin_objects: dict = field(default_factory=dict)  # "app.model" -> {"own": obj, "other": obj}
 
     # --- who is who -------------------------------------------------------------------------
@@ -211,6 +214,18 @@ def build_world() -> World:
     w.orders["W2"] = w.place(side="other", method="ship", at="W2")
     for key, order in w.orders.items():
         w.notes[key] = order_note_add(number=order.number, text=f"note on {key}", channel="phone")
+    # A refund at each location: an order of its own, cancelled by the system (order_cancel refunds
+    # every unit), placed like w.orders (own: the storefront's customer; other: storefront2's).
+    for key, side, method in (
+        ("S1", "own", "curbside"),
+        ("W1", "own", "ship"),
+        ("S2", "other", "curbside"),
+        ("W2", "other", "ship"),
+    ):
+        cancelled = order_cancel(
+            number=w.place(side=side, method=method, at=key).number, reason="matrix refund"
+        )
+        w.refunds[key] = Refund.objects.get(order=cancelled)
     w.customers["own"] = w.orders["S1"].customer
     w.customers["other"] = w.orders["S2"].customer
     assert w.customers["own"].pk != w.customers["other"].pk
