@@ -2,9 +2,6 @@
 fulfillment in the database, locked after OMS["PICKUP_CODE_MAX_ATTEMPTS"] until a new code is issued;
 every refusal in the timeline; never shown to staff. Through the services, the API and the admin."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 from django.db import connection
 
@@ -19,6 +16,7 @@ from stores.models import Role
 from tests.factories import LocationFactory, SkuFactory, make_staff, stock
 from tests.orders.conftest import pickup, place
 from tests.orders.test_admin import QUEUE, act, login
+from tests.orders.test_concurrency import run_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -226,20 +224,6 @@ def test_a_refusal_stays_counted_after_the_request_failed(net, associate):
     assert len(refusals(f)) == 1
 
 
-def _run_threads(n, fn):
-    barrier = threading.Barrier(n)
-
-    def worker(i):
-        try:
-            barrier.wait()
-            return fn(i)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(worker, range(n)))
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_wrong_codes_each_count():
@@ -259,7 +243,7 @@ def test_concurrent_wrong_codes_each_count():
             return ("429", e.details["attempt"])
         return ("200", None)
 
-    results = _run_threads(8, try_wrong)
+    results = run_threads(8, try_wrong)
     assert sorted(n for _, n in results) == list(range(1, 9))
     assert sorted(code for code, _ in results) == ["422"] * 5 + ["429"] * 3
     assert Fulfillment.objects.get(pk=f.pk).pickup_code_attempts == 8
