@@ -176,6 +176,8 @@ SPECTACULAR_SETTINGS = {
         "FulfillmentStatusEnum": "orders.models.FulfillmentStatus",
         "SubscriptionStatusEnum": "notifications.models.SubscriptionStatus",
         "WebhookStatusEnum": "notifications.models.WebhookStatus",
+        "OrderChannelEnum": "orders.models.Channel",
+        "NoteChannelEnum": "orders.models.NoteChannel",
     },
 }
 
