@@ -17,7 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import InvalidInput
-from inventory.services import Line, stock_commit, stock_release
+from inventory.services import Line, stock_commit, stock_levels_lock, stock_release
 from stores.models import Location
 from stores.selectors import require_location_access
 
@@ -220,10 +220,14 @@ def _not_taken(f: Fulfillment, taken: Sequence[TakenIn]) -> dict[FulfillmentLine
 
 
 def _collect(f: Fulfillment, not_taken: dict[FulfillmentLine, int], *, user, channel: str) -> Fulfillment:
-    """Collect the locked fulfillment; release, cancel and refund `not_taken` first."""
+    """Collect the locked fulfillment; release, cancel and refund `not_taken` (a partial hand-over).
+
+    Lock order: the release and the commit touch different subsets of the store's levels, so all
+    of them are locked first, in primary-key order; then the order lines, then the order row."""
     data = {}
     reason = "collected"
     if not_taken:
+        stock_levels_lock(lines=[Line(f.location_id, ln.sku_id, ln.quantity) for ln in fulfillment_lines(f)])
         stock_release(
             lines=[Line(f.location_id, ln.sku_id, q) for ln, q in not_taken.items()],
             reference=f.order.number,
@@ -233,6 +237,8 @@ def _collect(f: Fulfillment, not_taken: dict[FulfillmentLine, int], *, user, cha
         for ln, q in not_taken.items():
             ln.quantity -= q
         FulfillmentLine.objects.bulk_update(list(not_taken), ["quantity"])
+    _commit_stock(f, user=user, reason="collected")
+    if not_taken:
         cancel_line_quantities(f.order, {ln.order_line_id: q for ln, q in not_taken.items()})
         data = {
             "taken": [
@@ -243,7 +249,6 @@ def _collect(f: Fulfillment, not_taken: dict[FulfillmentLine, int], *, user, cha
         reason = "collected in part: " + ", ".join(
             f"{ln.sku.code} {q} not taken" for ln, q in not_taken.items()
         )
-    _commit_stock(f, user=user, reason="collected")
     f, _ = transitions.transition(
         f,
         Status.COLLECTED,

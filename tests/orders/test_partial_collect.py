@@ -18,7 +18,7 @@ from returns.models import Refund, RefundCause, RefundLine
 from stores.models import Role
 from tests.factories import SkuFactory, stock
 from tests.orders.conftest import pickup, place
-from tests.orders.test_admin import QUEUE, act, login
+from tests.orders.test_admin import act, login
 
 pytestmark = pytest.mark.django_db
 
