@@ -6,13 +6,15 @@ Staff (associate, warehouse, manager) see only their locations; superusers see e
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils.html import format_html, format_html_join
 
-from config.errors import DomainError
+from config.errors import DomainError, InvalidInput
 from returns.admin import RefundInline
 from stores.models import Role
 from stores.selectors import user_location_ids, user_role
@@ -72,6 +74,8 @@ class FulfillmentActionForm(ActionForm):
     tracking_number = forms.CharField(required=False, max_length=64, label="Tracking no.")
     # As typed: case, spaces and hyphens do not matter (orders.services.codes.code_normalise).
     pickup_code = forms.CharField(required=False, max_length=32, label="Pickup code")
+    # Collect only, for a partial hand-over: what the customer took, e.g. "TEE-0 1, TEE-1 0".
+    taken = forms.CharField(required=False, max_length=1000, label="Taken (partial: SKU qty, ...)")
     reason = forms.CharField(required=False, max_length=255, label="Reason")
 
 
@@ -79,6 +83,25 @@ class FulfillmentLineInline(_ReadOnlyInline):
     model = FulfillmentLine
     fields = ("sku", "quantity", "picked_quantity")
     readonly_fields = fields
+
+
+def _taken(text: str) -> list[services.TakenIn] | None:
+    """The admin's "taken" box ("TEE-0 1, TEE-1 0"; "=" or ":" also separate) as collect's lines;
+    None when empty (a full hand-over). Only the shape is read here: the service checks the rest."""
+    if not text.strip():
+        return None
+    lines = []
+    for item in re.split(r"[,;\n]+", text):
+        if not item.strip():
+            continue
+        parts = re.split(r"[\s=:]+", item.strip())
+        if len(parts) != 2 or not re.fullmatch(r"-?\d{1,9}", parts[1]):
+            raise InvalidInput(
+                f'Taken: write each item as SKU and units, e.g. "TEE-0 1" (not {item.strip()!r}).',
+                details={"field": "taken"},
+            )
+        lines.append(services.TakenIn(sku=parts[0], quantity=int(parts[1])))
+    return lines
 
 
 def _run(modeladmin, request, queryset, verb: str, call) -> None:
@@ -236,7 +259,7 @@ class FulfillmentAdmin(admin.ModelAdmin):
             lambda f: services.fulfillment_ready(fulfillment_id=f.pk, user=request.user, channel="admin"),
         )
 
-    @admin.action(description="Collect (fill in the customer's pickup code)")
+    @admin.action(description="Collect (fill in the customer's pickup code; what was taken if not all)")
     def collect(self, request, queryset):
         if queryset.count() != 1:
             # A code belongs to one fulfillment: tried on others it would count as wrong there.
@@ -245,13 +268,18 @@ class FulfillmentAdmin(admin.ModelAdmin):
             )
             return
         code = self._form(request, "pickup_code")
+        try:
+            taken = _taken(self._form(request, "taken"))
+        except InvalidInput as e:
+            self.message_user(request, e.message, messages.ERROR)
+            return
         _run(
             self,
             request,
             queryset,
-            "Collected",
+            "Collected" if taken is None else "Collected in part (the rest released and refunded)",
             lambda f: services.fulfillment_collect(
-                fulfillment_id=f.pk, pickup_code=code, user=request.user, channel="admin"
+                fulfillment_id=f.pk, pickup_code=code, lines=taken, user=request.user, channel="admin"
             ),
         )
 

@@ -35,6 +35,12 @@ class DuplicateLine(InvalidInput):
     code = "duplicate_line"
 
 
+class NothingTaken(InvalidInput):
+    """A partial hand-over where the customer took nothing: that is a cancellation."""
+
+    code = "nothing_taken"
+
+
 class CurrencyMismatch(InvalidInput):
     code = "currency_mismatch"
 

@@ -104,9 +104,23 @@ class ShipIn(serializers.Serializer):
     tracking_number = serializers.CharField(max_length=64)
 
 
+class TakenLineIn(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = QuantityField(allow_zero=True)
+
+
 class CollectIn(serializers.Serializer):
     # As typed: case, spaces and hyphens do not matter (orders.services.codes.code_normalise).
     pickup_code = serializers.CharField(max_length=32)
+    lines = serializers.ListField(
+        child=TakenLineIn(),
+        required=False,
+        max_length=200,
+        help_text=(
+            "Only for a partial hand-over: what the customer took. A SKU of the fulfillment left out was "
+            "not taken; the units not taken are released, cancelled and refunded."
+        ),
+    )
 
 
 class ReasonIn(serializers.Serializer):

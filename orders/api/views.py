@@ -391,7 +391,12 @@ class FulfillmentCollectApi(_FulfillmentCommand):
             "The code is read case-insensitively, spaces and hyphens ignored. A wrong code is 422 "
             "`wrong_pickup_code` (`details.attempts_left`); after `OMS_PICKUP_CODE_MAX_ATTEMPTS` (5) wrong codes "
             "every code is 429 `too_many_attempts` until `POST /fulfillments/{id}/new-pickup-code/`. Each "
-            "refused code is a `pickup_code_refused` event in the order's timeline."
+            "refused code is a `pickup_code_refused` event in the order's timeline.\n\n"
+            "`lines` (optional) is for a partial hand-over: what the customer took, a SKU of the fulfillment "
+            "left out was not taken. The units not taken are released to the store's stock, cancelled and "
+            "refunded (cause `partial_handover`), in the same transaction. `lines` is checked before the code "
+            "(400, not counted as a wrong code): each SKU once and on the fulfillment, 0 to the units it "
+            "carries, and something taken (all zero: 400 `nothing_taken`; cancel instead)."
         ),
         responses={200: s.StaffFulfillmentOut, **errors(400, 401, 403, 404, 409, 422, 429)},
     )
@@ -399,8 +404,15 @@ class FulfillmentCollectApi(_FulfillmentCommand):
         return super().post(request, pk)
 
     def run(self, request, pk, data):
+        taken = data.get("lines")
         services.fulfillment_collect(
-            fulfillment_id=pk, pickup_code=data["pickup_code"], user=request.user, channel="api"
+            fulfillment_id=pk,
+            pickup_code=data["pickup_code"],
+            lines=None
+            if taken is None
+            else [services.TakenIn(sku=t["sku"], quantity=t["quantity"]) for t in taken],
+            user=request.user,
+            channel="api",
         )
 
 

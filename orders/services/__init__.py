@@ -20,6 +20,7 @@ docs/architecture.md, "Transactions").
 from .cancellation import order_cancel
 from .customers import customer_find_or_create, customer_update_preferences
 from .fulfillment import (
+    TakenIn,
     fulfillment_cancel,
     fulfillment_claim,
     fulfillment_collect,
@@ -52,6 +53,7 @@ __all__ = [
     "PlacedFulfillment",
     "PlacedOrder",
     "StoreReservation",
+    "TakenIn",
     "checkout_hold_create",
     "customer_find_or_create",
     "customer_update_preferences",

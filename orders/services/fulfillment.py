@@ -8,18 +8,21 @@ helper, by pk), then the order row (transitions.order_status_refresh).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from config.errors import InvalidInput
-from inventory.services import Line, stock_commit, stock_release
+from inventory.services import Line, stock_commit, stock_levels_lock, stock_release
 from stores.models import Location
 from stores.selectors import require_location_access
 
 from .. import transitions
-from ..exceptions import InvalidTransition, NotCurbside, PickupCodeLocked, WrongPickupCode
+from ..exceptions import InvalidTransition, NotCurbside, NothingTaken, PickupCodeLocked, WrongPickupCode
 from ..models import (
     EventType,
     Fulfillment,
@@ -30,7 +33,7 @@ from ..models import (
 )
 from .cancellation import cancel_line_quantities, order_with_locked_fulfillments, refund_cancelled
 from .codes import code_new, code_try
-from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment
+from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment, quantities_by_sku
 from .window import iso_utc, pickup_deadlines
 
 Status = FulfillmentStatus
@@ -158,8 +161,32 @@ def fulfillment_ready(*, fulfillment_id, user=None, channel: str = "") -> Fulfil
     return f
 
 
-def fulfillment_collect(*, fulfillment_id, pickup_code: str, user=None, channel: str = "") -> Fulfillment:
+@dataclass(frozen=True)
+class TakenIn:
+    """Units of one SKU the customer took at a partial hand-over."""
+
+    sku: str
+    quantity: int
+
+
+def fulfillment_collect(
+    *,
+    fulfillment_id,
+    pickup_code: str,
+    lines: Sequence[TakenIn] | None = None,
+    user=None,
+    channel: str = "",
+) -> Fulfillment:
     """Handed to the customer who showed the right code: the stock is committed.
+
+    `lines`, for a partial hand-over, is what the customer took; a SKU of the fulfillment not in
+    them was not taken. Checked before the code (400, not counted as a try, nothing written): each
+    SKU once, on the fulfillment, 0 to what its line carries, and something taken. With the right
+    code, in the one transaction: the units not taken are released at the store (ledger rows;
+    every channel sees them at once), cancelled on the fulfillment and order lines (totals follow),
+    the taken units committed, the fulfillment collected (its event's `data` has `taken` and
+    `not_taken`), and the units not taken refunded (cause "partial_handover"). Taking everything
+    is a plain collect.
 
     A wrong code is 422 `wrong_pickup_code`; after OMS["PICKUP_CODE_MAX_ATTEMPTS"] of them every
     code, the right one too, is 429 `too_many_attempts` until `pickup_code_reissue`. Each refusal is
@@ -171,20 +198,76 @@ def fulfillment_collect(*, fulfillment_id, pickup_code: str, user=None, channel:
     with transaction.atomic():
         f = locked_fulfillment(fulfillment_id, user)
         transitions.check(f, Status.COLLECTED)
+        not_taken = _not_taken(f, lines) if lines is not None else {}
         refused = pickup_code_check(f, typed=pickup_code, user=user, channel=channel)
         if refused is None:
-            _commit_stock(f, user=user, reason="collected")
-            f, _ = transitions.transition(
-                f,
-                Status.COLLECTED,
-                actor=user,
-                channel=channel,
-                reason="collected",
-                locked=True,
-                updates={"collected_at": timezone.now()},
-            )
+            f = _collect(f, not_taken, user=user, channel=channel)
     if refused is not None:
         raise refused
+    return f
+
+
+def _not_taken(f: Fulfillment, taken: Sequence[TakenIn]) -> dict[FulfillmentLine, int]:
+    """{fulfillment line: units the customer left}, `taken` checked against the lines (400)."""
+    lines = fulfillment_lines(f)
+    units = quantities_by_sku(lines, taken, verb="Handed over")
+    if not any(units.values()):
+        raise NothingTaken(
+            "Nothing was handed over: cancel the fulfillment instead.", details={"field": "lines"}
+        )
+    left = {ln: ln.quantity - units.get(ln.sku.code, 0) for ln in lines}
+    return {ln: q for ln, q in left.items() if q > 0}
+
+
+def _collect(f: Fulfillment, not_taken: dict[FulfillmentLine, int], *, user, channel: str) -> Fulfillment:
+    """Collect the locked fulfillment; release, cancel and refund `not_taken` (a partial hand-over).
+
+    Lock order: the release and the commit touch different subsets of the store's levels, so all
+    of them are locked first, in primary-key order; then the order lines, then the order row."""
+    data = {}
+    reason = "collected"
+    if not_taken:
+        stock_levels_lock(lines=[Line(f.location_id, ln.sku_id, ln.quantity) for ln in fulfillment_lines(f)])
+        stock_release(
+            lines=[Line(f.location_id, ln.sku_id, q) for ln, q in not_taken.items()],
+            reference=f.order.number,
+            user=acting_user(user),
+            reason="not taken at a partial hand-over",
+        )
+        for ln, q in not_taken.items():
+            ln.quantity -= q
+        FulfillmentLine.objects.bulk_update(list(not_taken), ["quantity"])
+    _commit_stock(f, user=user, reason="collected")
+    if not_taken:
+        cancel_line_quantities(f.order, {ln.order_line_id: q for ln, q in not_taken.items()})
+        data = {
+            "taken": [
+                {"sku": ln.sku.code, "quantity": ln.quantity} for ln in fulfillment_lines(f) if ln.quantity
+            ],
+            "not_taken": [{"sku": ln.sku.code, "quantity": q} for ln, q in not_taken.items()],
+        }
+        reason = "collected in part: " + ", ".join(
+            f"{ln.sku.code} {q} not taken" for ln, q in not_taken.items()
+        )
+    f, _ = transitions.transition(
+        f,
+        Status.COLLECTED,
+        actor=user,
+        channel=channel,
+        reason=reason,
+        locked=True,
+        updates={"collected_at": timezone.now()},
+        data=data,
+    )
+    if not_taken:
+        refund_cancelled(
+            f.order,
+            {ln.order_line_id: q for ln, q in not_taken.items()},
+            cause="partial_handover",
+            reason="not taken at a partial hand-over",
+            user=user,
+            channel=channel,
+        )
     return f
 
 

@@ -13,18 +13,17 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import F
 
-from config.errors import InvalidInput
 from inventory.exceptions import InsufficientStock
 from inventory.models import MovementKind
-from inventory.services import Line, stock_adjust, stock_release, stock_reserve, validate_quantity
+from inventory.services import Line, stock_adjust, stock_release, stock_reserve
 
 from .. import transitions
-from ..exceptions import DuplicateLine, InvalidTransition
+from ..exceptions import InvalidTransition
 from ..hooks import emit
 from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentStatus, OrderEvent
 from ..routing import RoutingDecision, route
 from .cancellation import cancel_line_quantities, refund_cancelled
-from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment
+from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment, quantities_by_sku
 from .fulfillment import start_picking
 from .inputs import PICKUP_METHODS
 from .sourcing import SkuLine, routing_request
@@ -70,7 +69,7 @@ def fulfillment_pick(*, fulfillment_id, picks: Sequence[PickIn], user=None, chan
             code="already_picked",
             details={"fulfillment": f.pk, "from": f.status, "to": "picked"},
         )
-    picked = _picked_quantities(lines, picks)
+    picked = quantities_by_sku(lines, picks, verb="Picked")
     f = start_picking(f, user, channel)
     short = []
     for ln in lines:
@@ -86,27 +85,6 @@ def fulfillment_pick(*, fulfillment_id, picks: Sequence[PickIn], user=None, chan
             f, Status.CANCELLED, actor=user, channel=channel, reason="nothing found on the shelf", locked=True
         )
     return f
-
-
-def _picked_quantities(lines: list[FulfillmentLine], picks: Sequence[PickIn]) -> dict[str, int]:
-    """{SKU code: units found}, each pick checked against the fulfillment's lines."""
-    by_code = {ln.sku.code: ln for ln in lines}
-    picked: dict[str, int] = {}
-    for i, p in enumerate(picks):
-        if p.sku in picked:
-            raise DuplicateLine(f"SKU {p.sku} appears twice.", details={"field": f"lines[{i}].sku"})
-        if p.sku not in by_code:
-            raise InvalidInput(
-                f"SKU {p.sku} is not in this fulfillment.", details={"field": f"lines[{i}].sku", "sku": p.sku}
-            )
-        validate_quantity(p.quantity, field=f"lines[{i}].quantity", allow_zero=True)
-        if p.quantity > by_code[p.sku].quantity:
-            raise InvalidInput(
-                f"Picked more {p.sku} than ordered ({by_code[p.sku].quantity}).",
-                details={"field": f"lines[{i}].quantity", "ordered": by_code[p.sku].quantity},
-            )
-        picked[p.sku] = p.quantity
-    return picked
 
 
 def _short_pick(f: Fulfillment, short: list[Shortfall], *, user, channel: str = "") -> None:
