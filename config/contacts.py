@@ -69,6 +69,23 @@ def normalise_phone(value: str | None, *, field: str = "phone") -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def display_phone(e164: str | None) -> str:
+    """A stored (E.164) number as people in `phone_region()` write it ("090-1234-5678"); numbers of
+    other countries in international form ("+1 415-555-0100"). Blank for None or blank."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    style = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if phonenumbers.region_code_for_number(number) == phone_region()
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(number, style)
+
+
 def normalise_email(value: str | None, *, field: str = "email") -> str | None:
     """The address in its ASCII form, lower-cased; None for None or blank.
 

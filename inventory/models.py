@@ -3,12 +3,20 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from stores.models import Location
+
+
+def validate_image_url(value: str) -> None:
+    """An absolute http(s) address, or a path on this site ("/static/demo/skus/bag.svg")."""
+    if value.startswith("/") and not value.startswith("//"):
+        return
+    URLValidator(schemes=["http", "https"])(value)
 
 
 class Sku(models.Model):
@@ -21,6 +29,13 @@ class Sku(models.Model):
     is_active = models.BooleanField(default=True)
     # "Only N left" below this; null falls back to settings.OMS["LOW_STOCK_THRESHOLD"].
     low_stock_threshold = models.PositiveIntegerField(null=True, blank=True)
+    # Shown at the counter beside each line to hand over (the Pickups page).
+    image_url = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[validate_image_url],
+        help_text="A picture of the item: an https:// address, or a path on this site such as /static/....",
+    )
 
     class Meta:
         ordering = ["code"]

@@ -477,3 +477,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The associates' Pickups page (the store counter) is its own module.
+from . import admin_pickups  # noqa: E402, F401

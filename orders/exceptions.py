@@ -18,7 +18,7 @@ __all__ = [
     "InsufficientStock",
     "InvalidInput",
     "InvalidTransition",
-    "NotCurbside",
+    "NotAPickup",
     "NothingLeftToCancel",
     "PickupCodeLocked",
     "PickupNotOffered",
@@ -79,8 +79,10 @@ class PickupCodeLocked(TooManyAttempts):
     code = "too_many_attempts"
 
 
-class NotCurbside(PolicyViolation):
-    code = "not_curbside"
+class NotAPickup(PolicyViolation):
+    """Arrival reported for an order that is shipped, not collected (curbside or in store)."""
+
+    code = "not_a_pickup"
 
 
 class NothingLeftToCancel(Conflict):

@@ -259,6 +259,16 @@ class Fulfillment(models.Model):
         return f"F{self.pk} {self.order_id}@{self.location_id} ({self.status})"
 
 
+class Pickup(Fulfillment):
+    """A fulfillment seen from the store counter: the associates' Pickups page (orders/admin_pickups.py).
+    Same rows as Fulfillment (in store and curbside ones only, on that page)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "pickup"
+        verbose_name_plural = "Pickups"
+
+
 class FulfillmentLine(models.Model):
     # No index of its own: fulfillmentline_one_per_sku (fulfillment, sku) starts with it.
     fulfillment = models.ForeignKey(
@@ -288,7 +298,7 @@ class EventType(models.TextChoices):
     SHORT_PICK = "short_pick", "Short pick"
     REROUTED = "rerouted", "Re-routed"
     LINE_CANCELLED = "line_cancelled", "Line cancelled"
-    CUSTOMER_ARRIVED = "customer_arrived", "Customer arrived (curbside)"
+    CUSTOMER_ARRIVED = "customer_arrived", "Customer arrived"
     PICKUP_CODE_REFUSED = "pickup_code_refused", "Pickup code refused"
     PICKUP_CODE_ISSUED = "pickup_code_issued", "New pickup code issued"
     PICKUP_REMINDED = "pickup_reminded", "Pickup reminder sent"

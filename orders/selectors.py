@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+import contextlib
+import datetime as dt
+from dataclasses import dataclass
 
-from config.errors import Forbidden
-from stores.models import Role
+from django.conf import settings
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.utils import timezone
+
+from config.contacts import normalise_email, normalise_phone
+from config.errors import Forbidden, InvalidInput
+from stores.models import Location, LocationKind, Role
 from stores.selectors import user_is_network_wide, user_location_ids, user_role
 
 from .exceptions import UnknownCustomer, UnknownFulfillment, UnknownOrder
@@ -13,11 +32,13 @@ from .models import (
     Customer,
     Fulfillment,
     FulfillmentLine,
+    FulfillmentMethod,
     FulfillmentStatus,
     Order,
     OrderEvent,
     OrderLine,
     OrderNote,
+    OrderStatus,
 )
 
 
@@ -175,3 +196,158 @@ def customer_get(*, customer_id, user) -> Customer:
 def customer_orders(*, customer: Customer, user, limit: int = 50) -> list[Order]:
     """The customer's orders `user` may see, newest first (a scoped manager: those at their locations)."""
     return list(visible_orders(Order.objects.filter(customer=customer), user).order_by("-id")[:limit])
+
+
+# --- The store counter (the associates' Pickups page, orders/admin_pickups.py) ------------------
+
+PICKUP_METHODS = (FulfillmentMethod.PICKUP, FulfillmentMethod.CURBSIDE)
+TO_PICK = (FulfillmentStatus.PENDING, FulfillmentStatus.PICKING)
+AT_THE_COUNTER = (*TO_PICK, FulfillmentStatus.READY_FOR_PICKUP)
+
+# The tiles of the counter page, in the order they are shown: name -> label.
+COUNTER_TILES = {
+    "arrived_curbside": "Arrived, curbside",
+    "arrived_in_person": "Arrived, in person",
+    "to_pick": "To pick",
+    "ready": "Ready",
+    "overdue": "Overdue",
+    "expiring_today": "Expiring today",
+}
+
+
+def counter_stores(*, user) -> QuerySet[Location]:
+    """The stores whose counter `user` works: stores offering pickup at the user's locations (every
+    one for superusers and network-wide managers)."""
+    qs = Location.objects.filter(kind=LocationKind.STORE, offers_pickup=True).order_by("code")
+    ids = user_location_ids(user)
+    return qs if ids is None else qs.filter(pk__in=ids)
+
+
+def counter_pickups(*, store_ids, qs: QuerySet[Fulfillment] | None = None) -> QuerySet[Fulfillment]:
+    """The pickups (in store and curbside) still to hand over at these stores (`qs`: of the Pickup proxy)."""
+    return (Fulfillment.objects.all() if qs is None else qs).filter(
+        location_id__in=store_ids, method__in=PICKUP_METHODS, status__in=AT_THE_COUNTER
+    )
+
+
+def _today_ends(stores) -> Q:
+    """Window ends before each store's midnight tonight (its own timezone): one condition per zone."""
+    from .services.window import store_zone, window_end  # services import the selectors
+
+    by_zone: dict[str, list[int]] = {}
+    for s in stores:
+        by_zone.setdefault(s.timezone or "UTC", []).append(s.pk)
+    cond = Q(pk__in=[])
+    now = timezone.now()
+    for ids in by_zone.values():
+        store = next(s for s in stores if s.pk == ids[0])
+        tonight = window_end(location=store, last_day=now.astimezone(store_zone(store)).date())
+        cond |= Q(location_id__in=ids, pickup_expires_at__lte=tonight)
+    return cond
+
+
+def counter_tile_filters(*, stores, now: dt.datetime | None = None) -> dict[str, Q]:
+    """What each tile counts, as a condition on `counter_pickups` (one definition for the count and
+    the list behind the tile).
+
+    - arrived: the customer said they are here (curbside: in the car park; in person: at the counter);
+    - to pick: nobody has made it ready yet; ready: waiting at the counter with a pickup code;
+    - overdue: to pick for longer than OMS["PICKUP_READY_WITHIN_MINUTES"] (the promise made to the
+      customer), or ready with its window ended (the expiry sweep cancels it on its next run);
+    - expiring today: ready, and its window ends before the store's midnight tonight.
+    """
+    now = now or timezone.now()
+    promise = dt.timedelta(minutes=settings.OMS["PICKUP_READY_WITHIN_MINUTES"])
+    ready = Q(status=FulfillmentStatus.READY_FOR_PICKUP)
+    arrived = Q(customer_arrived_at__isnull=False)
+    return {
+        "arrived_curbside": arrived & Q(method=FulfillmentMethod.CURBSIDE),
+        "arrived_in_person": arrived & Q(method=FulfillmentMethod.PICKUP),
+        "to_pick": Q(status__in=TO_PICK),
+        "ready": ready,
+        "overdue": Q(status__in=TO_PICK, created_at__lt=now - promise)
+        | (ready & Q(pickup_expires_at__lte=now)),
+        "expiring_today": ready & Q(pickup_expires_at__gt=now) & _today_ends(stores),
+    }
+
+
+def counter_counts(*, stores, now: dt.datetime | None = None) -> dict[str, int]:
+    """Each tile's count at these stores, in one query."""
+    filters = counter_tile_filters(stores=stores, now=now)
+    return counter_pickups(store_ids=[s.pk for s in stores]).aggregate(
+        **{name: Count("pk", filter=cond) for name, cond in filters.items()}
+    )
+
+
+def counter_queue_ordering() -> list:
+    """Who to serve first: curbside arrivals (longest waiting first), then people at the counter,
+    then work to pick (oldest first), then ready orders (the window ending soonest first)."""
+    rank = Case(
+        When(customer_arrived_at__isnull=False, method=FulfillmentMethod.CURBSIDE, then=Value(0)),
+        When(customer_arrived_at__isnull=False, then=Value(1)),
+        When(status__in=TO_PICK, then=Value(2)),
+        default=Value(3),
+        output_field=IntegerField(),
+    )
+    return [
+        rank.asc(),
+        F("customer_arrived_at").asc(nulls_last=True),
+        F("pickup_expires_at").asc(nulls_first=True),
+        F("pk").asc(),
+    ]
+
+
+def counter_search(qs: QuerySet[Fulfillment], text: str) -> QuerySet[Fulfillment]:
+    """Pickups found by what the customer says or shows: the pickup code (any case, with or without
+    the hyphen), the order number, the phone number in any common form ("090-1234-5678",
+    "+81 90 1234 5678": compared in E.164), the email address, or part of the name, all as typed
+    on the order (docs/security.md, "Personal data"). A pickup code finds only a ready order."""
+    from .services.codes import code_normalise  # services import the selectors
+
+    text = " ".join((text or "").split())
+    if not text:
+        return qs
+    cond = Q(order__number__iexact=text) | Q(order__contact_name__icontains=text)
+    code = code_normalise(text)
+    if len(code) >= 6 and code.isalnum():
+        cond |= Q(pickup_code=code, status=FulfillmentStatus.READY_FOR_PICKUP)
+    with contextlib.suppress(InvalidInput):
+        if "@" in text:
+            cond |= Q(order__contact_email=normalise_email(text))
+        elif phone := normalise_phone(text):
+            cond |= Q(order__contact_phone=phone)
+    return qs.filter(cond)
+
+
+@dataclass(frozen=True)
+class CounterCard:
+    """What the associate needs to serve one customer, read in a fixed number of queries."""
+
+    fulfillment: Fulfillment
+    lines: list[FulfillmentLine]
+    events: list[OrderEvent]
+    notes: list[OrderNote]
+    other_orders: list[Order]  # the customer's other open orders, every channel and store
+
+
+def counter_card(*, fulfillment: Fulfillment, other_limit: int = 20) -> CounterCard:
+    """The order card of a pickup the caller may act on (already scoped). The customer's other open
+    orders are listed by number, channel, status and store only (no contact or lines), so that the
+    associate can mention them; they are read whatever store they are at."""
+    order = fulfillment.order
+    others = (
+        Order.objects.filter(customer_id=order.customer_id)
+        .exclude(pk=order.pk)
+        .exclude(status__in=(OrderStatus.CANCELLED, OrderStatus.COMPLETED, OrderStatus.SHIPPED))
+        .select_related("pickup_location")
+        .order_by("-pk")[:other_limit]
+    )
+    return CounterCard(
+        fulfillment=fulfillment,
+        lines=list(
+            FulfillmentLine.objects.filter(fulfillment=fulfillment).select_related("sku").order_by("pk")
+        ),
+        events=list(order_events(order=order)),
+        notes=list(order_notes(order=order)),
+        other_orders=list(others),
+    )

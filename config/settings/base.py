@@ -106,6 +106,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The demo's pictures of SKUs (load_demo), served like the admin's own files.
+STATICFILES_DIRS = [BASE_DIR / "config" / "static"]
 
 # The embedded default keeps its cache in the process (one process). With CACHE_URL (a Redis URL;
 # production defaults it to the broker's Redis) every process shares one cache: the API token cache,
@@ -242,6 +244,9 @@ OMS = {
     "PICKUP_CODE_MAX_ATTEMPTS": env.int("OMS_PICKUP_CODE_MAX_ATTEMPTS", default=5),
     # The most days staff may extend a pickup window by (once per fulfillment).
     "PICKUP_EXTENSION_MAX_DAYS": env.int("OMS_PICKUP_EXTENSION_MAX_DAYS", default=7),
+    # The promise to a pickup customer: ready this many minutes after the order is placed. A pickup
+    # still to pick after that is "overdue" on the store's Pickups page.
+    "PICKUP_READY_WITHIN_MINUTES": env.int("OMS_PICKUP_READY_WITHIN_MINUTES", default=120),
     # Fulfillments per transaction of the pickup expiry sweep: each batch holds the stock levels it
     # releases until it commits, so a placement of those SKUs at those stores may wait that long
     # (docs/benchmarks.md, "Pickup expiry": 5 keeps it under 100 ms).

@@ -17,7 +17,7 @@ _DESCRIPTIONS = {
     409: "`insufficient_stock` (per line: `sku`, `requested`, `available`, `shortfall`, `nearby` locations that have "
     "it), `invalid_transition` (`details.from`, `details.to`), `already_extended` (a pickup window is extended once) "
     "or `idempotency_in_progress`. Nothing was written.",
-    422: "Well-formed but not allowed: `pickup_not_offered`, `hold_mismatch`, `wrong_pickup_code`, `not_curbside`, "
+    422: "Well-formed but not allowed: `pickup_not_offered`, `hold_mismatch`, `wrong_pickup_code`, `not_a_pickup`, "
     "`idempotency_key_reused`, `sku_inactive`.",
     429: "`throttled`: too many requests of this kind from this account or address (`Retry-After` header, "
     "`details.retry_after_seconds`); `too_many_attempts`: too many wrong pickup codes, refused until a new code "

@@ -22,7 +22,7 @@ from stores.models import Location
 from stores.selectors import require_location_access
 
 from .. import transitions
-from ..exceptions import InvalidTransition, NotCurbside, NothingTaken, PickupCodeLocked, WrongPickupCode
+from ..exceptions import InvalidTransition, NotAPickup, NothingTaken, PickupCodeLocked, WrongPickupCode
 from ..models import (
     EventType,
     Fulfillment,
@@ -393,10 +393,14 @@ def fulfillment_cancel(
 
 @transaction.atomic
 def order_customer_arrived(*, number: str, note: str = "", user=None, channel: str = "") -> Order:
-    """Curbside: the customer is in the car park. 422 for other methods, 409 when nothing waits."""
+    """The customer is here to collect: in the car park (curbside) or at the counter (in store;
+    the app's check-in or the associate's "Customer is here"). The store's Pickups page puts
+    arrivals first. 422 `not_a_pickup` for a shipped order, 409 when nothing waits."""
     order, fs = order_with_locked_fulfillments(number, user)
-    if order.fulfillment_method != FulfillmentMethod.CURBSIDE:
-        raise NotCurbside("Only curbside orders can report an arrival.", details={"order": number})
+    if order.fulfillment_method not in (FulfillmentMethod.CURBSIDE, FulfillmentMethod.PICKUP):
+        raise NotAPickup(
+            "Only pickup orders (in store or curbside) can report an arrival.", details={"order": number}
+        )
     note = (note or "").strip()
     if len(note) > 255:
         raise InvalidInput("note is at most 255 characters.", details={"field": "note"})

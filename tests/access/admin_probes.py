@@ -18,9 +18,10 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from inventory.models import Sku, StockLevel
+from orders.models import Pickup
 from stores.models import Location
 
-from .api_probes import _fulfillment, _loc_key, _prefer, _transfer
+from .api_probes import _fulfillment, _loc_key, _prefer, _step_fulfillment, _transfer
 from .world import World
 
 
@@ -50,6 +51,7 @@ def _target(w: World, label: str, role: str, side: str):
         "inventory.stockmovement": lambda: w.movements[_loc_key(w, loc)],
         "inventory.transfer": lambda: _transfer(w, role, side),
         "orders.fulfillment": lambda: _fulfillment(w, role, side),
+        "orders.pickup": lambda: _pickup(w, role, side),
         "orders.order": lambda: w.order_for(role, side),
         "orders.customer": lambda: w.customers[side],
         "returns.refund": lambda: w.refunds[_loc_key(w, loc)],
@@ -66,6 +68,13 @@ def _target(w: World, label: str, role: str, side: str):
     obj = model._default_manager.order_by("pk").first()
     assert obj is not None, f"the world has no {label} to open"
     return obj
+
+
+def _pickup(w: World, role: str, side: str) -> Pickup:
+    """A curbside order to pick at the role's (other) store; at a warehouse, a ship fulfillment (the
+    Pickups page lists neither)."""
+    f, _ = _step_fulfillment(w, role, side, method="any", state="pending")
+    return Pickup.objects.get(pk=f.pk)
 
 
 def changelist_url(obj) -> str:
@@ -145,5 +154,13 @@ def change_probe(w: World, label: str, role: str, side: str) -> AdminChange:
             data={"operation": "receive", "quantity": 1, "reason": "matrix", "reference": "matrix"},
             changed=lambda: StockLevel.objects.get(pk=obj.pk).on_hand == before + 1,
             row=lambda: StockLevel.objects.filter(pk=obj.pk).values().get(),
+        )
+    if label == "orders.pickup":  # the card's "Start picking" button
+        return AdminChange(
+            obj=obj,
+            url=change_url(obj),
+            data={"step": "start"},
+            changed=lambda: Pickup.objects.get(pk=obj.pk).status == "picking",
+            row=lambda: Pickup.objects.filter(pk=obj.pk).values().get(),
         )
     raise AssertionError(f"no change probe for {label}: add one to tests/access/admin_probes.py")

@@ -304,7 +304,7 @@ def test_cancel_and_arrived(net, storefront):
     assert r.status_code == 200
     assert r.json()["status"] == "cancelled"
     err(storefront.post(f"{URL}{o['number']}/cancel/", {}, format="json"), 409, "invalid_transition")
-    err(storefront.post(f"{URL}{o['number']}/arrived/", {"note": "x"}, format="json"), 422, "not_curbside")
+    err(storefront.post(f"{URL}{o['number']}/arrived/", {"note": "x"}, format="json"), 422, "not_a_pickup")
     c = post(storefront, body(("TEE-1", 1), method="curbside"), key="c").json()
     r = storefront.post(f"{URL}{c['number']}/arrived/", {"note": "red car"}, format="json")
     assert r.status_code == 200
