@@ -301,22 +301,30 @@ def counter_search(qs: QuerySet[Fulfillment], text: str) -> QuerySet[Fulfillment
     """Pickups found by what the customer says or shows: the pickup code (any case, with or without
     the hyphen), the order number, the phone number in any common form ("090-1234-5678",
     "+81 90 1234 5678": compared in E.164), the email address, or part of the name, all as typed
-    on the order (docs/security.md, "Personal data"). A pickup code finds only a ready order."""
+    on the order (docs/security.md, "Personal data"). A pickup code finds only a ready order.
+
+    The text is read as one kind of thing where it can only be that (an address with "@", a valid
+    phone number), so that the search is one exact comparison rather than a scan of every name."""
     from .services.codes import code_normalise  # services import the selectors
 
     text = " ".join((text or "").split())
     if not text:
         return qs
-    cond = Q(order__number__iexact=text) | Q(order__contact_name__icontains=text)
+    if "@" in text:
+        try:
+            return qs.filter(order__contact_email=normalise_email(text))
+        except InvalidInput:
+            return qs.none()
     code = code_normalise(text)
-    if len(code) >= 6 and code.isalnum():
-        cond |= Q(pickup_code=code, status=FulfillmentStatus.READY_FOR_PICKUP)
+    as_code = (
+        Q(pickup_code=code, status=FulfillmentStatus.READY_FOR_PICKUP)
+        if 6 <= len(code) <= 12
+        else Q(pk__in=[])
+    )
     with contextlib.suppress(InvalidInput):
-        if "@" in text:
-            cond |= Q(order__contact_email=normalise_email(text))
-        elif phone := normalise_phone(text):
-            cond |= Q(order__contact_phone=phone)
-    return qs.filter(cond)
+        if phone := normalise_phone(text):
+            return qs.filter(Q(order__contact_phone=phone) | as_code)
+    return qs.filter(Q(order__number=text.upper()) | as_code | Q(order__contact_name__icontains=text))
 
 
 @dataclass(frozen=True)

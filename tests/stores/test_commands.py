@@ -103,6 +103,28 @@ def test_load_demo_builds_the_network_once_and_prints_a_working_login_and_token(
     assert counts() == before
     assert AuthToken.objects.count() == tokens + 1
     assert "(0 new)" in out2
+    assert "0 pickup orders" in out2
+
+
+@pytest.mark.django_db
+def test_load_demo_gives_every_store_counter_a_day_of_work():
+    from orders.selectors import counter_counts
+
+    run("load_demo")
+    stores = Location.objects.filter(kind=LocationKind.STORE, offers_pickup=True, is_active=True)
+    for store in stores:
+        tiles = counter_counts(stores=[store])
+        assert all(n > 0 for n in tiles.values()), (store.code, tiles)
+    assert ledger_mismatches() == []
+    assert not Sku.objects.filter(image_url="").exists()
+    # The demo associate's page is not empty.
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.get(username="assoc-shibuya"))
+    r = client.get("/admin/orders/pickup/")
+    assert r.status_code == 200
+    assert len(r.context["cl"].result_list) >= 8
 
 
 @pytest.mark.django_db

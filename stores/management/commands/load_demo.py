@@ -8,6 +8,8 @@ so the ledger agrees with every stock level (`manage.py inventory_audit`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import random
 import time
@@ -21,6 +23,8 @@ from inventory.models import Sku, StockLevel
 from inventory.services import ImportRow, stock_import, stock_set_safety_stock
 from stores.models import Location, LocationKind, Role
 from stores.services import api_token_create, api_user_upsert, role_groups_sync
+
+from ._demo_day import demo_day
 
 DEFAULT_ADMIN_PASSWORD = "oms-demo-admin"  # documented demo default; DEMO_ADMIN_PASSWORD overrides
 DEFAULT_STAFF_PASSWORD = "oms-demo-staff"  # documented demo default; DEMO_STAFF_PASSWORD overrides
@@ -343,6 +347,23 @@ def demo_stock(
     return rows, safety
 
 
+DEMO_STAFF = [
+    ("manager", Role.MANAGER, None),  # network-wide: every location
+    ("assoc-shibuya", Role.ASSOCIATE, ["TKY-SHIBUYA"]),
+    ("assoc-shinjuku", Role.ASSOCIATE, ["TKY-SHINJUKU"]),
+    ("assoc-ginza", Role.ASSOCIATE, ["TKY-GINZA", "TKY-UENO"]),
+    ("wh-kawasaki", Role.WAREHOUSE, ["WH-KAWASAKI"]),
+    ("wh-ichikawa", Role.WAREHOUSE, ["WH-ICHIKAWA"]),
+]
+DEMO_PICTURES = {
+    "apparel": "tee",
+    "accessories": "bag",
+    "beauty": "bottle",
+    "footwear": "shoe",
+    "home": "mug",
+}
+
+
 class Command(BaseCommand):
     help = "Load the demo network (idempotent) and print the admin login and a new storefront API token."
 
@@ -362,6 +383,11 @@ class Command(BaseCommand):
             n_sku = self._skus()
         n_rows, n_safety = self._stock()
         users = self._users(admin_password, staff_password)
+        pictures = self._pictures()
+        # The day's customer messages go out as they would (in-process on the embedded default);
+        # the console email backend would print each one here, above the login details.
+        with contextlib.redirect_stdout(io.StringIO()):
+            day = demo_day(associate_for=self._associate_for)
         token = api_token_create(get_user_model().objects.get(username="storefront"))
         elapsed = time.monotonic() - started
 
@@ -372,6 +398,7 @@ class Command(BaseCommand):
             f"({n_sku} new), {StockLevel.objects.count()} stock levels ({n_rows} new, {n_safety} safety stocks) "
             f"in {elapsed:.1f}s."
         )
+        w(f"A day's work at the stores' counters: {day} pickup orders ({pictures} SKU pictures set).")
         w("=" * 78)
         w(f"  Admin        {base_url}/admin/")
         w("    username   admin")
@@ -463,6 +490,21 @@ class Command(BaseCommand):
                 )
         return len(new_rows), len(new_safety)
 
+    def _pictures(self) -> int:
+        """A picture per demo SKU, by category (config/static/demo/skus/), where it has none."""
+        n = 0
+        for category, picture in DEMO_PICTURES.items():
+            n += Sku.objects.filter(category=category, image_url="").update(
+                image_url=f"/static/demo/skus/{picture}.svg"
+            )
+        return n
+
+    def _associate_for(self, store: Location):
+        """Who works the counter in the demo day: the store's demo associate, else the manager."""
+        User = get_user_model()
+        username = next((u for u, _, codes in DEMO_STAFF if codes and store.code in codes), "manager")
+        return User.objects.get(username=username if username.startswith("assoc-") else "manager")
+
     def _users(self, admin_password: str, staff_password: str) -> list[str]:
         User = get_user_model()
         role_groups_sync()
@@ -476,14 +518,7 @@ class Command(BaseCommand):
             admin.set_password(admin_password)
             admin.save()
 
-        staff = [
-            ("manager", Role.MANAGER, None),  # network-wide: every location
-            ("assoc-shibuya", Role.ASSOCIATE, ["TKY-SHIBUYA"]),
-            ("assoc-shinjuku", Role.ASSOCIATE, ["TKY-SHINJUKU"]),
-            ("assoc-ginza", Role.ASSOCIATE, ["TKY-GINZA", "TKY-UENO"]),
-            ("wh-kawasaki", Role.WAREHOUSE, ["WH-KAWASAKI"]),
-            ("wh-ichikawa", Role.WAREHOUSE, ["WH-ICHIKAWA"]),
-        ]
+        staff = DEMO_STAFF
         existing = set(
             User.objects.filter(username__in=[s[0] for s in staff]).values_list("username", flat=True)
         )
