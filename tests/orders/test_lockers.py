@@ -456,3 +456,22 @@ def test_locker_list_is_scoped_and_takes_three_queries(
     assert clients["assoc"].get(f"{L}?store=OSA-UMEDA").json()["results"] == []
     assert clients["assoc"].get(f"{L}?store=NOPE").status_code == 404
     assert clients["device"].get(L).status_code == 403
+
+
+@pytest.mark.parametrize("language", ["en", "ja", "ko"])
+def test_the_locker_message_names_the_locker_compartment_and_code(net, lockers, assoc, language):
+    from notifications.services.delivery import notification_render
+
+    f = loaded(assoc, "A3")
+    for channel in ("email", "sms"):
+        n = Notification.objects.get(event=NotificationEvent.LOCKER_READY, order=f.order, channel="email")
+        n.language, n.channel = language, channel
+        rendered = notification_render(n)
+        text = f"{rendered.subject}\n{rendered.body}"
+        assert "Shibuya locker" in text
+        assert "A3" in text
+        assert f"{f.pickup_code[:4]}-{f.pickup_code[4:]}" in text
+    services.pickup_reminders_send(now=f.pickup_remind_at or timezone.now() + dt.timedelta(days=6))
+    reminder = Notification.objects.filter(order=f.order, event=NotificationEvent.PICKUP_REMINDER).first()
+    reminder.language = language
+    assert "A3" in notification_render(reminder).body
