@@ -475,3 +475,19 @@ def test_the_locker_message_names_the_locker_compartment_and_code(net, lockers, 
     reminder = Notification.objects.filter(order=f.order, event=NotificationEvent.PICKUP_REMINDER).first()
     reminder.language = language
     assert "A3" in notification_render(reminder).body
+
+
+def test_the_fulfillment_admin_shows_the_compartment_read_only(net, lockers, assoc, client):
+    from django.urls import reverse
+
+    f = loaded(assoc, "A2")
+    manager = make_staff(role=Role.MANAGER, locations=[net.shibuya], is_staff=True)
+    from stores.services import user_role_groups_sync
+
+    user_role_groups_sync(manager, Role.MANAGER)
+    client.force_login(manager)
+    url = reverse("admin:orders_fulfillment_change", args=[f.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "SBY-L1/A2" in page.content.decode()
+    assert 'name="compartment"' not in page.content.decode()
