@@ -21,6 +21,7 @@ class NotificationEvent(models.TextChoices):
     ORDER_CONFIRMED = "order_confirmed", "Order confirmed"  # the order was placed and routed
     ORDER_SHIPPED = "order_shipped", "Shipped"  # a fulfillment left with a carrier (carrier, tracking)
     READY_FOR_PICKUP = "ready_for_pickup", "Ready for pickup"  # at the counter: code, store, hours
+    LOCKER_READY = "locker_ready", "Ready in a locker"  # loaded into a locker: locker, compartment, code
     PICKUP_REMINDER = "pickup_reminder", "Pickup reminder"  # still waiting at the counter
     PICKUP_EXPIRED = "pickup_expired", "Pickup expired"  # not collected in time, cancelled
     ORDER_CANCELLED = "order_cancelled", "Order cancelled"  # the whole order was cancelled

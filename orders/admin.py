@@ -151,6 +151,7 @@ class FulfillmentAdmin(admin.ModelAdmin):
         "pickup_remind_at",
         "pickup_reminded_at",
         "pickup_extended_at",
+        "compartment",  # loaded and unloaded through orders.services.lockers only
     )
     exclude = ("pickup_code",)  # the customer brings it; staff type it in to hand over
     actions = ["claim", "pick_all", "pack", "ship", "ready", "collect", "new_pickup_code", "cancel"]

@@ -35,6 +35,7 @@ from .selectors import (
     COUNTER_TILES,
     PICKUP_METHODS,
     counter_card,
+    counter_lockers,
     counter_counts,
     counter_pickups,
     counter_queue_ordering,
@@ -95,6 +96,14 @@ def _taken(post) -> list[services.TakenIn]:
     return taken
 
 
+def _locker_choice(post) -> tuple[str, str]:
+    """The "load into a locker" select: "<locker code>:<compartment label>"."""
+    locker, _, compartment = (post.get("compartment") or "").partition(":")
+    if not locker or not compartment:
+        raise InvalidInput("Choose a free compartment.")
+    return locker, compartment
+
+
 def _days(post) -> int:
     text = (post.get("days") or "").strip()
     if not text.isdigit():
@@ -147,6 +156,22 @@ STEPS: dict[str, tuple[str, Step]] = {
             fulfillment_id=f.pk, reason=post.get("reason", ""), user=user, channel=CHANNEL
         ),
     ),
+    "locker": (
+        "Loaded into the locker: the customer has been sent the locker, the compartment and a new code.",
+        lambda f, post, user: services.locker_load(
+            fulfillment_id=f.pk,
+            locker=_locker_choice(post)[0],
+            compartment=_locker_choice(post)[1],
+            user=user,
+            channel=CHANNEL,
+        ),
+    ),
+    "unload": (
+        "Taken out of the locker: the order waits at the counter.",
+        lambda f, post, user: services.locker_unload(
+            fulfillment_id=f.pk, reason=post.get("reason", ""), user=user, channel=CHANNEL
+        ),
+    ),
     "note": (
         "Note added.",
         lambda f, post, user: services.order_note_add(
@@ -193,7 +218,7 @@ class PickupAdmin(admin.ModelAdmin):
         stores = counter_stores(user=request.user).values("pk")
         return (
             counter_pickups(store_ids=stores, qs=Pickup.objects.all())
-            .select_related("order", "location")
+            .select_related("order", "location", "compartment__pickup_point")
             .prefetch_related(
                 Prefetch("lines", queryset=FulfillmentLine.objects.select_related("sku").order_by("pk"))
             )
@@ -230,6 +255,8 @@ class PickupAdmin(admin.ModelAdmin):
 
     @admin.display(description="How")
     def how(self, f):
+        if f.compartment_id and f.status == FulfillmentStatus.READY_FOR_PICKUP:
+            return f"In locker {f.compartment.pickup_point.code}, {f.compartment.label}"
         if f.customer_arrived_at:
             return f"{f.get_method_display()}: arrived {_at_store(f, f.customer_arrived_at):%H:%M}"
         return f.get_method_display()
@@ -257,7 +284,7 @@ class PickupAdmin(admin.ModelAdmin):
         stores = counter_stores(user=request.user).values("pk")
         return (
             Pickup.objects.filter(pk=object_id, location_id__in=stores, method__in=PICKUP_METHODS)
-            .select_related("order", "location")
+            .select_related("order", "location", "compartment__pickup_point")
             .first()
         )
 
@@ -268,6 +295,8 @@ class PickupAdmin(admin.ModelAdmin):
         if request.method == "POST":
             return self._step(request, f)
         card = counter_card(fulfillment=f)
+        lockers = counter_lockers(fulfillment=f)
+        steps = self._steps_for(f, can_load=any(free for _, free in lockers))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -278,14 +307,15 @@ class PickupAdmin(admin.ModelAdmin):
             "contact_phone": display_phone(f.order.contact_phone),
             "store_timezone": store_zone(f.location),
             "last_day": f.pickup_expires_at and last_day(location=f.location, expires_at=f.pickup_expires_at),
-            "steps": self._steps_for(f),
+            "steps": steps,
+            "lockers": lockers,
             "max_extension_days": settings.OMS["PICKUP_EXTENSION_MAX_DAYS"],
             "queue_url": reverse("admin:orders_pickup_changelist"),
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/orders/pickup/card.html", context)
 
-    def _steps_for(self, f: Pickup) -> set[str]:
+    def _steps_for(self, f: Pickup, *, can_load: bool) -> set[str]:
         """The buttons the card shows for the fulfillment's status (the services decide anyway)."""
         s = FulfillmentStatus
         steps = {"note"}
@@ -293,10 +323,15 @@ class PickupAdmin(admin.ModelAdmin):
             steps |= {"start"}
         if f.status == s.PICKING:
             steps |= {"ready"}
-        if f.status == s.READY_FOR_PICKUP:
+        in_locker = f.compartment_id is not None and f.status == s.READY_FOR_PICKUP
+        if in_locker:
+            steps |= {"unload", "new_code"}
+        elif f.status == s.READY_FOR_PICKUP:
             steps |= {"collect", "partial", "new_code"}
-            if f.pickup_extended_at is None:
-                steps.add("extend")
+            if can_load:
+                steps.add("locker")
+        if f.status == s.READY_FOR_PICKUP and f.pickup_extended_at is None:
+            steps.add("extend")
         if f.status in (s.PENDING, s.PICKING, s.READY_FOR_PICKUP) and f.customer_arrived_at is None:
             steps.add("arrived")
         return steps

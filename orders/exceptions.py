@@ -87,3 +87,75 @@ class NotAPickup(PolicyViolation):
 
 class NothingLeftToCancel(Conflict):
     code = "invalid_transition"
+
+
+# --- Lockers (orders.services.lockers) ---------------------------------------------------------
+
+
+class UnknownLocker(NotFound):
+    code = "unknown_locker"
+
+
+class UnknownCompartment(NotFound):
+    code = "unknown_compartment"
+
+
+class LockerPickupOnly(PolicyViolation):
+    """Only pickup orders go into a locker (curbside is brought to the car; ship leaves)."""
+
+    code = "locker_pickup_only"
+
+
+class LockerAtAnotherStore(PolicyViolation):
+    """A fulfillment goes into a locker of its own store only."""
+
+    code = "locker_at_another_store"
+
+
+class LockerOutOfService(Conflict):
+    code = "out_of_service"
+
+
+class CompartmentOccupied(Conflict):
+    code = "compartment_occupied"
+
+
+class CompartmentEmpty(Conflict):
+    code = "compartment_empty"
+
+
+class AlreadyInLocker(Conflict):
+    code = "already_in_locker"
+
+
+class NotInLocker(Conflict):
+    code = "not_in_locker"
+
+
+class InLocker(Conflict):
+    """Collecting at the counter an order that waits in a locker: take it out first."""
+
+    code = "in_locker"
+
+
+class AlreadyCollected(Conflict):
+    code = "already_collected"
+
+
+class WrongLocker(PolicyViolation):
+    """The code is right, but for an order waiting in another locker."""
+
+    code = "wrong_locker"
+
+
+class CompartmentLocked(TooManyAttempts):
+    """OMS["PICKUP_CODE_MAX_ATTEMPTS"] wrong codes for a compartment: it stays shut, the right code
+    too, until an associate issues a new code (or takes the order out)."""
+
+    code = "compartment_locked"
+
+
+class KeypadLocked(TooManyAttempts):
+    """Too many codes matching nothing at one locker's keypad in the current window."""
+
+    code = "keypad_locked"

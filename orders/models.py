@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from inventory.models import Sku
-from stores.models import Location
+from stores.models import Compartment, Location
 
 
 class Channel(models.TextChoices):
@@ -235,10 +235,46 @@ class Fulfillment(models.Model):
     pickup_reminded_at = models.DateTimeField(null=True, blank=True)
     # Staff extended the window (once per fulfillment).
     pickup_extended_at = models.DateTimeField(null=True, blank=True)
+    # The locker compartment it was loaded into (orders.services.lockers): set by locker_load,
+    # cleared by locker_unload, kept once collected (where it was taken from). While set and not
+    # collected the compartment is occupied: one such fulfillment per compartment (Meta).
+    compartment = models.ForeignKey(
+        Compartment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="fulfillments",
+        db_index=False,  # indexed where set (Meta): every order placed would pay for an index of NULLs
+    )
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            # A compartment holds one order: the one loaded and not yet taken out (a cancelled one
+            # still occupies it until an associate unloads it: the goods are still behind the door).
+            models.UniqueConstraint(
+                fields=["compartment"],
+                condition=Q(compartment__isnull=False) & ~Q(status="collected"),
+                name="fulfillment_one_per_compartment",
+            ),
+            # Only pickup orders go into lockers (curbside is brought to the car, ship leaves).
+            models.CheckConstraint(
+                condition=Q(compartment__isnull=True) | Q(method="pickup"),
+                name="fulfillment_locker_is_pickup",
+            ),
+        ]
         indexes = [
+            models.Index(
+                fields=["compartment"],
+                name="fulfillment_compartment_idx",
+                condition=Q(compartment__isnull=False),
+            ),
+            # A locker's keypad: which loaded order has the typed code (orders.services.lockers).
+            models.Index(
+                fields=["pickup_code"],
+                name="fulfillment_locker_code_idx",
+                condition=Q(compartment__isnull=False, status="ready_for_pickup"),
+            ),
             # The work queue: oldest pending task of a location first.
             models.Index(fields=["location", "status", "id"], name="fulfillment_queue_idx"),
             models.Index(fields=["location", "created_at"], name="fulfillment_capacity_idx"),
@@ -303,6 +339,8 @@ class EventType(models.TextChoices):
     PICKUP_CODE_ISSUED = "pickup_code_issued", "New pickup code issued"
     PICKUP_REMINDED = "pickup_reminded", "Pickup reminder sent"
     PICKUP_EXTENDED = "pickup_extended", "Pickup window extended"
+    LOCKER_LOADED = "locker_loaded", "Loaded into a locker"
+    LOCKER_UNLOADED = "locker_unloaded", "Taken out of a locker"
     NOTE_ADDED = "note_added", "Note added"
     CANCELLED = "cancelled", "Order cancelled"
     REFUND_REQUESTED = "refund_requested", "Refund requested"

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from config.contacts import normalise_email, normalise_phone
 from config.errors import Forbidden, InvalidInput
-from stores.models import Location, LocationKind, Role
+from stores.models import Compartment, Location, LocationKind, PickupPoint, Role
 from stores.selectors import user_is_network_wide, user_location_ids, user_role
 
 from .exceptions import UnknownCustomer, UnknownFulfillment, UnknownOrder
@@ -47,7 +47,7 @@ def _order_qs() -> QuerySet[Order]:
         Prefetch("lines", queryset=OrderLine.objects.select_related("sku").order_by("pk")),
         Prefetch(
             "fulfillments",
-            queryset=Fulfillment.objects.select_related("location")
+            queryset=Fulfillment.objects.select_related("location", "compartment__pickup_point")
             .prefetch_related(
                 Prefetch("lines", queryset=FulfillmentLine.objects.select_related("sku").order_by("pk"))
             )
@@ -146,7 +146,9 @@ def order_events(*, order: Order) -> QuerySet[OrderEvent]:
 
 def fulfillment_list(*, user) -> QuerySet[Fulfillment]:
     """Fulfillments at the user's locations, oldest first (the work queue)."""
-    qs = Fulfillment.objects.select_related("location", "order", "claimed_by").prefetch_related(
+    qs = Fulfillment.objects.select_related(
+        "location", "order", "claimed_by", "compartment__pickup_point"
+    ).prefetch_related(
         Prefetch("lines", queryset=FulfillmentLine.objects.select_related("sku").order_by("pk"))
     )
     ids = user_location_ids(user)
@@ -358,4 +360,101 @@ def counter_card(*, fulfillment: Fulfillment, other_limit: int = 20) -> CounterC
         events=list(order_events(order=order)),
         notes=list(order_notes(order=order)),
         other_orders=list(others),
+    )
+
+
+
+def counter_lockers(*, fulfillment: Fulfillment) -> list[tuple[PickupPoint, list[Compartment]]]:
+    """The locker banks of the fulfillment's store with their free compartments, for the card's
+    "load into a locker" (empty when it is not a ready pickup, or already in a compartment). One
+    query for the banks, one per bank (a store has one or two)."""
+    if fulfillment.status != FulfillmentStatus.READY_FOR_PICKUP or fulfillment.compartment_id is not None:
+        return []
+    banks = PickupPoint.objects.filter(store_id=fulfillment.location_id, is_active=True).order_by("code")
+    return [(bank, list(free_compartments(locker=bank))) for bank in banks]
+
+
+# --- Lockers -------------------------------------------------------------------------------------
+
+
+class CompartmentState:
+    FREE = "free"  # empty and in service: an order may be loaded
+    OCCUPIED = "occupied"  # an order waits in it for its customer
+    LOCKED = "locked"  # an order waits, but too many wrong codes: an associate issues a new code
+    UNLOAD = "unload"  # an order that must come out: its window ended, or it was cancelled
+    OUT_OF_SERVICE = "out_of_service"  # empty and out of service (or the whole locker is)
+
+
+@dataclass(frozen=True)
+class CompartmentView:
+    compartment: Compartment
+    state: str
+    fulfillment: Fulfillment | None  # the order in it (with its order), or None
+
+
+@dataclass(frozen=True)
+class LockerView:
+    locker: PickupPoint
+    compartments: list[CompartmentView]
+
+    def count(self, state: str) -> int:
+        return sum(1 for c in self.compartments if c.state == state)
+
+
+def _state(
+    comp: Compartment, locker: PickupPoint, f: Fulfillment | None, *, now: dt.datetime, limit: int
+) -> str:
+    if f is None:
+        return (
+            CompartmentState.FREE if comp.is_active and locker.is_active else CompartmentState.OUT_OF_SERVICE
+        )
+    if f.status != FulfillmentStatus.READY_FOR_PICKUP or (f.pickup_expires_at and f.pickup_expires_at <= now):
+        return CompartmentState.UNLOAD
+    if f.pickup_code_attempts >= limit:
+        return CompartmentState.LOCKED
+    return CompartmentState.OCCUPIED
+
+
+def locker_list(*, user, store: Location | None = None) -> list[LockerView]:
+    """The locker banks at the user's locations (or at `store`), each compartment with its state and
+    the order in it. Three queries whatever the number of lockers and compartments."""
+    qs = PickupPoint.objects.select_related("store").prefetch_related(
+        Prefetch("compartments", queryset=Compartment.objects.order_by("label"))
+    )
+    ids = user_location_ids(user)
+    if ids is not None:
+        qs = qs.filter(store_id__in=ids)
+    if store is not None:
+        qs = qs.filter(store=store)
+    lockers = list(qs.order_by("code"))
+    occupants = {
+        f.compartment_id: f
+        for f in Fulfillment.objects.filter(compartment__pickup_point__in=[lk.pk for lk in lockers])
+        .exclude(status=FulfillmentStatus.COLLECTED)
+        .select_related("order", "location")
+    }
+    now, limit = timezone.now(), settings.OMS["PICKUP_CODE_MAX_ATTEMPTS"]
+    return [
+        LockerView(
+            locker=lk,
+            compartments=[
+                CompartmentView(
+                    c, _state(c, lk, occupants.get(c.pk), now=now, limit=limit), occupants.get(c.pk)
+                )
+                for c in lk.compartments.all()
+            ],
+        )
+        for lk in lockers
+    ]
+
+
+def free_compartments(*, locker: PickupPoint) -> QuerySet[Compartment]:
+    """The compartments of `locker` an order may be loaded into now (empty, in service), by label."""
+    if not locker.is_active:
+        return Compartment.objects.none()
+    live = Fulfillment.objects.filter(compartment=OuterRef("pk")).exclude(status=FulfillmentStatus.COLLECTED)
+    return (
+        Compartment.objects.filter(pickup_point=locker, is_active=True)
+        .exclude(Exists(live))
+        .order_by("label")
     )

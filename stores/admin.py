@@ -12,7 +12,7 @@ from knox.models import get_token_model
 
 from config.errors import DomainError
 
-from .models import Location, StaffAssignment, StaffProfile
+from .models import Compartment, Location, PickupPoint, StaffAssignment, StaffProfile
 from .selectors import user_location_ids
 
 
@@ -110,6 +110,56 @@ class LocationAdmin(LocationScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         # Stock, orders and the ledger reference locations; deactivate instead.
         return False
+
+
+class CompartmentInline(admin.TabularInline):
+    model = Compartment
+    fields = ("label", "size", "is_active")
+    extra = 1
+    # Orders point at compartments (PROTECT): a broken door is taken out of service instead.
+    can_delete = False
+
+
+@admin.register(PickupPoint)
+class PickupPointAdmin(LocationScopedAdmin):
+    """A store's locker banks and their compartments (docs/orders.md, "Lockers"). Managers rename
+    them, add compartments and take doors out of service at their stores; associates look; a new
+    locker bank (new hardware at a store) is the superusers'. Loading, unloading and what is in
+    each compartment: the locker services, GET /api/v1/lockers/ and the Pickups page."""
+
+    location_lookups = ("store_id",)
+    inlines = (CompartmentInline,)
+    list_display = ("code", "name", "store", "kind", "compartment_count", "is_active")
+    list_filter = ("kind", "is_active", "store")
+    list_select_related = ("store",)
+    search_fields = ("code", "name", "store__code", "store__name")
+    ordering = ("code",)
+    fields = ("code", "name", "store", "kind", "directions", "is_active")
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(_compartments=Count("compartments"))
+
+    @admin.display(description="compartments", ordering="_compartments")
+    def compartment_count(self, obj):
+        return obj._compartments
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a locker bank to another store, or renaming its code (the controllers' URL), is
+        # new hardware: superusers only.
+        return () if request.user.is_superuser else ("code", "store", "kind")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "store":
+            kwargs["queryset"] = Location.objects.filter(kind="store", offers_pickup=True).order_by("code")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # orders point at its compartments; take it out of service instead
 
 
 class StaffProfileInline(admin.StackedInline):

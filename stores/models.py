@@ -17,6 +17,7 @@ class Role(models.TextChoices):
     ASSOCIATE = "associate", "Store associate"  # works pickups and returns at their stores
     WAREHOUSE = "warehouse", "Warehouse staff"  # works fulfillment queues at their warehouses
     MANAGER = "manager", "Manager"  # everything, at their locations (network_wide: at every location)
+    LOCKER = "locker", "Locker controller (device)"  # opens the lockers of its stores, nothing else
 
 
 class Location(models.Model):
@@ -107,6 +108,61 @@ class StaffAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.location.code}"
+
+
+class PickupPointKind(models.TextChoices):
+    LOCKER = "locker", "Locker bank"  # compartments the customer opens with a code, no staff present
+
+
+class PickupPoint(models.Model):
+    """A place other than the counter where a store's pickups wait: a locker bank (docs/orders.md,
+    "Lockers"). It belongs to one store (a location of kind store that offers pickup): the store's
+    associates load it, and its orders are the store's orders."""
+
+    code = models.SlugField(max_length=32, unique=True, help_text="The code in /lockers/{code}/, e.g. SBY-L1")
+    store = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="pickup_points")
+    kind = models.CharField(max_length=16, choices=PickupPointKind.choices, default=PickupPointKind.LOCKER)
+    name = models.CharField(max_length=200)
+    # Where to find it, for the customer's message ("by the east entrance").
+    directions = models.CharField(max_length=255, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name})"
+
+    def clean(self) -> None:
+        store = getattr(self, "store", None) if self.store_id else None
+        if store is not None and (store.kind != LocationKind.STORE or not store.offers_pickup):
+            raise ValidationError({"store": "A pickup point belongs to a store that offers pickup."})
+
+
+class CompartmentSize(models.TextChoices):
+    SMALL = "S", "Small"
+    MEDIUM = "M", "Medium"
+    LARGE = "L", "Large"
+
+
+class Compartment(models.Model):
+    """One door of a locker bank. What is in it is the fulfillment pointing at it
+    (orders.Fulfillment.compartment; one live order per compartment, a DB constraint there)."""
+
+    pickup_point = models.ForeignKey(PickupPoint, on_delete=models.CASCADE, related_name="compartments")
+    label = models.CharField(max_length=8, help_text="As printed on the door, e.g. A3")
+    size = models.CharField(max_length=1, choices=CompartmentSize.choices, blank=True)
+    # Out of service (a broken door): nothing is loaded into it.
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["pickup_point_id", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["pickup_point", "label"], name="compartment_label_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pickup_point.code}/{self.label}"
 
 
 class TokenUse(models.Model):

@@ -6,7 +6,7 @@ Admin access is granted through one auth Group per role ("OMS associate", "OMS w
 "OMS manager"), created or refreshed here with the model permissions in ROLE_PERMISSIONS.
 Staff roles get `is_staff=True` so they can log in to /admin/; what they see there is
 scoped to their assigned locations by the ModelAdmins themselves. The storefront service
-account is API-only (`is_staff=False`, no group).
+account and locker controllers (devices) are API-only (`is_staff=False`, no group).
 """
 
 from __future__ import annotations
@@ -27,9 +27,13 @@ from stores.models import Location, LocationKind, Role, StaffAssignment, StaffPr
 
 STAFF_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE, Role.MANAGER)
 # Roles that only act somewhere: they need at least one location.
-LOCATED_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE)
+LOCATED_ROLES = (Role.ASSOCIATE, Role.WAREHOUSE, Role.LOCKER)
 # The kind of location each located role may be assigned to.
-ROLE_LOCATION_KIND = {Role.ASSOCIATE: LocationKind.STORE, Role.WAREHOUSE: LocationKind.WAREHOUSE}
+ROLE_LOCATION_KIND = {
+    Role.ASSOCIATE: LocationKind.STORE,
+    Role.WAREHOUSE: LocationKind.WAREHOUSE,
+    Role.LOCKER: LocationKind.STORE,  # a locker controller opens the lockers of its stores
+}
 
 _FLOOR = [
     "stores.view_location",
@@ -41,10 +45,19 @@ _FLOOR = [
     "inventory.change_transfer",  # the "receive transfer" action
 ]
 # Other apps may extend these lists (app_label.codename); the commands re-sync groups on every run.
+_LOCKERS_VIEW = ["stores.view_pickuppoint", "stores.view_compartment"]
+_LOCKERS_CHANGE = ["stores.change_pickuppoint", "stores.add_compartment", "stores.change_compartment"]
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    Role.ASSOCIATE: list(_FLOOR),
+    Role.ASSOCIATE: [*_FLOOR, *_LOCKERS_VIEW],
     Role.WAREHOUSE: list(_FLOOR),
-    Role.MANAGER: [*_FLOOR, "stores.change_location", "inventory.add_sku", "inventory.change_sku"],
+    Role.MANAGER: [
+        *_FLOOR,
+        "stores.change_location",
+        "inventory.add_sku",
+        "inventory.change_sku",
+        *_LOCKERS_VIEW,
+        *_LOCKERS_CHANGE,
+    ],
 }
 
 

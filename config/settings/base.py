@@ -242,6 +242,12 @@ OMS = {
     # Wrong pickup codes a fulfillment takes before every code is refused (429 too_many_attempts)
     # until staff issue a new one (orders.services.pickup_code_reissue). Counted in the database.
     "PICKUP_CODE_MAX_ATTEMPTS": env.int("OMS_PICKUP_CODE_MAX_ATTEMPTS", default=5),
+    # A locker's keypad (POST /lockers/{code}/open/ without a compartment): codes that match no
+    # order in that locker, per locker and fixed window of this many seconds in the shared cache,
+    # before every such code is refused (429 keypad_locked) for the rest of the window. A code
+    # naming its compartment is limited per compartment instead (PICKUP_CODE_MAX_ATTEMPTS).
+    "LOCKER_KEYPAD_FAILURE_LIMIT": env.int("OMS_LOCKER_KEYPAD_FAILURE_LIMIT", default=10),
+    "LOCKER_KEYPAD_FAILURE_WINDOW_SECONDS": env.int("OMS_LOCKER_KEYPAD_FAILURE_WINDOW_SECONDS", default=900),
     # The most days staff may extend a pickup window by (once per fulfillment).
     "PICKUP_EXTENSION_MAX_DAYS": env.int("OMS_PICKUP_EXTENSION_MAX_DAYS", default=7),
     # The promise to a pickup customer: ready this many minutes after the order is placed. A pickup

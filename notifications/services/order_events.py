@@ -77,6 +77,21 @@ def _pickup_context(ev: OrderEvent, *, new_code: bool = False) -> dict:
         "pickup_code": code_display(fulfillment.pickup_code),
         "new_code": new_code,
         **store_context(fulfillment.location),
+        **_locker_context(fulfillment),
+    }
+
+
+def _locker_context(fulfillment) -> dict:
+    """Where in a locker the order waits ({} when it waits at the counter or was taken out)."""
+    if fulfillment.compartment_id is None or fulfillment.status != FulfillmentStatus.READY_FOR_PICKUP:
+        return {}
+    compartment = fulfillment.compartment
+    locker = compartment.pickup_point
+    return {
+        "locker_name": locker.name,
+        "locker_code": locker.code,
+        "locker_directions": locker.directions,
+        "compartment": compartment.label,
     }
 
 
@@ -117,8 +132,16 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
             "expires_at": (ev.data or {}).get("last_day"),
         }
     if ev.type == EventType.PICKUP_CODE_ISSUED and ev.fulfillment_id:
-        # Staff issued a new code (the old one stopped working): the ready message, with the new code.
-        return NotificationEvent.READY_FOR_PICKUP, _pickup_context(ev, new_code=True)
+        # Staff issued a new code (the old one stopped working): the ready message, with the new code
+        # (the locker's when the order is in one).
+        context = _pickup_context(ev, new_code=True)
+        event = (
+            NotificationEvent.LOCKER_READY if "compartment" in context else NotificationEvent.READY_FOR_PICKUP
+        )
+        return event, context
+    if ev.type == EventType.LOCKER_LOADED and ev.fulfillment_id:
+        # Loaded into a locker (orders.services.lockers): where, which door, and the new code.
+        return NotificationEvent.LOCKER_READY, _pickup_context(ev)
     return None
 
 

@@ -13,15 +13,18 @@ _DESCRIPTIONS = {
     401: "No or invalid `Authorization: Token <key>` header.",
     403: "The role may not do this (`forbidden`) or the user is not assigned to the location (`location_forbidden`).",
     404: "Unknown SKU (`unknown_sku`), location (`unknown_location`), order (`unknown_order`), fulfillment "
-    "(`unknown_fulfillment`, also outside the user's locations), hold (`unknown_hold`, `hold_expired`) or customer.",
+    "(`unknown_fulfillment`, also outside the user's locations), hold (`unknown_hold`, `hold_expired`), customer, "
+    "locker (`unknown_locker`) or compartment (`unknown_compartment`).",
     409: "`insufficient_stock` (per line: `sku`, `requested`, `available`, `shortfall`, `nearby` locations that have "
     "it), `invalid_transition` (`details.from`, `details.to`), `already_extended` (a pickup window is extended once) "
-    "or `idempotency_in_progress`. Nothing was written.",
+    "or `idempotency_in_progress`; lockers: `compartment_occupied`, `compartment_empty`, `already_in_locker`, "
+    "`not_in_locker`, `in_locker`, `already_collected`, `out_of_service`. Nothing was written.",
     422: "Well-formed but not allowed: `pickup_not_offered`, `hold_mismatch`, `wrong_pickup_code`, `not_a_pickup`, "
-    "`idempotency_key_reused`, `sku_inactive`.",
+    "`idempotency_key_reused`, `sku_inactive`, `locker_pickup_only`, `locker_at_another_store`, `wrong_locker`.",
     429: "`throttled`: too many requests of this kind from this account or address (`Retry-After` header, "
     "`details.retry_after_seconds`); `too_many_attempts`: too many wrong pickup codes, refused until a new code "
-    "is issued (no `Retry-After`: waiting does not help).",
+    "is issued (no `Retry-After`: waiting does not help); `compartment_locked`: the same for a locker's compartment; "
+    "`keypad_locked`: too many codes matching nothing at a locker's keypad (`details.retry_after_seconds`).",
 }
 
 

@@ -148,6 +148,25 @@ class ClaimIn(serializers.Serializer):
     location = serializers.CharField(max_length=32)
 
 
+class LockerLoadIn(serializers.Serializer):
+    locker = serializers.CharField(max_length=32, help_text="The locker bank's code, e.g. SBY-L1.")
+    compartment = serializers.CharField(max_length=8, help_text="The compartment's label, e.g. A3.")
+
+
+class LockerOpenIn(serializers.Serializer):
+    # As typed: case, spaces and hyphens do not matter (orders.services.codes.code_normalise).
+    pickup_code = serializers.CharField(max_length=32)
+    compartment = serializers.CharField(
+        max_length=8,
+        required=False,
+        allow_blank=True,
+        help_text=(
+            "The compartment the customer chose, when the controller asks for it: wrong codes are then "
+            "counted (and locked after 5) per compartment, not on the locker's keypad."
+        ),
+    )
+
+
 class PreferencesIn(serializers.Serializer):
     notify_channels = serializers.ListField(
         child=serializers.CharField(max_length=16), required=False, max_length=5
@@ -192,6 +211,13 @@ class FulfillmentLineOut(serializers.ModelSerializer):
 class FulfillmentOut(serializers.ModelSerializer):
     location = serializers.CharField(source="location.code")
     lines = FulfillmentLineOut(many=True)
+    locker = serializers.CharField(
+        source="compartment.pickup_point.code",
+        default=None,
+        allow_null=True,
+        help_text="The locker it waits in (or was collected from); null at the counter.",
+    )
+    compartment = serializers.CharField(source="compartment.label", default=None, allow_null=True)
 
     class Meta:
         model = Fulfillment
@@ -211,6 +237,8 @@ class FulfillmentOut(serializers.ModelSerializer):
             "collected_at",
             "pickup_expires_at",
             "pickup_extended_at",
+            "locker",
+            "compartment",
         ]
 
 
@@ -325,6 +353,8 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
             "collected_at": _when(f.collected_at, tz),
             "pickup_expires_at": _when(f.pickup_expires_at, tz),
             "pickup_extended_at": _when(f.pickup_extended_at, tz),
+            "locker": None,  # a new order is in no locker
+            "compartment": None,
         }
         if show_pickup_code:
             out["pickup_code"] = f.pickup_code
@@ -435,3 +465,44 @@ class HoldOut(serializers.Serializer):
     id = serializers.UUIDField()
     expires_at = serializers.DateTimeField()
     lines = HoldLineOut(many=True)
+
+
+# --- Lockers -------------------------------------------------------------------------------------
+
+
+class LockerOpenOut(serializers.Serializer):
+    locker = serializers.CharField(source="locker.code")
+    compartment = serializers.CharField(source="compartment.label", help_text="The door to open.")
+    fulfillment = serializers.IntegerField(source="fulfillment.pk")
+    status = serializers.CharField(source="fulfillment.status", help_text="`collected`.")
+
+
+class CompartmentOut(serializers.Serializer):
+    label = serializers.CharField(source="compartment.label")
+    size = serializers.CharField(source="compartment.size")
+    state = serializers.ChoiceField(
+        choices=["free", "occupied", "locked", "unload", "out_of_service"],
+        help_text=(
+            "free: an order may be loaded; occupied: an order waits; locked: too many wrong codes (issue a new "
+            "code); unload: its window ended or it was cancelled, take it out; out_of_service."
+        ),
+    )
+    fulfillment = serializers.IntegerField(source="fulfillment.pk", default=None, allow_null=True)
+    order = serializers.CharField(source="fulfillment.order.number", default=None, allow_null=True)
+    pickup_expires_at = serializers.DateTimeField(
+        source="fulfillment.pickup_expires_at", default=None, allow_null=True
+    )
+
+
+class LockerOut(serializers.Serializer):
+    code = serializers.CharField(source="locker.code")
+    name = serializers.CharField(source="locker.name")
+    kind = serializers.CharField(source="locker.kind")
+    store = serializers.CharField(source="locker.store.code")
+    directions = serializers.CharField(source="locker.directions")
+    is_active = serializers.BooleanField(source="locker.is_active")
+    free = serializers.SerializerMethodField()
+    compartments = CompartmentOut(many=True)
+
+    def get_free(self, view) -> int:
+        return view.count("free")

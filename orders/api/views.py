@@ -8,7 +8,7 @@ import uuid
 
 import django_filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -21,7 +21,7 @@ from config.errors import InvalidInput, NotFound
 from config.idempotency import ThenBeforeCommit, idempotent
 from inventory.selectors import hold_get
 from inventory.services import hold_extend, hold_release
-from stores.models import Role
+from stores.models import PickupPoint, Role
 from stores.selectors import location_get, user_role
 
 from .. import selectors, services
@@ -64,6 +64,30 @@ class CanHold(BasePermission):
         if not (user and user.is_authenticated):
             return False
         return user.is_superuser or user_role(user) in (Role.STOREFRONT, Role.ASSOCIATE, Role.MANAGER)
+
+
+class IsStoreStaff(BasePermission):
+    """Store work that is not the warehouse's: associates and managers (at their stores: services)."""
+
+    message = "This needs one of the roles: associate, manager."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        return user.is_superuser or user_role(user) in (Role.ASSOCIATE, Role.MANAGER)
+
+
+class IsLockerController(BasePermission):
+    """A locker's controller (role locker, a device; at its stores: the service) and superusers."""
+
+    message = "This needs the role: locker."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        return user.is_superuser or user_role(user) == Role.LOCKER
 
 
 def _show_code(user) -> bool:
@@ -459,6 +483,104 @@ class FulfillmentCancelApi(_FulfillmentCommand):
         services.fulfillment_cancel(
             fulfillment_id=pk, user=request.user, reason=data["reason"], channel="api"
         )
+
+
+# --- Lockers ------------------------------------------------------------------------------------
+
+
+@extend_schema(
+    request=s.LockerLoadIn,
+    summary="Load a ready pickup into a free compartment of its store's locker",
+    description=(
+        "By the store's associates and managers. The order must be a pickup (422 `locker_pickup_only`), ready "
+        "for pickup (409 `invalid_transition`) and in no compartment yet (409 `already_in_locker`); the locker "
+        "its store's (404 `unknown_locker`, 422 `locker_at_another_store`), the compartment free (409 "
+        "`compartment_occupied`) and in service (409 `out_of_service`). The customer is sent the locker, the "
+        "compartment and a new code (the counter's code stops working); `locker_loaded` is in the timeline."
+    ),
+)
+class FulfillmentLockerApi(_FulfillmentCommand):
+    permission_classes = [IsStoreStaff]
+    input_serializer = s.LockerLoadIn
+
+    def run(self, request, pk, data):
+        services.locker_load(
+            fulfillment_id=pk,
+            locker=data["locker"],
+            compartment=data["compartment"],
+            user=request.user,
+            channel="api",
+        )
+
+
+@extend_schema(
+    request=s.ReasonIn,
+    summary="Take an order out of its locker compartment (back at the counter)",
+    description=(
+        "The compartment is free; a ready order waits at the counter again, where its code still works (an "
+        "order whose window ended is then cancelled by the expiry sweep). 409 `not_in_locker`."
+    ),
+)
+class FulfillmentUnloadApi(_FulfillmentCommand):
+    permission_classes = [IsStoreStaff]
+    input_serializer = s.ReasonIn
+
+    def run(self, request, pk, data):
+        services.locker_unload(fulfillment_id=pk, user=request.user, reason=data["reason"], channel="api")
+
+
+class LockerListApi(generics.ListAPIView):
+    permission_classes = [IsStoreStaff]
+    serializer_class = s.LockerOut
+    filter_backends = []  # `store` is read here: the views are built from a selector's list
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return PickupPoint.objects.none()
+        code = self.request.query_params.get("store")
+        store = location_get(code=code) if code else None
+        return selectors.locker_list(user=self.request.user, store=store)
+
+    @extend_schema(
+        operation_id="lockers_list",
+        summary="The locker banks at the user's stores, each compartment with its state",
+        parameters=[OpenApiParameter("store", str, description="Only this store's lockers (its code).")],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class LockerOpenApi(APIView):
+    permission_classes = [IsLockerController]
+
+    @extend_schema(
+        operation_id="lockers_open",
+        request=s.LockerOpenIn,
+        summary="The locker's controller: the right code opens the compartment, the order is collected",
+        description=(
+            "For the controller of a locker at its store (role `locker`). The answer names the compartment to "
+            "open. Refused, nothing written: 404 `unknown_locker` / `unknown_compartment`, 403 another store's "
+            "locker, 409 `compartment_empty`, 409 `already_collected` (the code opened its door already: "
+            "`details.compartment`; a controller retrying after a lost answer), 422 `wrong_locker` (the code "
+            "is for an order in another locker), 409 `out_of_service`. Counted: with `compartment`, a wrong code "
+            "is 422 `wrong_pickup_code` and after 5 every code is 429 `compartment_locked` until an associate "
+            "issues a new code; without, a code matching nothing here is 422 `wrong_pickup_code` counted for the "
+            "locker's keypad, and after `OMS_LOCKER_KEYPAD_FAILURE_LIMIT` (10) in a window every code without a "
+            "compartment is 429 `keypad_locked` (`details.retry_after_seconds`)."
+        ),
+        responses={200: s.LockerOpenOut, **errors(400, 401, 403, 404, 409, 422, 429)},
+    )
+    def post(self, request, code):
+        data = s.LockerOpenIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        opened = services.locker_open(
+            locker=code,
+            pickup_code=data.validated_data["pickup_code"],
+            compartment=data.validated_data.get("compartment") or None,
+            user=request.user,
+            channel="locker",
+        )
+        return Response(s.LockerOpenOut(opened).data)
 
 
 # --- Checkout holds ------------------------------------------------------------------------------

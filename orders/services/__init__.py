@@ -11,6 +11,7 @@
     notes.py         notes about an order (help desk, call centre, store)
     window.py        the pickup window in the store's calendar
     pickups.py       pickup window extension, reminders and the expiry sweep (beat tasks)
+    lockers.py       loading a pickup into a locker compartment, taking it out, opening it with the code
 
 Each public service is one `transaction.atomic` (nested in another service: a savepoint), except
 `order_place`, which joins its caller's transaction without one (the flash sale's path:
@@ -33,6 +34,7 @@ from .fulfillment import (
     pickup_code_reissue,
 )
 from .inputs import CustomerIn, FulfillmentIn, LineIn
+from .lockers import LockerOpened, locker_load, locker_open, locker_unload
 from .notes import order_note_add
 from .picking import PickIn, fulfillment_pick
 from .pickups import fulfillment_extend_pickup, pickup_reminders_send, pickups_expire
@@ -49,6 +51,7 @@ __all__ = [
     "CustomerIn",
     "FulfillmentIn",
     "LineIn",
+    "LockerOpened",
     "PickIn",
     "PlacedFulfillment",
     "PlacedOrder",
@@ -66,6 +69,9 @@ __all__ = [
     "fulfillment_ready",
     "fulfillment_ship",
     "fulfillment_start",
+    "locker_load",
+    "locker_open",
+    "locker_unload",
     "order_cancel",
     "order_customer_arrived",
     "order_note_add",

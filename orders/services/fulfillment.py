@@ -22,7 +22,14 @@ from stores.models import Location
 from stores.selectors import require_location_access
 
 from .. import transitions
-from ..exceptions import InvalidTransition, NotAPickup, NothingTaken, PickupCodeLocked, WrongPickupCode
+from ..exceptions import (
+    InLocker,
+    InvalidTransition,
+    NotAPickup,
+    NothingTaken,
+    PickupCodeLocked,
+    WrongPickupCode,
+)
 from ..models import (
     EventType,
     Fulfillment,
@@ -198,6 +205,12 @@ def fulfillment_collect(
     with transaction.atomic():
         f = locked_fulfillment(fulfillment_id, user)
         transitions.check(f, Status.COLLECTED)
+        if f.compartment_id is not None:
+            raise InLocker(
+                "This order waits in a locker: take it out first (POST /fulfillments/{id}/unload/), then "
+                "hand it over.",
+                details={"fulfillment": f.pk, "compartment": str(f.compartment)},
+            )
         not_taken = _not_taken(f, lines) if lines is not None else {}
         refused = pickup_code_check(f, typed=pickup_code, user=user, channel=channel)
         if refused is None:
@@ -219,13 +232,21 @@ def _not_taken(f: Fulfillment, taken: Sequence[TakenIn]) -> dict[FulfillmentLine
     return {ln: q for ln, q in left.items() if q > 0}
 
 
-def _collect(f: Fulfillment, not_taken: dict[FulfillmentLine, int], *, user, channel: str) -> Fulfillment:
+def _collect(
+    f: Fulfillment,
+    not_taken: dict[FulfillmentLine, int],
+    *,
+    user,
+    channel: str,
+    reason: str = "collected",
+    data: dict | None = None,
+) -> Fulfillment:
     """Collect the locked fulfillment; release, cancel and refund `not_taken` (a partial hand-over).
+    `reason` and `data` describe the hand-over in the event (a locker's: which compartment).
 
     Lock order: the release and the commit touch different subsets of the store's levels, so all
     of them are locked first, in primary-key order; then the order lines, then the order row."""
-    data = {}
-    reason = "collected"
+    data = dict(data or {})
     if not_taken:
         stock_levels_lock(lines=[Line(f.location_id, ln.sku_id, ln.quantity) for ln in fulfillment_lines(f)])
         stock_release(
@@ -237,10 +258,10 @@ def _collect(f: Fulfillment, not_taken: dict[FulfillmentLine, int], *, user, cha
         for ln, q in not_taken.items():
             ln.quantity -= q
         FulfillmentLine.objects.bulk_update(list(not_taken), ["quantity"])
-    _commit_stock(f, user=user, reason="collected")
+    _commit_stock(f, user=user, reason=reason)
     if not_taken:
         cancel_line_quantities(f.order, {ln.order_line_id: q for ln, q in not_taken.items()})
-        data = {
+        data |= {
             "taken": [
                 {"sku": ln.sku.code, "quantity": ln.quantity} for ln in fulfillment_lines(f) if ln.quantity
             ],
@@ -272,11 +293,11 @@ def _collect(f: Fulfillment, not_taken: dict[FulfillmentLine, int], *, user, cha
 
 
 def pickup_code_check(
-    f: Fulfillment, *, typed: str, user=None, channel: str = ""
+    f: Fulfillment, *, typed: str, user=None, channel: str = "", data: dict | None = None
 ) -> WrongPickupCode | PickupCodeLocked | None:
     """None when `typed` is the (locked) fulfillment's pickup code and it may still be tried.
 
-    Otherwise the refusal is counted (`codes.code_try`) and written to the timeline
+    `data` goes into the refusal's event (a locker's: which locker and compartment). Otherwise the refusal is counted (`codes.code_try`) and written to the timeline
     (PICKUP_CODE_REFUSED: who, when, attempt n), in the caller's transaction, and the error to
     raise once that transaction has committed is returned. The lockers' "open" reuses it."""
     limit = settings.OMS["PICKUP_CODE_MAX_ATTEMPTS"]
@@ -303,6 +324,7 @@ def pickup_code_check(
                     "attempt": refusal.attempt,
                     "max_attempts": limit,
                     "locked": now_locked,
+                    **(data or {}),
                 },
             )
         ]

@@ -212,9 +212,11 @@ def pickups_expire(
 @transaction.atomic
 def _expire_batch(*, now: dt.datetime, size: int, failed: set[int]) -> tuple[int, int]:
     batch = _candidates(
-        Fulfillment.objects.filter(status=Status.READY_FOR_PICKUP, pickup_expires_at__lte=now).exclude(
-            pk__in=failed
-        ),
+        # Not an order in a locker: its goods are behind a door until an associate takes them out
+        # (orders.services.lockers.locker_unload); the next run then cancels it.
+        Fulfillment.objects.filter(
+            status=Status.READY_FOR_PICKUP, pickup_expires_at__lte=now, compartment__isnull=True
+        ).exclude(pk__in=failed),
         size,
         ("pickup_expires_at", "pk"),
     )

@@ -46,6 +46,7 @@ def _target(w: World, label: str, role: str, side: str):
     loc = w.loc_for(role, side, _prefer(role))
     targets = {
         "stores.location": lambda: loc,
+        "stores.pickuppoint": lambda: w.lockers["S1" if side == "own" else "S2"],
         "inventory.sku": lambda: w.sku,
         "inventory.stocklevel": lambda: w.admin_objects["stocklevel"][_loc_key(w, loc)],
         "inventory.stockmovement": lambda: w.movements[_loc_key(w, loc)],
@@ -145,6 +146,38 @@ def change_probe(w: World, label: str, role: str, side: str) -> AdminChange:
             data=data,
             changed=lambda: model.objects.get(pk=obj.pk).name == "Renamed in the matrix",
             row=lambda: model.objects.filter(pk=obj.pk).values().get(),
+        )
+    if label == "stores.pickuppoint":
+        from stores.models import Compartment, PickupPoint
+
+        comps = list(Compartment.objects.filter(pickup_point=obj).order_by("pk"))
+        data = {
+            "name": "Renamed in the matrix",
+            "directions": obj.directions,
+            "is_active": "on" if obj.is_active else "",
+            "code": obj.code,
+            "store": obj.store_id,
+            "kind": obj.kind,
+            "compartments-TOTAL_FORMS": len(comps),
+            "compartments-INITIAL_FORMS": len(comps),
+            "compartments-MIN_NUM_FORMS": 0,
+            "compartments-MAX_NUM_FORMS": 1000,
+            "_save": "Save",
+        }
+        for i, c in enumerate(comps):
+            data |= {
+                f"compartments-{i}-id": c.pk,
+                f"compartments-{i}-pickup_point": obj.pk,
+                f"compartments-{i}-label": c.label,
+                f"compartments-{i}-size": c.size,
+                f"compartments-{i}-is_active": "on" if c.is_active else "",
+            }
+        return AdminChange(
+            obj=obj,
+            url=change_url(obj),
+            data=data,
+            changed=lambda: PickupPoint.objects.get(pk=obj.pk).name == "Renamed in the matrix",
+            row=lambda: PickupPoint.objects.filter(pk=obj.pk).values().get(),
         )
     if label == "inventory.stocklevel":
         before = StockLevel.objects.get(pk=obj.pk).on_hand

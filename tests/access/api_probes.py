@@ -387,6 +387,60 @@ def new_pickup_code(w, role, side):
     )
 
 
+# --- lockers ---------------------------------------------------------------------------------------
+
+
+def _store_side(w: World, role: str, side: str) -> str:
+    """The store ("S1"/"S2") of the role's side: lockers are at stores only (a warehouse's side is
+    the store of the same side; those roles are refused by role anyway)."""
+    return "S1" if _loc_key(w, w.loc_for(role, side)) in ("S1", "W1") else "S2"
+
+
+def locker_load(w, role, side):
+    at = _store_side(w, role, side)
+    f = w.fresh_fulfillment(side=side, at=at, method="pickup", state="ready_for_pickup")
+    locker = w.lockers[at]
+    label = locker.compartments.order_by("label").values_list("label", flat=True).last()
+
+    def effect(r):
+        now = Fulfillment.objects.get(pk=f.pk)
+        assert now.compartment is not None
+        assert (now.compartment.pickup_point_id, now.compartment.label) == (locker.pk, label)
+        assert r.json()["locker"] == locker.code
+
+    body = {"locker": locker.code, "compartment": label}
+    return Call("POST", f"{API}/fulfillments/{f.pk}/locker/", body, effect=effect)
+
+
+def locker_unload(w, role, side):
+    at = _store_side(w, role, side)
+    f = w.fresh_fulfillment(side=side, at=at, method="pickup", state="in_locker")
+
+    def effect(r):
+        now = Fulfillment.objects.get(pk=f.pk)
+        assert (now.compartment_id, now.status) == (None, "ready_for_pickup")
+
+    return Call("POST", f"{API}/fulfillments/{f.pk}/unload/", {"reason": "matrix"}, effect=effect)
+
+
+def lockers_list(w, role, side):
+    locker = w.lockers[_store_side(w, role, side)]
+    return Call("GET", f"{API}/lockers/?page_size=200", listed=_in("code", locker.code))
+
+
+def locker_open(w, role, side):
+    at = _store_side(w, role, side)
+    f = w.fresh_fulfillment(side=side, at=at, method="pickup", state="in_locker")
+    locker = w.lockers[at]
+
+    def effect(r):
+        now = Fulfillment.objects.get(pk=f.pk)
+        assert now.status == "collected"
+        assert r.json()["compartment"] == now.compartment.label
+
+    return Call("POST", f"{API}/lockers/{locker.code}/open/", {"pickup_code": f.pickup_code}, effect=effect)
+
+
 # --- refunds --------------------------------------------------------------------------------------
 
 
@@ -603,6 +657,10 @@ API_PROBES: dict[str, Callable[[World, str, str], Call]] = {
     "POST /fulfillments/{id}/cancel/": _step(
         "cancel", method="any", state="pending", to="cancelled", body={"reason": "matrix"}
     ),
+    "POST /fulfillments/{id}/locker/": locker_load,
+    "POST /fulfillments/{id}/unload/": locker_unload,
+    "GET /lockers/": lockers_list,
+    "POST /lockers/{code}/open/": locker_open,
     "POST /holds/": holds_create,
     "GET /holds/{id}/": hold_detail,
     "POST /holds/{id}/extend/": hold_extend,

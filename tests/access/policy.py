@@ -16,7 +16,7 @@ from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 
-ROLES = ("storefront", "associate", "warehouse", "manager", "network manager", "admin")
+ROLES = ("storefront", "associate", "warehouse", "manager", "network manager", "admin", "locker")
 CELLS = {"all", "own", "served", "owner", "-"}
 # Cells about an object's location or owner: one case with the user's own object, one with another's.
 SIDED = {"own", "served", "owner"}

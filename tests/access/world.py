@@ -40,11 +40,11 @@ from orders.services import (
     order_place,
 )
 from returns.models import Refund
-from stores.models import Location, Role
+from stores.models import Compartment, Location, PickupPoint, Role
 from stores.services import api_user_upsert, role_groups_sync
 from tests.factories import LocationFactory, SkuFactory, WarehouseFactory, make_staff
 
-ROLE_NAMES = ("storefront", "associate", "warehouse", "manager", "network manager", "admin")
+ROLE_NAMES = ("storefront", "associate", "warehouse", "manager", "network manager", "admin", "locker")
 
 # Far enough apart that an address at a location's coordinates is routed to that location.
 COORDS = {
@@ -80,6 +80,7 @@ class World:
     movements: dict = field(default_factory=dict)  # location key -> a StockMovement there
     notes: dict = field(default_factory=dict)  # location key -> an OrderNote on w.orders[key]
     refunds: dict = field(default_factory=dict)  # location key -> a requested Refund of an order there
+    lockers: dict = field(default_factory=dict)  # "S1", "S2" -> a PickupPoint (locker bank) at that store
     admin_objects: dict = field(default_factory=dict)  # "app.model" -> {"own": obj, "other": obj}
 
     # --- who is who -------------------------------------------------------------------------
@@ -91,14 +92,14 @@ class World:
     def own_loc(self, role: str, prefer: str = "S") -> Location:
         """The user's location: the associate's store S1, the warehouse's W1, and for the roles with
         both (manager) or with none (storefront, network manager, admin) S1, or W1 with prefer="W"."""
-        if role == "associate":
+        if role in ("associate", "locker"):
             return self.loc["S1"]
         if role == "warehouse":
             return self.loc["W1"]
         return self.loc[f"{prefer}1"]
 
     def other_loc(self, role: str, prefer: str = "S") -> Location:
-        if role == "associate":
+        if role in ("associate", "locker"):
             return self.loc["S2"]
         if role == "warehouse":
             return self.loc["W2"]
@@ -148,6 +149,7 @@ class World:
             "picked": [fulfillment_start, "pick"],
             "packed": [fulfillment_start, "pick", "pack"],
             "ready_for_pickup": [fulfillment_start, "pick", "ready"],
+            "in_locker": [fulfillment_start, "pick", "ready", "load"],
         }[state]
         from orders.services import fulfillment_pack, fulfillment_ready
 
@@ -158,6 +160,13 @@ class World:
                 fulfillment_pack(fulfillment_id=f.pk, user=None)
             elif step == "ready":
                 fulfillment_ready(fulfillment_id=f.pk, user=None)
+            elif step == "load":
+                from orders.selectors import free_compartments
+                from orders.services import locker_load
+
+                locker = next(lk for lk in self.lockers.values() if lk.store_id == f.location_id)
+                comp = free_compartments(locker=locker).first()
+                locker_load(fulfillment_id=f.pk, locker=locker.code, compartment=comp.label, user=None)
             else:
                 step(fulfillment_id=f.pk, user=None)
         f.refresh_from_db()
@@ -177,6 +186,7 @@ def _user(role_name: str, w: World, username: str):
         "associate": [w.loc["S1"].code],
         "warehouse": [w.loc["W1"].code],
         "manager": [w.loc["S1"].code, w.loc["W1"].code],
+        "locker": [w.loc["S1"].code],  # the controller of S1's locker bank
     }[role_name]
     user, _ = api_user_upsert(username=username, role=role_name, location_codes=codes)
     return user
@@ -196,6 +206,13 @@ def build_world() -> World:
     w.loc["W2"] = WarehouseFactory(
         code="ACC-W2", name="Other warehouse", latitude=COORDS["W2"][0], longitude=COORDS["W2"][1]
     )
+    for key in ("S1", "S2"):
+        w.lockers[key] = PickupPoint.objects.create(
+            code=f"ACC-L{key}", store=w.loc[key], name=f"Locker at {key}", kind="locker"
+        )
+        Compartment.objects.bulk_create(
+            Compartment(pickup_point=w.lockers[key], label=f"A{i}") for i in range(1, 7)
+        )
     w.sku = SkuFactory(code="ACC-TEE")
     w.sku2 = SkuFactory(code="ACC-CAP")
     for key, loc in w.loc.items():

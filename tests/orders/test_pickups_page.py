@@ -332,3 +332,42 @@ def test_the_card_never_shows_the_pickup_code(net, associate, counter):
         page = counter.get(url).content.decode()
         assert f.pickup_code not in page, url
         assert f"{f.pickup_code[:4]}-{f.pickup_code[4:]}" not in page, url
+
+
+def test_load_into_a_locker_and_take_it_out_from_the_card(net, associate, counter):
+    from stores.models import Compartment, PickupPoint
+
+    bank = PickupPoint.objects.create(code="SBY-L1", store=net.shibuya, name="Shibuya lockers")
+    a1 = Compartment.objects.create(pickup_point=bank, label="A1")
+    Compartment.objects.create(pickup_point=bank, label="A2")
+    f = ready(pickup_order(net, ("TEE-0", 1)), associate)
+    old_code = f.pickup_code
+    page = counter.get(card(f)).content.decode()
+    assert 'value="SBY-L1:A1"' in page
+    assert 'value="SBY-L1:A2"' in page
+    # No compartment chosen: refused, nothing changes.
+    before = Fulfillment.objects.filter(pk=f.pk).values().get()
+    r = counter.post(card(f), {"step": "locker", "compartment": ""}, follow=True)
+    assert "Choose a free compartment" in r.content.decode()
+    assert Fulfillment.objects.filter(pk=f.pk).values().get() == before
+
+    r = counter.post(card(f), {"step": "locker", "compartment": "SBY-L1:A1"}, follow=True)
+    f.refresh_from_db()
+    assert f.compartment_id == a1.pk
+    assert f.pickup_code != old_code  # the customer was sent a new code for the locker
+    page = r.content.decode()
+    assert "In locker" in page
+    assert 'id="collect"' not in page  # handed over by the locker, not at the counter
+    assert "In locker SBY-L1, A1" in counter.get(PAGE).content.decode()
+    # A2 is still free for the next order; A1 is not offered.
+    g = ready(pickup_order(net, ("TEE-1", 1), phone="090-2345-0009"), associate)
+    page = counter.get(card(g)).content.decode()
+    assert 'value="SBY-L1:A2"' in page
+    assert 'value="SBY-L1:A1"' not in page
+    # Taken out: back at the counter.
+    counter.post(card(f), {"step": "unload", "reason": "customer came to the counter"})
+    f.refresh_from_db()
+    assert f.compartment_id is None
+    assert f.status == FulfillmentStatus.READY_FOR_PICKUP
+    types = set(OrderEvent.objects.filter(fulfillment=f, channel="admin").values_list("type", flat=True))
+    assert {"locker_loaded", "locker_unloaded"} <= types

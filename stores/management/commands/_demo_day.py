@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from inventory.selectors import location_stock
 from orders.models import Fulfillment, Order
+from orders.selectors import free_compartments
 from orders.services import (
     CustomerIn,
     FulfillmentIn,
@@ -28,11 +29,12 @@ from orders.services import (
     fulfillment_collect,
     fulfillment_ready,
     fulfillment_start,
+    locker_load,
     order_customer_arrived,
     order_note_add,
     order_place,
 )
-from stores.models import Location, LocationKind
+from stores.models import Location, LocationKind, PickupPoint
 
 DOMAIN = "demo-day.example"
 NAMES = [
@@ -59,6 +61,7 @@ DAY = [
     ("arrived_curbside", 1),
     ("arrived_in_person", 1),
     ("collected", 1),
+    ("in_locker", 1),  # where the store has a locker bank; otherwise it waits at the counter
 ]
 
 
@@ -146,5 +149,20 @@ def _work(f: Fulfillment, what: str, user) -> None:
         order_customer_arrived(number=f.order.number, note="Blue van, bay 3", user=user, channel="admin")
     elif what == "arrived_in_person":
         order_customer_arrived(number=f.order.number, user=user, channel="admin")
+    elif what == "in_locker":
+        free = next((c for c in _free_compartments(f.location) if c), None)
+        if free is not None:
+            locker_load(
+                fulfillment_id=f.pk,
+                locker=free.pickup_point.code,
+                compartment=free.label,
+                user=user,
+                channel="admin",
+            )
     elif what == "collected":
         fulfillment_collect(fulfillment_id=f.pk, pickup_code=f.pickup_code, user=user, channel="admin")
+
+
+def _free_compartments(store: Location):
+    for bank in PickupPoint.objects.filter(store=store, is_active=True).order_by("code"):
+        yield free_compartments(locker=bank).select_related("pickup_point").first()

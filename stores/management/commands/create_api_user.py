@@ -3,11 +3,13 @@
     manage.py create_api_user --username shop --role storefront
     manage.py create_api_user --username hanako --role associate --location TKY-SHIBUYA --location TKY-GINZA
     manage.py create_api_user --username boss --role manager --network
+    manage.py create_api_user --username locker-sby --role locker --location TKY-SHIBUYA
 
 --location replaces the user's assignments; without it an existing user keeps them. A manager
 needs --location (acts at those locations) or --network (acts at every location).
 Staff roles (associate, warehouse, manager) get is_staff and their role's admin group;
-set a password for the admin with `manage.py changepassword NAME`.
+set a password for the admin with `manage.py changepassword NAME`. A locker controller (role
+locker, a device) is API-only and opens the lockers of its --location stores, nothing else.
 """
 
 from django.core.management.base import BaseCommand, CommandError

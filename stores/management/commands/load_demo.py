@@ -21,7 +21,15 @@ from django.db import transaction
 
 from inventory.models import Sku, StockLevel
 from inventory.services import ImportRow, stock_import, stock_set_safety_stock
-from stores.models import Location, LocationKind, Role
+from stores.models import (
+    Compartment,
+    CompartmentSize,
+    Location,
+    LocationKind,
+    PickupPoint,
+    PickupPointKind,
+    Role,
+)
 from stores.services import api_token_create, api_user_upsert, role_groups_sync
 
 from ._demo_day import demo_day
@@ -72,6 +80,8 @@ WAREHOUSES = [
         True,
     ),
 ]
+# (code, store, name, directions, compartments)
+DEMO_LOCKER = ("SBY-L1", "TKY-SHIBUYA", "Shibuya locker", "Ground floor, by the Jinnan entrance", 12)
 STORES = [
     (
         "TKY-SHIBUYA",
@@ -381,6 +391,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             n_loc = self._locations()
             n_sku = self._skus()
+            self._lockers()
         n_rows, n_safety = self._stock()
         users = self._users(admin_password, staff_password)
         pictures = self._pictures()
@@ -408,6 +419,12 @@ class Command(BaseCommand):
         w("  API token for the storefront account (new on every run):")
         w(f"    {token}")
         w(f'  Try: curl -H "Authorization: Token {token}" {base_url}/api/v1/locations/')
+        w(
+            f"  Locker bank  {DEMO_LOCKER[0]} at {DEMO_LOCKER[1]}, {DEMO_LOCKER[4]} compartments; its controller:"
+        )
+        w(
+            f"    manage.py create_api_user --username locker-shibuya --role locker --location {DEMO_LOCKER[1]}"
+        )
         w("=" * 78)
 
     def _locations(self) -> int:
@@ -442,6 +459,29 @@ class Command(BaseCommand):
                 )
         Location.objects.bulk_create(new)
         return len(new)
+
+    def _lockers(self) -> None:
+        """A locker bank at one store (docs/orders.md, "Lockers"): 12 compartments A1-C4, the
+        bottom row large. Kept as it is when it exists."""
+        code, store_code, name, directions, count = DEMO_LOCKER
+        store = Location.objects.filter(code=store_code).first()
+        if store is None or PickupPoint.objects.filter(code=code).exists():
+            return
+        locker = PickupPoint.objects.create(
+            code=code, store=store, kind=PickupPointKind.LOCKER, name=name, directions=directions
+        )
+        Compartment.objects.bulk_create(
+            Compartment(
+                pickup_point=locker,
+                label=f"{'ABC'[i // 4]}{i % 4 + 1}",
+                size=CompartmentSize.LARGE
+                if i >= 8
+                else CompartmentSize.SMALL
+                if i < 4
+                else CompartmentSize.MEDIUM,
+            )
+            for i in range(count)
+        )
 
     def _skus(self) -> int:
         existing = set(Sku.objects.values_list("code", flat=True))
