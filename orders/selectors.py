@@ -363,7 +363,6 @@ def counter_card(*, fulfillment: Fulfillment, other_limit: int = 20) -> CounterC
     )
 
 
-
 def counter_lockers(*, fulfillment: Fulfillment) -> list[tuple[PickupPoint, list[Compartment]]]:
     """The locker banks of the fulfillment's store with their free compartments, for the card's
     "load into a locker" (empty when it is not a ready pickup, or already in a compartment). One
