@@ -26,7 +26,7 @@ def _order_qs() -> QuerySet[Order]:
         Prefetch("lines", queryset=OrderLine.objects.select_related("sku").order_by("pk")),
         Prefetch(
             "fulfillments",
-            queryset=Fulfillment.objects.select_related("location")
+            queryset=Fulfillment.objects.select_related("location", "transfer")
             .prefetch_related(
                 Prefetch("lines", queryset=FulfillmentLine.objects.select_related("sku").order_by("pk"))
             )
@@ -125,7 +125,7 @@ def order_events(*, order: Order) -> QuerySet[OrderEvent]:
 
 def fulfillment_list(*, user) -> QuerySet[Fulfillment]:
     """Fulfillments at the user's locations, oldest first (the work queue)."""
-    qs = Fulfillment.objects.select_related("location", "order", "claimed_by").prefetch_related(
+    qs = Fulfillment.objects.select_related("location", "order", "claimed_by", "transfer").prefetch_related(
         Prefetch("lines", queryset=FulfillmentLine.objects.select_related("sku").order_by("pk"))
     )
     ids = user_location_ids(user)
