@@ -246,9 +246,9 @@ def transfer_arrival(arrival: TransferArrival) -> ArrivalClaim | None:
 
     def then() -> None:
         user = arrival.user
-        for sku, q in arrival.sent.items():
+        for sku, q in reserve.items():  # what did not arrive comes off `incoming` in `replan`
             FulfillmentLine.objects.filter(pk=lines[sku].pk).update(
-                quantity=F("quantity") + reserve[sku], incoming_quantity=F("incoming_quantity") - q
+                quantity=F("quantity") + q, incoming_quantity=F("incoming_quantity") - q
             )
         received = fulfillment_event(
             store_f,
