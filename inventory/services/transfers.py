@@ -83,7 +83,7 @@ def transfer_receive(*, transfer_id: int, user=None, received: dict[str, int] | 
     """
     try:
         transfer = (
-            Transfer.objects.select_for_update()
+            Transfer.objects.select_for_update(of=("self",))
             .select_related("to_location", "from_location")
             .get(pk=transfer_id)
         )

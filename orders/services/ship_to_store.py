@@ -30,6 +30,7 @@ from django.utils import timezone
 from config.errors import PolicyViolation
 from inventory.exceptions import InsufficientStock
 from inventory.hooks import ArrivalClaim, TransferArrival
+from inventory.models import StockLevel
 from inventory.services import Line, stock_levels_lock, stock_release, stock_reserve, transfer_create
 from stores.models import Location, LocationKind
 
@@ -84,9 +85,29 @@ def sourcing_ship_to_store(
 ) -> Sourcing:
     """The store is short (placement's lookup said so) and allows ship to store: reserve what it has
     and route the rest to warehouses, all in one `stock_reserve` (levels locked in pk order, so it
-    never deadlocks with other reservations; guarded, so it never oversells). Routing retries once
-    when stock moved (sourcing.route_and_reserve). Nobody has the rest: the store's 409, nothing
-    written."""
+    never deadlocks with other reservations; guarded, so it never oversells). When stock moved since
+    it was read, the store's units are read again and routing runs again, once; then the store's
+    409 (with nearby stock), nothing written."""
+    try:
+        return _reserve_split(
+            store=store, method=method, lines=lines, available=available, reference=reference, user=user
+        )
+    except InsufficientStock:
+        pass
+    available = dict(
+        StockLevel.objects.with_available()
+        .filter(location=store, sku_id__in=[ln.sku.pk for ln in lines])
+        .values_list("sku_id", "available")
+    )
+    try:
+        return _reserve_split(
+            store=store, method=method, lines=lines, available=available, reference=reference, user=user
+        )
+    except InsufficientStock:
+        raise short_at_store(store=store, method=method, lines=lines, available=available) from None
+
+
+def _reserve_split(*, store, method, lines, available, reference, user) -> Sourcing:
     store_lines = [
         Line(store.pk, ln.sku.pk, min(ln.quantity, max(0, available.get(ln.sku.pk, 0)))) for ln in lines
     ]
@@ -94,17 +115,14 @@ def sourcing_ship_to_store(
     at_store = {sl.sku_id: sl.quantity for sl in store_lines}
     missing = [SkuLine(ln.sku, ln.quantity - at_store.get(ln.sku.pk, 0)) for ln in lines]
     missing = [m for m in missing if m.quantity > 0]
-    try:
-        decision, _ = route_and_reserve(
-            method=FulfillmentMethod.SHIP,
-            store=None,
-            near=(store.latitude, store.longitude),
-            lines=missing,
-            reserve=lambda legs: stock_reserve(lines=[*store_lines, *legs], reference=reference, user=user),
-            only_kind=LocationKind.WAREHOUSE,
-        )
-    except InsufficientStock:
-        raise short_at_store(store=store, method=method, lines=lines, available=available) from None
+    decision, _ = route_and_reserve(
+        method=FulfillmentMethod.SHIP,
+        store=None,
+        near=(store.latitude, store.longitude),
+        lines=missing,
+        reserve=lambda legs: stock_reserve(lines=[*store_lines, *legs], reference=reference, user=user),
+        only_kind=LocationKind.WAREHOUSE,
+    )
     promised = ready_by(store)
     record = pickup_record(
         method=method,
