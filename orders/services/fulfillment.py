@@ -378,7 +378,8 @@ def fulfillment_cancel(
         return ship_to_store.leg_cancel(f, user=user, reason=reason, channel=channel)
     # Ship to store: the warehouses' parts not yet sent go with it (what is on its way arrives at
     # the store as ordinary stock), and the units they carried are cancelled and refunded too.
-    legs = ship_to_store.live_legs(f)
+    # (only an awaiting one has any: it becomes pending once nothing is on its way)
+    legs = ship_to_store.live_legs(f) if f.status == Status.AWAITING_TRANSFER else []
     all_lines = fulfillment_lines(f)
     lines = [ln for ln in all_lines if ln.quantity > 0]
     releases = [Line(f.location_id, ln.sku_id, ln.quantity) for ln in lines]
