@@ -7,6 +7,11 @@ so what it writes (an outbox row) commits or rolls back with the change.
 Two events, both about one SKU at one location, emitted by inventory.services.changes:
 - `Restock`: availability went from nothing to something;
 - `OutOfStock`: availability went from something to nothing.
+
+And one question, asked by `transfer_receive` before it counts a transfer in: `TransferArrival`.
+A listener (orders' ship to store) may claim the arriving units for an order: they are counted in
+already reserved (one ledger row, no moment in which another buyer could take them), and its
+`then` runs after the stock change, in the same transaction.
 """
 
 from __future__ import annotations
@@ -62,3 +67,38 @@ def emit_out_of_stock(events: list[OutOfStock]) -> None:
     if events:
         for listener in list(_out_of_stock_listeners):
             listener(events)
+
+
+@dataclass(frozen=True)
+class TransferArrival:
+    """A transfer being received (its row locked): units sent and units counted in, per SKU id."""
+
+    transfer_id: int
+    to_location_id: int
+    sent: dict[int, int]
+    received: dict[int, int]
+    user: object = None
+
+
+@dataclass(frozen=True)
+class ArrivalClaim:
+    """Units of an arriving transfer to count in as reserved ({sku_id: units}, at most what was
+    received), and what to do once they are (in the receipt's transaction)."""
+
+    reserve: dict[int, int]
+    then: Callable[[], None]
+
+
+ArrivalListener = Callable[[TransferArrival], "ArrivalClaim | None"]
+_arrival_listeners: list[ArrivalListener] = []
+
+
+def on_transfer_arrival(listener: ArrivalListener) -> ArrivalListener:
+    if listener not in _arrival_listeners:
+        _arrival_listeners.append(listener)
+    return listener
+
+
+def claim_arrival(arrival: TransferArrival) -> list[ArrivalClaim]:
+    """Ask every listener; the claims they make (each locks what it changes before the stock)."""
+    return [c for listener in list(_arrival_listeners) if (c := listener(arrival)) is not None]

@@ -204,12 +204,16 @@ class Transfer(models.Model):
 class TransferLine(models.Model):
     transfer = models.ForeignKey(Transfer, on_delete=models.CASCADE, related_name="lines")
     sku = models.ForeignKey(Sku, on_delete=models.PROTECT)
-    quantity = models.PositiveIntegerField()
+    quantity = models.PositiveIntegerField()  # sent
+    received_quantity = models.PositiveIntegerField(null=True, blank=True)  # counted in (null: not yet)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["transfer", "sku"], name="transferline_unique"),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="transferline_quantity_gt_0"),
+            models.CheckConstraint(
+                condition=Q(received_quantity__lte=F("quantity")), name="transferline_received_le_sent"
+            ),
         ]
 
     def __str__(self) -> str:

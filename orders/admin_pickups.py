@@ -267,6 +267,8 @@ class PickupAdmin(admin.ModelAdmin):
 
     @admin.display(description="Waiting")
     def waiting(self, f):
+        if f.status == FulfillmentStatus.AWAITING_TRANSFER and f.ready_by:
+            return f"due {f.ready_by:%a %d %b} (in transit)"
         if f.status == FulfillmentStatus.READY_FOR_PICKUP and f.pickup_expires_at:
             return f"until {last_day(location=f.location, expires_at=f.pickup_expires_at):%a %d %b}"
         return f"since {_at_store(f, f.created_at):%a %H:%M}"

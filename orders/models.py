@@ -21,6 +21,14 @@ class FulfillmentMethod(models.TextChoices):
     SHIP = "ship", "Ship to an address"  # a carrier takes it to the customer
     PICKUP = "pickup", "Pick up in store"  # the customer collects at the counter
     CURBSIDE = "curbside", "Curbside pickup"  # an associate brings it out to the car
+    # Not a customer's choice: a warehouse's part of a ship-to-store order, sent to the pickup store.
+    TO_STORE = "to_store", "Sent to the pickup store"
+
+
+# What a customer may choose (orders and their input); `to_store` is internal work.
+ORDER_METHOD_CHOICES = [
+    (v, label) for v, label in FulfillmentMethod.choices if v != FulfillmentMethod.TO_STORE
+]
 
 
 class NotificationChannel(models.TextChoices):
@@ -70,6 +78,8 @@ class OrderStatus(models.TextChoices):
     PARTIALLY_SHIPPED = "partially_shipped", "Partially shipped"  # some fulfillments left, others not yet
     SHIPPED = "shipped", "Shipped"  # every live ship fulfillment left the building
     READY_FOR_PICKUP = "ready_for_pickup", "Ready for pickup"  # waiting at the counter
+    # Ship to store: goods are on their way from a warehouse to the pickup store (`ready_by`).
+    IN_TRANSIT_TO_STORE = "in_transit_to_store", "In transit to store"
     COMPLETED = "completed", "Completed"  # everything shipped or collected
     CANCELLED = "cancelled", "Cancelled"  # nothing left to fulfill, nothing left the building
 
@@ -95,7 +105,7 @@ class Order(models.Model):
     currency = models.CharField(max_length=3)
     subtotal = models.DecimalField(max_digits=14, decimal_places=2)
     total = models.DecimalField(max_digits=14, decimal_places=2)
-    fulfillment_method = models.CharField(max_length=16, choices=FulfillmentMethod.choices)
+    fulfillment_method = models.CharField(max_length=16, choices=ORDER_METHOD_CHOICES)
     pickup_location = models.ForeignKey(
         Location, null=True, blank=True, on_delete=models.PROTECT, related_name="pickup_orders"
     )
@@ -182,6 +192,8 @@ class OrderLine(models.Model):
 
 class FulfillmentStatus(models.TextChoices):
     PENDING = "pending", "Pending"  # queued at its location, nobody on it yet
+    # Pickup (ship to store): waits for units a warehouse sends; cannot be worked until they arrive.
+    AWAITING_TRANSFER = "awaiting_transfer", "Awaiting transfer"
     PICKING = "picking", "Picking"  # claimed by a worker who is picking it
     PACKED = "packed", "Packed"  # picked and packed, waiting for the carrier (ship)
     SHIPPED = "shipped", "Shipped"  # handed to the carrier: stock committed
@@ -246,6 +258,21 @@ class Fulfillment(models.Model):
         related_name="fulfillments",
         db_index=False,  # indexed where set (Meta): every order placed would pay for an index of NULLs
     )
+    # Ship to store (orders.services.ship_to_store). On the store's pickup fulfillment: the day it
+    # was promised ready (store calendar). On a warehouse's `to_store` fulfillment: the pickup
+    # fulfillment it supplies and, once shipped, the transfer carrying the goods.
+    ready_by = models.DateField(null=True, blank=True)
+    supplies = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="supplied_by", db_index=False
+    )  # indexed where set (Meta)
+    transfer = models.ForeignKey(
+        "inventory.Transfer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )  # indexed where set (Meta): the arrival of a transfer finds its fulfillment
 
     class Meta:
         ordering = ["id"]
@@ -261,6 +288,12 @@ class Fulfillment(models.Model):
             models.CheckConstraint(
                 condition=Q(compartment__isnull=True) | Q(method="pickup"),
                 name="fulfillment_locker_is_pickup",
+            ),
+            # Only a warehouse's part of a ship-to-store order supplies another fulfillment.
+            models.CheckConstraint(
+                condition=Q(method="to_store", supplies__isnull=False)
+                | (~Q(method="to_store") & Q(supplies__isnull=True)),
+                name="fulfillment_to_store_supplies",
             ),
         ]
         indexes = [
@@ -289,6 +322,12 @@ class Fulfillment(models.Model):
                 name="fulfillment_pickup_remind_idx",
                 condition=Q(status="ready_for_pickup", pickup_reminded_at__isnull=True),
             ),
+            models.Index(
+                fields=["supplies"], name="fulfillment_supplies_idx", condition=Q(supplies__isnull=False)
+            ),
+            models.Index(
+                fields=["transfer"], name="fulfillment_transfer_idx", condition=Q(transfer__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -314,6 +353,9 @@ class FulfillmentLine(models.Model):
     sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+")
     quantity = models.PositiveIntegerField()  # reserved at the fulfillment's location for this line
     picked_quantity = models.PositiveIntegerField(null=True, blank=True)
+    # Ship to store: units on their way from a warehouse for this line, not yet reserved here; on
+    # arrival they move to `quantity` (reserved at the store).
+    incoming_quantity = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -346,6 +388,8 @@ class EventType(models.TextChoices):
     REFUND_REQUESTED = "refund_requested", "Refund requested"
     REFUND_COMPLETED = "refund_completed", "Refund completed"
     REFUND_FAILED = "refund_failed", "Refund failed"
+    TRANSFER_SHIPPED = "transfer_shipped", "Sent from a warehouse to the store"
+    TRANSFER_RECEIVED = "transfer_received", "Received at the store from a warehouse"
 
 
 class OrderEvent(models.Model):

@@ -47,7 +47,7 @@ def _order_qs() -> QuerySet[Order]:
         Prefetch("lines", queryset=OrderLine.objects.select_related("sku").order_by("pk")),
         Prefetch(
             "fulfillments",
-            queryset=Fulfillment.objects.select_related("location", "compartment__pickup_point")
+            queryset=Fulfillment.objects.select_related("location", "compartment__pickup_point", "transfer")
             .prefetch_related(
                 Prefetch("lines", queryset=FulfillmentLine.objects.select_related("sku").order_by("pk"))
             )
@@ -147,7 +147,7 @@ def order_events(*, order: Order) -> QuerySet[OrderEvent]:
 def fulfillment_list(*, user) -> QuerySet[Fulfillment]:
     """Fulfillments at the user's locations, oldest first (the work queue)."""
     qs = Fulfillment.objects.select_related(
-        "location", "order", "claimed_by", "compartment__pickup_point"
+        "location", "order", "claimed_by", "compartment__pickup_point", "transfer"
     ).prefetch_related(
         Prefetch("lines", queryset=FulfillmentLine.objects.select_related("sku").order_by("pk"))
     )
@@ -204,7 +204,8 @@ def customer_orders(*, customer: Customer, user, limit: int = 50) -> list[Order]
 
 PICKUP_METHODS = (FulfillmentMethod.PICKUP, FulfillmentMethod.CURBSIDE)
 TO_PICK = (FulfillmentStatus.PENDING, FulfillmentStatus.PICKING)
-AT_THE_COUNTER = (*TO_PICK, FulfillmentStatus.READY_FOR_PICKUP)
+IN_TRANSIT = FulfillmentStatus.AWAITING_TRANSFER  # ship to store: the goods are on their way
+AT_THE_COUNTER = (*TO_PICK, FulfillmentStatus.READY_FOR_PICKUP, IN_TRANSIT)
 
 # The tiles of the counter page, in the order they are shown: name -> label.
 COUNTER_TILES = {
@@ -214,6 +215,7 @@ COUNTER_TILES = {
     "ready": "Ready",
     "overdue": "Overdue",
     "expiring_today": "Expiring today",
+    "in_transit": "In transit to store",
 }
 
 
@@ -248,6 +250,19 @@ def _today_ends(stores) -> Q:
     return cond
 
 
+def _late_transfers(stores, now: dt.datetime) -> Q:
+    """Promised before today (each store's own calendar day): `ready_by` has passed."""
+    from .services.window import store_zone  # services import the selectors
+
+    by_day: dict[dt.date, list[int]] = {}
+    for s in stores:
+        by_day.setdefault(now.astimezone(store_zone(s)).date(), []).append(s.pk)
+    cond = Q(pk__in=[])
+    for today, ids in by_day.items():
+        cond |= Q(location_id__in=ids, ready_by__lt=today)
+    return cond
+
+
 def counter_tile_filters(*, stores, now: dt.datetime | None = None) -> dict[str, Q]:
     """What each tile counts, as a condition on `counter_pickups` (one definition for the count and
     the list behind the tile).
@@ -256,7 +271,9 @@ def counter_tile_filters(*, stores, now: dt.datetime | None = None) -> dict[str,
     - to pick: nobody has made it ready yet; ready: waiting at the counter with a pickup code;
     - overdue: to pick for longer than OMS["PICKUP_READY_WITHIN_MINUTES"] (the promise made to the
       customer), or ready with its window ended (the expiry sweep cancels it on its next run);
-    - expiring today: ready, and its window ends before the store's midnight tonight.
+    - expiring today: ready, and its window ends before the store's midnight tonight;
+    - in transit to store: ship to store, waiting for the warehouse's transfer (overdue once its
+      promised day `ready_by` has passed, in the store's calendar).
     """
     now = now or timezone.now()
     promise = dt.timedelta(minutes=settings.OMS["PICKUP_READY_WITHIN_MINUTES"])
@@ -268,8 +285,10 @@ def counter_tile_filters(*, stores, now: dt.datetime | None = None) -> dict[str,
         "to_pick": Q(status__in=TO_PICK),
         "ready": ready,
         "overdue": Q(status__in=TO_PICK, created_at__lt=now - promise)
-        | (ready & Q(pickup_expires_at__lte=now)),
+        | (ready & Q(pickup_expires_at__lte=now))
+        | (Q(status=IN_TRANSIT) & _late_transfers(stores, now)),
         "expiring_today": ready & Q(pickup_expires_at__gt=now) & _today_ends(stores),
+        "in_transit": Q(status=IN_TRANSIT),
     }
 
 
@@ -288,6 +307,7 @@ def counter_queue_ordering() -> list:
         When(customer_arrived_at__isnull=False, method=FulfillmentMethod.CURBSIDE, then=Value(0)),
         When(customer_arrived_at__isnull=False, then=Value(1)),
         When(status__in=TO_PICK, then=Value(2)),
+        When(status=IN_TRANSIT, then=Value(4)),
         default=Value(3),
         output_field=IntegerField(),
     )

@@ -2,7 +2,13 @@
 
     pending -> picking -> packed -> shipped                    (ship)
     pending -> picking -> ready_for_pickup -> collected        (pickup, curbside)
+    awaiting_transfer -> pending                               (pickup, curbside: ship to store)
+    pending -> picking -> packed -> shipped                    (to_store: a warehouse sends it)
     cancelled from any state before the goods leave the building (shipped, collected are final)
+
+A `to_store` fulfillment is a warehouse's part of a ship-to-store order (orders.services.
+ship_to_store): work for the warehouse, not something the customer receives, so the order's status
+is derived from the customer's fulfillments only.
 
 `transition()` is the one way a fulfillment changes status: it locks the row, checks the table
 (and the method), saves, writes the OrderEvent and recomputes the order's status.
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db.models import Q
 from django.utils import timezone
 
 from .exceptions import InvalidTransition
@@ -29,6 +36,7 @@ from .models import (
 Status = FulfillmentStatus
 
 FULFILLMENT_TRANSITIONS: dict[str, set[str]] = {
+    Status.AWAITING_TRANSFER: {Status.PENDING, Status.CANCELLED},
     Status.PENDING: {Status.PICKING, Status.CANCELLED},
     Status.PICKING: {Status.PACKED, Status.READY_FOR_PICKUP, Status.CANCELLED},
     Status.PACKED: {Status.SHIPPED, Status.CANCELLED},
@@ -40,16 +48,16 @@ FULFILLMENT_TRANSITIONS: dict[str, set[str]] = {
 
 # Statuses that only one method reaches.
 _SHIP_ONLY = {Status.PACKED, Status.SHIPPED}
-_PICKUP_ONLY = {Status.READY_FOR_PICKUP, Status.COLLECTED}
+_PICKUP_ONLY = {Status.READY_FOR_PICKUP, Status.COLLECTED, Status.AWAITING_TRANSFER}
 
-LEFT_THE_BUILDING = frozenset({Status.SHIPPED, Status.COLLECTED})
+LEFT_THE_BUILDING = frozenset({Status.SHIPPED, Status.COLLECTED})  # for the customer (not `to_store`)
 FINAL = frozenset({Status.SHIPPED, Status.COLLECTED, Status.CANCELLED})
 
 
 def allowed(*, method: str, from_status: str, to_status: str) -> bool:
     if to_status not in FULFILLMENT_TRANSITIONS.get(from_status, set()):
         return False
-    if method == FulfillmentMethod.SHIP:
+    if method in (FulfillmentMethod.SHIP, FulfillmentMethod.TO_STORE):
         return to_status not in _PICKUP_ONLY
     return to_status not in _SHIP_ONLY
 
@@ -63,8 +71,9 @@ def check(fulfillment: Fulfillment, to_status: str) -> None:
 
 
 def order_status_from(statuses: Iterable[tuple[str, str]]) -> str:
-    """The order's status from its fulfillments' (method, status) pairs. Never set by hand."""
-    live = [(m, s) for m, s in statuses if s != Status.CANCELLED]
+    """The order's status from its fulfillments' (method, status) pairs. Never set by hand.
+    A warehouse's `to_store` part counts through the pickup fulfillment it supplies, not itself."""
+    live = [(m, s) for m, s in statuses if s != Status.CANCELLED and m != FulfillmentMethod.TO_STORE]
     if not live:
         return OrderStatus.CANCELLED
     done = [s for _, s in live if s in LEFT_THE_BUILDING]
@@ -80,6 +89,9 @@ def order_status_from(statuses: Iterable[tuple[str, str]]) -> str:
         return OrderStatus.READY_FOR_PICKUP
     if all(s == Status.PENDING for _, s in live):
         return OrderStatus.PLACED
+    waiting = {Status.AWAITING_TRANSFER, Status.PENDING}
+    if all(s in waiting for _, s in live):
+        return OrderStatus.IN_TRANSIT_TO_STORE
     return OrderStatus.IN_PROGRESS
 
 
@@ -115,16 +127,27 @@ def order_status_refresh(
 def lock_fulfillment(fulfillment_id: int) -> Fulfillment:
     from .exceptions import UnknownFulfillment
 
+    """The fulfillment, locked. A warehouse's `to_store` one is locked together with the pickup
+    fulfillment it supplies, in pk order (that one first), in the same statement: every writer that
+    holds both (a cancellation, a short pick re-planned) takes them in that order."""
     try:
-        return (
+        rows = list(
             Fulfillment.objects.select_for_update(of=("self",))
             .select_related("order", "location")
-            .get(pk=fulfillment_id)
+            .filter(
+                Q(pk=fulfillment_id)
+                | Q(pk__in=Fulfillment.objects.filter(pk=fulfillment_id).values("supplies_id"))
+            )
+            .order_by("pk")
         )
-    except (Fulfillment.DoesNotExist, ValueError, TypeError):
+    except (ValueError, TypeError):
+        rows = []
+    found = [f for f in rows if str(f.pk) == str(fulfillment_id)]
+    if not found:
         raise UnknownFulfillment(
             f"Unknown fulfillment {fulfillment_id}.", details={"fulfillment": fulfillment_id}
         ) from None
+    return found[0]
 
 
 def transition(

@@ -27,6 +27,7 @@ class RefundCause(models.TextChoices):
     SHORT_PICK = "short_pick", "Short pick nobody could fill"  # not on the shelf, not re-routable
     PICKUP_EXPIRED = "pickup_expired", "Pickup not collected in time"  # the pickup-expiry sweep
     PARTIAL_HANDOVER = "partial_handover", "Partial hand-over"  # the customer took fewer units
+    SHORT_TRANSFER = "short_transfer", "Short transfer nobody could fill"  # ship to store: lost on the way
     RETURN_RECEIVED = "return_received", "Return received"  # the returns issue
 
 

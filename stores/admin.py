@@ -95,6 +95,8 @@ class LocationAdmin(LocationScopedAdmin):
                     "offers_pickup",
                     "pickup_window_days",
                     "pickup_reminder_days",
+                    "ship_to_store",
+                    "transit_days",
                     "accepts_returns",
                     "fulfillment_priority",
                     "daily_capacity",

@@ -51,6 +51,16 @@ class Location(models.Model):
         default=7, validators=[MinValueValidator(1), MaxValueValidator(60)]
     )
     pickup_reminder_days = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(60)])
+    # Ship to store (docs/orders.md, "Ship to store"): a pickup order for goods the store lacks is
+    # accepted, the missing units sent from a warehouse; they take `transit_days` store days to arrive.
+    ship_to_store = models.BooleanField(
+        default=False, help_text="Accepts pickup orders for goods it lacks, sent from a warehouse."
+    )
+    transit_days = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MaxValueValidator(30)],
+        help_text="Days for goods from a warehouse to reach this store (the date promised to the customer).",
+    )
 
     class Meta:
         ordering = ["code"]
@@ -68,6 +78,9 @@ class Location(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(pickup_reminder_days__lte=60), name="location_pickup_reminder_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(transit_days__lte=30), name="location_transit_days_range"
             ),
         ]
 

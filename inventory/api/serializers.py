@@ -7,7 +7,7 @@ from rest_framework import serializers
 from config.errors import InvalidInput
 from inventory.models import MovementKind, Sku, StockLevel, StockMovement, Transfer, TransferStatus
 from inventory.selectors import AVAILABILITY_LIMIT, AVAILABILITY_MAX_LIMIT, low_stock_threshold
-from orders.models import FulfillmentMethod
+from orders.models import ORDER_METHOD_CHOICES
 from stores.api.fields import NearField, RadiusField
 from stores.models import LocationKind
 
@@ -97,6 +97,20 @@ class TransferInputSerializer(serializers.Serializer):
         return attrs
 
 
+class ReceivedLineInputSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64, help_text="SKU code.")
+    quantity = QuantityField(allow_zero=True, help_text="Units counted in: 0 to what was sent.")
+
+
+class TransferReceiveInputSerializer(serializers.Serializer):
+    lines = LinesField(
+        child=ReceivedLineInputSerializer(),
+        required=False,
+        help_text="A short arrival: units counted in per SKU (a SKU left out arrived in full). "
+        "No body: everything arrived.",
+    )
+
+
 class SafetyStockInputSerializer(serializers.Serializer):
     location = serializers.CharField(max_length=32)
     sku = serializers.CharField(max_length=64)
@@ -123,7 +137,7 @@ class AddressInputSerializer(serializers.Serializer):
 
 
 class FulfillmentInputSerializer(serializers.Serializer):
-    method = serializers.ChoiceField(choices=FulfillmentMethod.choices)
+    method = serializers.ChoiceField(choices=ORDER_METHOD_CHOICES)
     location = serializers.CharField(
         max_length=32, required=False, allow_blank=True, help_text="pickup/curbside: the store's code."
     )
@@ -372,7 +386,10 @@ class StockChangeSerializer(serializers.Serializer):
 
 class TransferLineSerializer(serializers.Serializer):
     sku = serializers.CharField(source="sku.code")
-    quantity = serializers.IntegerField()
+    quantity = serializers.IntegerField(help_text="Units sent.")
+    received_quantity = serializers.IntegerField(
+        allow_null=True, help_text="Units counted in at the destination (null until received)."
+    )
 
 
 class TransferSerializer(serializers.ModelSerializer):

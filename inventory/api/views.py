@@ -52,6 +52,7 @@ from .serializers import (
     StockChangeSerializer,
     TransferInputSerializer,
     TransferQuerySerializer,
+    TransferReceiveInputSerializer,
     TransferSerializer,
 )
 
@@ -372,15 +373,21 @@ class TransferReceiveApi(APIView):
     @extend_schema(
         operation_id="stock_transfers_receive",
         summary="The transfer arrived: on hand goes up at the destination",
-        description=f"{_STAFF} Staff at the destination. Receiving twice is 409 `invalid_transition`.",
-        request=None,
+        description=(
+            f"{_STAFF} Staff at the destination. Receiving twice is 409 `invalid_transition`. "
+            "`lines` records a short arrival (units counted in per SKU, 0 to what was sent). Units a "
+            "ship-to-store order waits for are counted in reserved for it (docs/orders.md)."
+        ),
+        request=TransferReceiveInputSerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses={200: TransferSerializer, **errors(401, 403, 404, 409, 422)},
+        responses={200: TransferSerializer, **errors(400, 401, 403, 404, 409, 422)},
     )
     @idempotent()
     def post(self, request, transfer_id: int):
         transfer = transfer_get(transfer_id=transfer_id)
-        services.transfer_receive(transfer_id=transfer.pk, user=request.user)
+        data = _valid(TransferReceiveInputSerializer, request.data or {})
+        received = {ln["sku"]: ln["quantity"] for ln in data["lines"]} if "lines" in data else None
+        services.transfer_receive(transfer_id=transfer.pk, user=request.user, received=received)
         return Response(TransferSerializer(transfer_get(transfer_id=transfer.pk)).data)
 
 

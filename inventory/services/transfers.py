@@ -12,6 +12,7 @@ from django.utils import timezone
 from config.errors import InvalidInput, InvalidTransition, NotFound
 from stores.models import Location
 
+from ..hooks import TransferArrival, claim_arrival
 from ..models import MovementKind, Sku, Transfer, TransferLine, TransferStatus
 from .access import require_access
 from .changes import Change, apply_changes, insufficient
@@ -26,11 +27,14 @@ def transfer_create(
     lines: Sequence[tuple[Sku, int]],
     user=None,
     reference: str = "",
+    from_reserved: bool = False,
 ) -> Transfer:
     """Goods leave `from_location` (transfer out); they are in transit until received.
 
     `user` must be assigned to `from_location` (403). More than available there is 409
-    insufficient_stock with the shortfall per line; nothing moves.
+    insufficient_stock with the shortfall per line; nothing moves. `from_reserved`: the units were
+    reserved there for this transfer (ship to store, orders.services.ship_to_store): on hand and
+    reserved go down together, in the one ledger row (409 when fewer are reserved).
     """
     require_access(user, [from_location.pk])
     if from_location.pk == to_location.pk:
@@ -50,8 +54,12 @@ def transfer_create(
     TransferLine.objects.bulk_create(
         [TransferLine(transfer=transfer, sku_id=sku_id, quantity=q) for sku_id, q in units_by_sku.items()]
     )
+    reserved = -1 if from_reserved else 0
     apply_changes(
-        (Change(from_location.pk, sku_id, on_hand=-q) for sku_id, q in units_by_sku.items()),
+        (
+            Change(from_location.pk, sku_id, on_hand=-q, reserved=reserved * q)
+            for sku_id, q in units_by_sku.items()
+        ),
         kind=MovementKind.TRANSFER_OUT,
         reference_type="transfer",
         reference=str(transfer.pk),
@@ -64,14 +72,18 @@ def transfer_create(
 
 
 @transaction.atomic
-def transfer_receive(*, transfer_id: int, user=None) -> Transfer:
+def transfer_receive(*, transfer_id: int, user=None, received: dict[str, int] | None = None) -> Transfer:
     """The transfer arrived: on hand goes up at the destination. Receiving twice is a 409.
 
-    Locks the transfer row. `user` must be assigned to the destination (403).
+    `received` ({SKU code: units counted in}, 0 to what was sent; a SKU left out: all of it) is
+    for a short arrival; the rest is lost in transit (it left the source's on hand when sent).
+    Units an order waits for (inventory.hooks.TransferArrival: ship to store) are counted in
+    reserved for it. Locks the transfer row first, then what the listeners lock, then the stock.
+    `user` must be assigned to the destination (403).
     """
     try:
         transfer = (
-            Transfer.objects.select_for_update()
+            Transfer.objects.select_for_update(of=("self",))
             .select_related("to_location", "from_location")
             .get(pk=transfer_id)
         )
@@ -83,16 +95,63 @@ def transfer_receive(*, transfer_id: int, user=None) -> Transfer:
             f"Transfer {transfer.pk} is {transfer.status}, it cannot be received.",
             details={"from": transfer.status, "to": TransferStatus.RECEIVED},
         )
-    apply_changes(
-        (Change(transfer.to_location_id, ln.sku_id, on_hand=ln.quantity) for ln in transfer.lines.all()),
-        kind=MovementKind.TRANSFER_IN,
-        reference_type="transfer",
-        reference=str(transfer.pk),
-        user=user,
-        reason=f"from {transfer.from_location.code}",
-        create_missing=True,
+    lines = list(transfer.lines.select_related("sku").order_by("pk"))
+    counted = _counted(lines, received or {})
+    claims = claim_arrival(
+        TransferArrival(
+            transfer_id=transfer.pk,
+            to_location_id=transfer.to_location_id,
+            sent={ln.sku_id: ln.quantity for ln in lines},
+            received={ln.sku_id: counted[ln.pk] for ln in lines},
+            user=user,
+        )
     )
+    claimed: dict[int, int] = defaultdict(int)
+    for claim in claims:
+        for sku_id, q in claim.reserve.items():
+            claimed[sku_id] += q
+    changes = [
+        Change(transfer.to_location_id, ln.sku_id, on_hand=counted[ln.pk], reserved=claimed[ln.sku_id])
+        for ln in lines
+        if counted[ln.pk] > 0
+    ]
+    if changes:
+        apply_changes(
+            changes,
+            kind=MovementKind.TRANSFER_IN,
+            reference_type="transfer",
+            reference=str(transfer.pk),
+            user=user,
+            reason=f"from {transfer.from_location.code}",
+            create_missing=True,
+        )
+    for ln in lines:
+        ln.received_quantity = counted[ln.pk]
+    TransferLine.objects.bulk_update(lines, ["received_quantity"])
+    for claim in claims:
+        claim.then()
     transfer.status = TransferStatus.RECEIVED
     transfer.received_at = timezone.now()
     transfer.save(update_fields=["status", "received_at"])
     return transfer
+
+
+def _counted(lines: list[TransferLine], received: dict[str, int]) -> dict[int, int]:
+    """{transfer line id: units counted in}: `received` by SKU code checked against the lines (400)."""
+    by_code = {ln.sku.code: ln for ln in lines}
+    unknown = [code for code in received if code not in by_code]
+    if unknown:
+        raise InvalidInput(
+            f"SKU {unknown[0]} is not on this transfer.", details={"field": "lines", "sku": unknown[0]}
+        )
+    out = {}
+    for ln in lines:
+        q = received.get(ln.sku.code, ln.quantity)
+        validate_quantity(q, field=f"lines[{ln.sku.code}].quantity", allow_zero=True)
+        if q > ln.quantity:
+            raise InvalidInput(
+                f"Received more {ln.sku.code} than was sent ({ln.quantity}).",
+                details={"field": "lines", "sku": ln.sku.code, "sent": ln.quantity},
+            )
+        out[ln.pk] = q
+    return out

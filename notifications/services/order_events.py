@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from django.db import transaction
 
 from inventory.models import Sku
-from orders.models import EventType, FulfillmentStatus, Order, OrderEvent
+from orders.models import EventType, FulfillmentMethod, FulfillmentStatus, Order, OrderEvent
 from orders.services.codes import code_display
 
 from ..models import Notification, NotificationEvent, WebhookEndpoint
@@ -37,6 +37,8 @@ def _order_context(order: Order, event: OrderEvent | None = None) -> dict:
         "total": order.total,
         "currency": order.currency,
         "method": order.fulfillment_method,
+        # Ship to store: the day the pickup was promised ready (the PLACED event carries it).
+        "ready_by": (event.data or {}).get("ready_by") if event is not None else None,
     }
     ctx.update(store_context(order.pickup_location))
     return ctx
@@ -59,6 +61,8 @@ def _cancelled_lines_context(ev: OrderEvent) -> dict:
 def _fulfillment_customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
     """Shipped (carrier, tracking) and ready for pickup (code, store) are told; other moves are not."""
     fulfillment, order_number = ev.fulfillment, ev.order.number
+    if fulfillment.method == FulfillmentMethod.TO_STORE:
+        return None  # a warehouse's part of ship to store: the storefront hears order.in_transit_to_store
     if ev.to_status == FulfillmentStatus.SHIPPED:
         return NotificationEvent.ORDER_SHIPPED, {
             "order_number": order_number,
@@ -157,6 +161,15 @@ _REFUND_WEBHOOKS = {
 }
 
 
+# Ship to store (orders.services.ship_to_store), about the pickup fulfillment: a warehouse sent
+# the goods, the store received them (`missing`: a short arrival), a re-plan promised a new day.
+_SHIP_TO_STORE_WEBHOOKS = {
+    EventType.TRANSFER_SHIPPED: "order.in_transit_to_store",
+    EventType.TRANSFER_RECEIVED: "order.arrived_at_store",
+    EventType.REROUTED: "order.ship_to_store_replanned",
+}
+
+
 def _webhook_event(ev: OrderEvent) -> tuple[str, dict] | None:
     """Map an OrderEvent to its webhook event type and payload, or None."""
     order = ev.order
@@ -176,8 +189,19 @@ def _webhook_event(ev: OrderEvent) -> tuple[str, dict] | None:
         return _REFUND_WEBHOOKS[ev.type], {**base, **(ev.data or {})}
     if ev.type == EventType.STATUS_CHANGED:
         return "order.status_changed", {**base, "from": ev.from_status, "to": ev.to_status}
+    if ev.type in _SHIP_TO_STORE_WEBHOOKS and (
+        ev.type != EventType.REROUTED or "ready_by" in (ev.data or {})
+    ):
+        return _SHIP_TO_STORE_WEBHOOKS[ev.type], {
+            **base,
+            "fulfillment": ev.fulfillment_id,
+            "reason": ev.reason,
+            **{k: v for k, v in (ev.data or {}).items() if k != "decision"},
+        }
     if ev.type == EventType.FULFILLMENT_STATUS_CHANGED and ev.fulfillment_id:
         fulfillment = ev.fulfillment
+        if fulfillment.method == FulfillmentMethod.TO_STORE:
+            return None  # warehouse work, told through the ship-to-store events above
         data = {
             **base,
             "fulfillment": fulfillment.pk,

@@ -17,11 +17,11 @@ if TYPE_CHECKING:
     from ..services import PlacedOrder
 
 from ..models import (
+    ORDER_METHOD_CHOICES,
     Channel,
     Customer,
     Fulfillment,
     FulfillmentLine,
-    FulfillmentMethod,
     NoteChannel,
     Order,
     OrderEvent,
@@ -39,9 +39,18 @@ class CustomerIn(InputSerializer):
 
 
 class FulfillmentIn(InputSerializer):
-    method = serializers.ChoiceField(choices=FulfillmentMethod.choices)
+    method = serializers.ChoiceField(choices=ORDER_METHOD_CHOICES)
     location = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
     address = serializers.DictField(required=False, allow_null=True)
+    ship_to_store = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Pickup and curbside, when the store is short. Absent or null: the missing units "
+        "come from a warehouse if the store allows ship to store (the order is then "
+        "`in_transit_to_store` with `ready_by`). true: required (422 `ship_to_store_not_offered` at a "
+        "store that does not allow it). false: only the store's own stock (409 when short).",
+    )
 
 
 _PLAIN_DECIMAL = re.compile(r"\d{1,12}(\.\d{1,12})?")
@@ -205,7 +214,15 @@ class FulfillmentLineOut(serializers.ModelSerializer):
 
     class Meta:
         model = FulfillmentLine
-        fields = ["sku", "quantity", "picked_quantity"]
+        fields = ["sku", "quantity", "picked_quantity", "incoming_quantity"]
+        extra_kwargs = {
+            "incoming_quantity": {"help_text": "Ship to store: units on their way from a warehouse."}
+        }
+
+
+class TransferBriefOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField(help_text="in_transit or received")
 
 
 class FulfillmentOut(serializers.ModelSerializer):
@@ -218,6 +235,14 @@ class FulfillmentOut(serializers.ModelSerializer):
         help_text="The locker it waits in (or was collected from); null at the counter.",
     )
     compartment = serializers.CharField(source="compartment.label", default=None, allow_null=True)
+    supplies = serializers.IntegerField(
+        source="supplies_id",
+        allow_null=True,
+        help_text="A warehouse's `to_store` fulfillment: the pickup fulfillment it sends the goods to.",
+    )
+    transfer = TransferBriefOut(
+        allow_null=True, help_text="A `to_store` fulfillment once shipped: the transfer carrying the goods."
+    )
 
     class Meta:
         model = Fulfillment
@@ -239,7 +264,15 @@ class FulfillmentOut(serializers.ModelSerializer):
             "pickup_extended_at",
             "locker",
             "compartment",
+            "ready_by",
+            "supplies",
+            "transfer",
         ]
+        extra_kwargs = {
+            "ready_by": {
+                "help_text": "Ship to store: the day the pickup was promised ready (store calendar)."
+            }
+        }
 
 
 class FulfillmentWithCodeOut(FulfillmentOut):
@@ -287,6 +320,9 @@ class OrderOut(serializers.ModelSerializer):
     placed_at_location = serializers.CharField(
         source="placed_at_location.code", default=None, allow_null=True
     )
+    ready_by = serializers.SerializerMethodField(
+        help_text="Ship to store: the day the pickup was promised ready (null otherwise)."
+    )
 
     class Meta:
         model = Order
@@ -306,8 +342,13 @@ class OrderOut(serializers.ModelSerializer):
             "lines",
             "fulfillments",
             "notes",
+            "ready_by",
             "created_at",
         ]
+
+    @extend_schema_field(serializers.DateField(allow_null=True))
+    def get_ready_by(self, order):
+        return order_ready_by(f.ready_by for f in order.fulfillments.all() if f.status != "cancelled")
 
     @extend_schema_field(FulfillmentWithCodeOut(many=True))
     def get_fulfillments(self, order):
@@ -316,6 +357,12 @@ class OrderOut(serializers.ModelSerializer):
 
 
 _MONEY = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+def order_ready_by(days) -> str | None:
+    """The order's `ready_by`: the latest promised day of its live fulfillments, ISO, or None."""
+    promised = [d for d in days if d is not None]
+    return max(promised).isoformat() if promised else None
 
 
 def _when(value, tz):
@@ -340,7 +387,12 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
             "method": f.method,
             "status": f.status,
             "lines": [
-                {"sku": fl.sku.code, "quantity": fl.quantity, "picked_quantity": fl.picked_quantity}
+                {
+                    "sku": fl.sku.code,
+                    "quantity": fl.quantity,
+                    "picked_quantity": fl.picked_quantity,
+                    "incoming_quantity": fl.incoming_quantity,
+                }
                 for fl in f_lines
             ],
             "carrier": f.carrier,
@@ -355,6 +407,9 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
             "pickup_extended_at": _when(f.pickup_extended_at, tz),
             "locker": None,  # a new order is in no locker
             "compartment": None,
+            "ready_by": f.ready_by.isoformat() if f.ready_by else None,
+            "supplies": f.supplies_id,
+            "transfer": None,  # none yet: a warehouse ships later
         }
         if show_pickup_code:
             out["pickup_code"] = f.pickup_code
@@ -389,6 +444,7 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
         ],
         "fulfillments": fulfillments,
         "notes": [],
+        "ready_by": order_ready_by(f.ready_by for f, _ in placed.fulfillments),
         "created_at": _when(order.created_at, tz),
     }
 

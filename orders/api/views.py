@@ -26,6 +26,7 @@ from stores.selectors import location_get, user_role
 
 from .. import selectors, services
 from ..models import (
+    ORDER_METHOD_CHOICES,
     Channel,
     Fulfillment,
     FulfillmentMethod,
@@ -98,7 +99,10 @@ def _show_code(user) -> bool:
 
 def _fulfillment_in(data: dict) -> services.FulfillmentIn:
     return services.FulfillmentIn(
-        method=data["method"], location=data.get("location") or None, address=data.get("address")
+        method=data["method"],
+        location=data.get("location") or None,
+        address=data.get("address"),
+        ship_to_store=data.get("ship_to_store"),
     )
 
 
@@ -107,7 +111,7 @@ class OrderFilter(django_filters.FilterSet):
     customer_phone = django_filters.CharFilter(method="filter_phone")
     status = django_filters.ChoiceFilter(choices=OrderStatus.choices)
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
-    method = django_filters.ChoiceFilter(field_name="fulfillment_method", choices=FulfillmentMethod.choices)
+    method = django_filters.ChoiceFilter(field_name="fulfillment_method", choices=ORDER_METHOD_CHOICES)
 
     class Meta:
         model = Order

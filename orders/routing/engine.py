@@ -172,6 +172,8 @@ def _eligibility(request: RoutingRequest, cands: dict[int, Candidate]) -> list[C
             c.skip += ("inactive",)
         if not c.ships_orders:
             c.skip += ("does not ship orders",)
+        if request.only_kind and c.kind != request.only_kind:
+            c.skip += (f"not a {request.only_kind}",)
         if not c.stock:
             c.skip += ("nothing available of this order's SKUs (held, reserved or safety stock)",)
     limited = [c for c in cands.values() if not c.skip and c.capacity > 0]

@@ -21,6 +21,7 @@ class RoutingRequest:
     pickup_location_id: int | None = None  # pickup/curbside: the chosen store
     destination: tuple[float, float] | None = None  # ship: (lat, lng) if known
     exclude_location_ids: frozenset[int] = frozenset()  # e.g. the location that short-picked
+    only_kind: str | None = None  # ship: only locations of this kind (ship to store: "warehouse")
 
 
 @dataclass(frozen=True)

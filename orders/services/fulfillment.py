@@ -38,6 +38,7 @@ from ..models import (
     FulfillmentStatus,
     Order,
 )
+from . import ship_to_store
 from .cancellation import cancel_line_quantities, order_with_locked_fulfillments, refund_cancelled
 from .codes import code_new, code_try
 from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment, quantities_by_sku
@@ -113,7 +114,9 @@ def _commit_stock(f: Fulfillment, *, user, reason: str) -> None:
 def fulfillment_ship(
     *, fulfillment_id, carrier: str, tracking_number: str, user=None, channel: str = ""
 ) -> Fulfillment:
-    """Handed to the carrier: the reserved stock is committed (on hand and reserved both go down)."""
+    """Handed to the carrier: the reserved stock is committed (on hand and reserved both go down).
+    A warehouse's `to_store` fulfillment leaves as a transfer to the pickup store instead
+    (orders.services.ship_to_store.leg_ship)."""
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     if not carrier:
         raise InvalidInput("carrier is required.", details={"field": "carrier"})
@@ -125,6 +128,10 @@ def fulfillment_ship(
         )
     f = locked_fulfillment(fulfillment_id, user)
     transitions.check(f, Status.SHIPPED)
+    if f.method == FulfillmentMethod.TO_STORE:
+        return ship_to_store.leg_ship(
+            f, carrier=carrier, tracking_number=tracking_number, user=user, channel=channel
+        )
     _commit_stock(f, user=user, reason=f"shipped {carrier} {tracking_number}")
     f, _ = transitions.transition(
         f,
@@ -389,22 +396,43 @@ def fulfillment_cancel(
     and refund them (one Refund, `refund_cause`: the pickup-expiry sweep passes "pickup_expired")."""
     f = locked_fulfillment(fulfillment_id, user)
     transitions.check(f, Status.CANCELLED)
-    lines = [ln for ln in fulfillment_lines(f) if ln.quantity > 0]
-    if lines:
+    if f.method == FulfillmentMethod.TO_STORE:
+        return ship_to_store.leg_cancel(f, user=user, reason=reason, channel=channel)
+    # Ship to store: the warehouses' parts not yet sent go with it (what is on its way arrives at
+    # the store as ordinary stock), and the units they carried are cancelled and refunded too.
+    # (only an awaiting one has any: it becomes pending once nothing is on its way)
+    legs = ship_to_store.live_legs(f) if f.status == Status.AWAITING_TRANSFER else []
+    all_lines = fulfillment_lines(f)
+    lines = [ln for ln in all_lines if ln.quantity > 0]
+    releases = [Line(f.location_id, ln.sku_id, ln.quantity) for ln in lines]
+    releases += [
+        Line(leg.location_id, ln.sku_id, ln.quantity)
+        for leg in legs
+        for ln in fulfillment_lines(leg)
+        if ln.quantity
+    ]
+    cancelled = {ln.order_line_id: ln.quantity + ln.incoming_quantity for ln in all_lines}
+    cancelled = {pk: q for pk, q in cancelled.items() if q > 0}
+    if releases:
         stock_release(
-            lines=[Line(f.location_id, ln.sku_id, ln.quantity) for ln in lines],
+            lines=releases,
             reference=f.order.number,
             user=acting_user(user),
             reason=reason or "fulfillment cancelled",
         )
-        cancel_line_quantities(f.order, {ln.order_line_id: ln.quantity for ln in lines})
+    if cancelled:
+        cancel_line_quantities(f.order, cancelled)
+    if legs:
+        transitions.transition_all(
+            legs, Status.CANCELLED, order=f.order, actor=user, channel=channel, reason=reason or "cancelled"
+        )
     f, _ = transitions.transition(
         f, Status.CANCELLED, actor=user, channel=channel, reason=reason or "cancelled", locked=True
     )
-    if lines:
+    if cancelled:
         refund_cancelled(
             f.order,
-            {ln.order_line_id: ln.quantity for ln in lines},
+            cancelled,
             cause=refund_cause,
             reason=reason or "fulfillment cancelled",
             user=user,
@@ -426,7 +454,7 @@ def order_customer_arrived(*, number: str, note: str = "", user=None, channel: s
     note = (note or "").strip()
     if len(note) > 255:
         raise InvalidInput("note is at most 255 characters.", details={"field": "note"})
-    waiting = [f for f in fs if f.status not in transitions.FINAL]
+    waiting = [f for f in fs if f.status not in transitions.FINAL and f.method != FulfillmentMethod.TO_STORE]
     if not waiting:
         raise InvalidTransition(
             "Nothing of this order is waiting to be handed over.",

@@ -16,7 +16,7 @@ from config.errors import InvalidInput
 from inventory.services import validate_quantity
 
 from ..exceptions import CurrencyMismatch, DuplicateLine
-from ..models import Channel, FulfillmentMethod
+from ..models import ORDER_METHOD_CHOICES, Channel, FulfillmentMethod
 
 PICKUP_METHODS = frozenset({FulfillmentMethod.PICKUP, FulfillmentMethod.CURBSIDE})
 MAX_LINES = 200
@@ -51,6 +51,9 @@ class FulfillmentIn:
     method: str
     location: str | None = None  # pickup store code (pickup, curbside)
     address: dict | None = None  # destination (ship): line1, city, postal_code, country, latitude, longitude
+    # Pickup, when the store is short: None = ship to store if the store allows it, True = it must
+    # (422 at a store that does not allow it), False = never (409 when short, as without it).
+    ship_to_store: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Destination:
     store_code: str | None  # pickup and curbside
     address: dict  # ship; empty for pickup
     coordinates: tuple[float, float] | None  # the ship address's, when it gave them
+    ship_to_store: bool | None = None  # pickup: FulfillmentIn.ship_to_store
 
     @property
     def is_pickup(self) -> bool:
@@ -160,18 +164,24 @@ def destination_of(fulfillment: FulfillmentIn | None) -> Destination:
     """The method, the pickup store's code or the ship address (with valid coordinates, if any)."""
     if fulfillment is None:
         raise InvalidInput("fulfillment is required.", details={"field": "fulfillment"})
-    if fulfillment.method not in FulfillmentMethod.values:
+    allowed = [value for value, _ in ORDER_METHOD_CHOICES]
+    if fulfillment.method not in allowed:
         raise InvalidInput(
             f"Unknown fulfillment method {fulfillment.method!r}.",
-            details={"field": "fulfillment.method", "allowed": list(FulfillmentMethod.values)},
+            details={"field": "fulfillment.method", "allowed": allowed},
         )
+    ship_to_store = getattr(fulfillment, "ship_to_store", None)
     if fulfillment.method in PICKUP_METHODS:
         if not fulfillment.location:
             raise InvalidInput(
                 "A pickup store is required for pickup and curbside.",
                 details={"field": "fulfillment.location"},
             )
-        return Destination(fulfillment.method, fulfillment.location, {}, None)
+        return Destination(fulfillment.method, fulfillment.location, {}, None, ship_to_store)
+    if ship_to_store:
+        raise InvalidInput(
+            "ship_to_store is for pickup and curbside orders.", details={"field": "fulfillment.ship_to_store"}
+        )
     address = fulfillment.address
     if not isinstance(address, dict) or not address:
         raise InvalidInput("A ship order needs an address.", details={"field": "fulfillment.address"})

@@ -20,8 +20,9 @@ from inventory.services import Line, stock_adjust, stock_release, stock_reserve
 from .. import transitions
 from ..exceptions import InvalidTransition
 from ..hooks import emit
-from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentStatus, OrderEvent
+from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentMethod, FulfillmentStatus, OrderEvent
 from ..routing import RoutingDecision, route
+from . import ship_to_store
 from .cancellation import cancel_line_quantities, refund_cancelled
 from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment, quantities_by_sku
 from .fulfillment import start_picking
@@ -120,6 +121,11 @@ def _short_pick(f: Fulfillment, short: list[Shortfall], *, user, channel: str = 
             },
         )
     ]
+    if f.method == FulfillmentMethod.TO_STORE:  # ship to store: re-planned for the pickup store
+        OrderEvent.objects.bulk_create(events)
+        emit(events)
+        ship_to_store.leg_short_pick(f, {s.line.sku_id: s.missing for s in short}, user=user, channel=channel)
+        return
     filled = _reroute(f, short, user=user, channel=channel, events=events)
     unfilled = {
         s.line: s.missing - filled.get(s.line.sku_id, 0)

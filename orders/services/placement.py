@@ -23,6 +23,7 @@ from typing import NamedTuple
 from django.db import connection, transaction
 
 from config.errors import Forbidden, InvalidInput, PolicyViolation
+from inventory.exceptions import InsufficientStock
 from inventory.models import Sku
 from inventory.services import hold_create, stock_reserve
 from stores.models import Location, Role
@@ -37,9 +38,11 @@ from ..models import (
     EventType,
     Fulfillment,
     FulfillmentLine,
+    FulfillmentStatus,
     Order,
     OrderEvent,
     OrderLine,
+    OrderStatus,
     new_order_number,
 )
 from .common import acting_user
@@ -55,6 +58,7 @@ from .inputs import (
     line_index,
     order_request,
 )
+from .ship_to_store import check_allowed, legs_for, sourcing_ship_to_store
 from .sourcing import (
     SkuLine,
     Sourcing,
@@ -149,8 +153,8 @@ def order_place(
             hold_id=hold_id, method=method, lines=sku_lines, store=store, reference=number, user=who
         )
     elif store is not None:
-        sourcing = check_store_stock(
-            store=store, method=method, lines=sku_lines, available=lookup.store_available
+        sourcing = store_sourcing(
+            request.destination, store=store, lines=sku_lines, lookup=lookup, reference=number, user=who
         )
     else:
         decision, _ = route_and_reserve(
@@ -176,6 +180,8 @@ def order_place(
         sourcing=sourcing,
         update_customer=update_customer,
     )
+    if sourcing.legs:
+        placed = _with_legs(placed, sourcing)
     emit(placed.events)
     if not sourcing.store_reservation_pending:
         return placed
@@ -238,6 +244,48 @@ def checkout_hold_create(*, lines: Sequence[LineIn], fulfillment: FulfillmentIn,
 
 
 # --- Steps -----------------------------------------------------------------------------------
+
+
+def store_sourcing(
+    destination: Destination,
+    *,
+    store: Location,
+    lines: list[SkuLine],
+    lookup: PlacementLookup,
+    reference,
+    user,
+) -> Sourcing:
+    """The chosen store's stock; when it is short and ship to store is allowed and not refused by
+    the client (`destination.ship_to_store`), the rest from a warehouse (orders.services.
+    ship_to_store). Asked for at a store that does not allow it: 422, whatever the stock."""
+    check_allowed(store, destination.ship_to_store)
+    try:
+        return check_store_stock(
+            store=store, method=destination.method, lines=lines, available=lookup.store_available
+        )
+    except InsufficientStock:
+        if not store.ship_to_store or destination.ship_to_store is False:
+            raise
+    return sourcing_ship_to_store(
+        store=store,
+        method=destination.method,
+        lines=lines,
+        available=lookup.store_available,
+        reference=reference,
+        user=user,
+    )
+
+
+def _with_legs(placed: PlacedOrder, sourcing: Sourcing) -> PlacedOrder:
+    """Ship to store: the warehouses' `to_store` fulfillments, supplying the pickup fulfillment."""
+    store_f = placed.fulfillments[0].fulfillment
+    legs = legs_for(
+        store_f,
+        sourcing.legs,
+        order_line_of={ol.sku_id: ol.pk for ol in placed.lines},
+        location_codes=sourcing.location_codes,
+    )
+    return replace(placed, fulfillments=[*placed.fulfillments, *(PlacedFulfillment(f, fl) for f, fl in legs)])
 
 
 def pickup_store(destination: Destination, lookup: PlacementLookup) -> Location | None:
@@ -349,6 +397,8 @@ def write_order(
         OrderLine(order=order, sku=ln.sku, quantity=ln.quantity, unit_price=price, line_total=total)
         for ln, price, total in zip(lines, request.unit_prices, totals, strict=True)
     ]
+    if sourcing.incoming:
+        order.status = OrderStatus.IN_TRANSIT_TO_STORE
     fulfillments = _fulfillments(order, store, order_lines, sourcing)
     events = _placement_events(order, request, lines, sourcing, user=user)
     _insert(order, order_lines, fulfillments, events, update_customer=update_customer)
@@ -356,8 +406,29 @@ def write_order(
 
 
 def _fulfillments(order, store, order_lines: list[OrderLine], sourcing: Sourcing) -> list[PlacedFulfillment]:
-    """One fulfillment per location the units come from, with a line per SKU taken there."""
+    """One fulfillment per location the units come from, with a line per SKU taken there. Ship to
+    store: the store's one, awaiting the transfer, with every line (`incoming_quantity`)."""
     line_by_sku = {ol.sku_id: ol for ol in order_lines}
+    if sourcing.incoming:
+        at_store = {a.sku_id: a.quantity for a in sourcing.allocations}
+        f = Fulfillment(
+            order=order,
+            location=store,
+            method=order.fulfillment_method,
+            status=FulfillmentStatus.AWAITING_TRANSFER,
+            ready_by=sourcing.ready_by,
+        )
+        f_lines = [
+            FulfillmentLine(
+                fulfillment=f,
+                order_line=ol,
+                sku=ol.sku,
+                quantity=at_store.get(ol.sku_id, 0),
+                incoming_quantity=sourcing.incoming.get(ol.sku_id, 0),
+            )
+            for ol in order_lines
+        ]
+        return [PlacedFulfillment(f, f_lines)]
     by_location: dict[int, list] = defaultdict(list)
     for a in sourcing.allocations:
         by_location[a.location_id].append(a)
@@ -392,16 +463,21 @@ def _placement_events(
             "lines": [{"sku": ln.sku.code, "name": ln.sku.name, "quantity": ln.quantity} for ln in lines],
             "total": str(order.subtotal),
             "currency": request.currency,
+            **({"ready_by": sourcing.ready_by.isoformat()} if sourcing.ready_by else {}),
         },
     )
     locations = list(dict.fromkeys(a["location"] for a in sourcing.record.get("allocations", [])))
     source = "from hold " if sourcing.record.get("source") == "hold" else ""
+    reason = f"routed {source}to {', '.join(locations)}"
+    if sourcing.legs:
+        warehouses = dict.fromkeys(sourcing.location_codes[leg.location_id] for leg in sourcing.legs)
+        reason = f"ship to store {order.pickup_location.code} from {', '.join(warehouses)}, ready by {sourcing.ready_by}"
     routed = OrderEvent(
         order=order,
         type=EventType.ROUTED,
         actor=user,
         channel=request.channel,
-        reason=f"routed {source}to {', '.join(locations)}"[:255],
+        reason=reason[:255],
         data=sourcing.record,
     )
     return [placed, routed]

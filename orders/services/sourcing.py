@@ -42,10 +42,21 @@ class Sourcing:
     location_codes: dict[int, str]
     record: dict  # RoutingDecision.as_json(), or the hold it came from
     store_reservation_pending: bool = field(default=False)  # pickup: reserve_at_store still to run
+    # Ship to store (orders.services.ship_to_store): units per SKU id a warehouse sends to the store,
+    # reserved there (`legs`: location_id, sku_id, quantity), and the day promised.
+    incoming: dict[int, int] = field(default_factory=dict)
+    legs: list[Line] = field(default_factory=list)
+    ready_by: object = None  # datetime.date
 
 
 def routing_request(
-    *, method: str, store: Location | None, near: tuple[float, float] | None, lines, exclude=frozenset()
+    *,
+    method: str,
+    store: Location | None,
+    near: tuple[float, float] | None,
+    lines,
+    exclude=frozenset(),
+    only_kind: str | None = None,
 ) -> RoutingRequest:
     return RoutingRequest(
         lines=tuple(RoutingLine(ln.sku.pk, ln.quantity) for ln in lines),
@@ -53,6 +64,7 @@ def routing_request(
         pickup_location_id=store.pk if store else None,
         destination=(store.latitude, store.longitude) if store else near,
         exclude_location_ids=frozenset(exclude),
+        only_kind=only_kind,
     )
 
 
@@ -179,6 +191,7 @@ def route_and_reserve(
     near: tuple[float, float] | None,
     lines: Sequence[SkuLine],
     reserve: Callable[[list[Line]], object],
+    only_kind: str | None = None,
 ):
     """Routing decides where; `reserve(stock_lines)` takes the units there (a reservation or a
     checkout hold). When stock moved between routing's read and the reservation, route once more.
@@ -188,7 +201,9 @@ def route_and_reserve(
     no counter change. Returns (decision, what `reserve` returned).
     """
     for attempt in (1, 2):
-        decision = route(routing_request(method=method, store=store, near=near, lines=lines))
+        decision = route(
+            routing_request(method=method, store=store, near=near, lines=lines, only_kind=only_kind)
+        )
         if not decision.complete:
             raise routing_shortfall(
                 decision, lines, near=(store.latitude, store.longitude) if store else near

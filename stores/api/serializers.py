@@ -63,6 +63,8 @@ class LocationSerializer(serializers.ModelSerializer):
             "offers_pickup",
             "pickup_window_days",
             "pickup_reminder_days",
+            "ship_to_store",
+            "transit_days",
             "accepts_returns",
             "is_active",
         ]

@@ -117,6 +117,8 @@ LOCATION_FIELDS = (
     "opening_hours",
     "pickup_window_days",
     "pickup_reminder_days",
+    "ship_to_store",
+    "transit_days",
     "ships_orders",
     "offers_pickup",
     "accepts_returns",

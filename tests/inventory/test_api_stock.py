@@ -425,7 +425,10 @@ def test_transfer_out_in_transit_then_received_at_the_destination(api_client_for
     body = r.json()
     assert body["status"] == "in_transit"
     assert (body["from_location"], body["to_location"], body["reference"]) == ("STORE-A", "STORE-B", "T-1")
-    assert body["lines"] == [{"sku": "MUG", "quantity": 2}, {"sku": "TEE", "quantity": 3}]
+    assert body["lines"] == [
+        {"sku": "MUG", "quantity": 2, "received_quantity": None},
+        {"sku": "TEE", "quantity": 3, "received_quantity": None},
+    ]
     assert body["received_at"] is None
     assert level(a, tee) == (2, 0, 0)
     tid = body["id"]
@@ -440,6 +443,7 @@ def test_transfer_out_in_transit_then_received_at_the_destination(api_client_for
     assert r.status_code == 200
     assert r.json()["status"] == "received"
     assert r.json()["received_at"]
+    assert [ln["received_quantity"] for ln in r.json()["lines"]] == [2, 3]
     assert level(b, tee) == (3, 0, 0)
     assert Transfer.objects.get(pk=tid).status == TransferStatus.RECEIVED
 

@@ -405,7 +405,9 @@ def test_short_pick_over_the_api(net, storefront, api_client_for):
     assert r.status_code == 200
     order = storefront.get(f"{URL}{o['number']}/").json()
     assert len(order["fulfillments"]) == 2
-    assert order["fulfillments"][1]["lines"] == [{"sku": "TEE-0", "quantity": 3, "picked_quantity": None}]
+    assert order["fulfillments"][1]["lines"] == [
+        {"sku": "TEE-0", "quantity": 3, "picked_quantity": None, "incoming_quantity": 0}
+    ]
     types = [e["type"] for e in storefront.get(f"{URL}{o['number']}/events/").json()["results"]]
     assert "short_pick" in types
     assert "rerouted" in types

@@ -51,7 +51,7 @@ def pickup_order(
         currency="JPY",
         note=note,
     )
-    return placed.order.fulfillments.get()
+    return placed.order.fulfillments.exclude(method="to_store").get()
 
 
 def ready(f, user):
@@ -96,6 +96,7 @@ def test_queue_counts_and_order_arrivals_first(net, associate, counter):
         "ready": 2,
         "overdue": 0,
         "expiring_today": 0,
+        "in_transit": 0,
     }
     assert listed(counter.get(PAGE, {"tile": "ready"})) == [in_person.pk, ready_one.pk]
     assert listed(counter.get(PAGE, {"tile": "arrived_curbside"})) == [curbside.pk]
@@ -371,3 +372,22 @@ def test_load_into_a_locker_and_take_it_out_from_the_card(net, associate, counte
     assert f.status == FulfillmentStatus.READY_FOR_PICKUP
     types = set(OrderEvent.objects.filter(fulfillment=f, channel="admin").values_list("type", flat=True))
     assert {"locker_loaded", "locker_unloaded"} <= types
+
+
+def test_in_transit_to_store_has_its_tile_and_is_overdue_after_its_day(net, counter):
+    from stores.models import Location
+
+    Location.objects.filter(pk=net.shibuya.pk).update(ship_to_store=True, transit_days=2)
+    f = pickup_order(net, ("TEE-0", 5))  # Shibuya has 3: 2 come from the warehouse
+    assert f.status == FulfillmentStatus.AWAITING_TRANSFER
+    r = counter.get(PAGE)
+    tiles = {name: n for name, _, n in r.context["counter_tiles"]}
+    assert (tiles["in_transit"], tiles["to_pick"], tiles["overdue"]) == (1, 0, 0)
+    assert listed(counter.get(PAGE, {"tile": "in_transit"})) == [f.pk]
+    assert "(in transit)" in r.content.decode()
+    page = counter.get(card(f)).content.decode()
+    assert "In transit to the store" in page
+    assert 'id="collect"' not in page
+    # The promised day has passed: overdue.
+    Fulfillment.objects.filter(pk=f.pk).update(ready_by=timezone.localdate() - dt.timedelta(days=2))
+    assert listed(counter.get(PAGE, {"tile": "overdue"})) == [f.pk]

@@ -19,9 +19,15 @@ STATUSES = list(FulfillmentStatus.values)
 def _expected(method, a, b):
     if b not in FULFILLMENT_TRANSITIONS[a]:
         return False
-    if method == "ship":
-        return b not in ("ready_for_pickup", "collected")
+    if method in ("ship", "to_store"):
+        return b not in ("ready_for_pickup", "collected", "awaiting_transfer")
     return b not in ("packed", "shipped")
+
+
+@pytest.mark.parametrize(("a", "b"), list(itertools.product(STATUSES, STATUSES)))
+def test_every_pair_of_a_to_store_fulfillment(a, b):
+    """A warehouse's part of ship to store follows the ship path; it never awaits a transfer."""
+    assert transitions.allowed(method="to_store", from_status=a, to_status=b) == _expected("to_store", a, b)
 
 
 @pytest.mark.parametrize(
@@ -61,6 +67,13 @@ def test_every_pair(net, method, a, b):
         ([("ship", "shipped"), ("pickup", "collected")], OrderStatus.COMPLETED),
         ([("ship", "cancelled")], OrderStatus.CANCELLED),
         ([], OrderStatus.CANCELLED),
+        # Ship to store: the warehouse's to_store part never counts; the pickup's does.
+        ([("pickup", "awaiting_transfer"), ("to_store", "pending")], OrderStatus.IN_TRANSIT_TO_STORE),
+        ([("pickup", "awaiting_transfer"), ("to_store", "shipped")], OrderStatus.IN_TRANSIT_TO_STORE),
+        ([("pickup", "awaiting_transfer"), ("pickup", "pending")], OrderStatus.IN_TRANSIT_TO_STORE),
+        ([("pickup", "pending"), ("to_store", "shipped")], OrderStatus.PLACED),
+        ([("pickup", "cancelled"), ("to_store", "shipped")], OrderStatus.CANCELLED),
+        ([("pickup", "collected"), ("to_store", "shipped")], OrderStatus.COMPLETED),
     ],
 )
 def test_order_status_is_derived(statuses, expected):

@@ -19,6 +19,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from inventory.exceptions import InsufficientStock
 from inventory.selectors import location_stock
 from orders.models import Fulfillment, Order
 from orders.selectors import free_compartments
@@ -62,6 +63,7 @@ DAY = [
     ("arrived_in_person", 1),
     ("collected", 1),
     ("in_locker", 1),  # where the store has a locker bank; otherwise it waits at the counter
+    ("in_transit", 2),  # ship to store: the store has none, a warehouse sends it
 ]
 
 
@@ -91,18 +93,33 @@ def _stocked(store: Location, rng: random.Random) -> list[tuple[str, str]]:
     return rows
 
 
+def _lacking(store: Location, rng: random.Random) -> list[tuple[str, str]]:
+    """(SKU code, category) the store has none of (a warehouse may)."""
+    rows = [
+        (level.sku.code, level.sku.category)
+        for level in location_stock(location=store)
+        if level.available == 0
+    ]
+    rng.shuffle(rows)
+    return rows
+
+
 def _store_day(store: Location, user, rng: random.Random, *, offset: int) -> int:
-    skus = _stocked(store, rng)
+    skus, lacking = _stocked(store, rng), _lacking(store, rng)
     made = 0
     for what, count in DAY:
         for _ in range(count):
-            if len(skus) < 2:
-                return made
-            picks = [skus.pop() for _ in range(rng.choice([1, 1, 2]))]
+            pool = lacking if what == "in_transit" else skus
+            if len(pool) < 2:
+                break
+            picks = [pool.pop() for _ in range(1 if what == "in_transit" else rng.choice([1, 1, 2]))]
             name = NAMES[(offset * 3 + made) % len(NAMES)]
-            with transaction.atomic():
-                f = _place(store, name, picks, what, n=offset * 100 + made, rng=rng)
-                _work(f, what, user)
+            try:
+                with transaction.atomic():
+                    f = _place(store, name, picks, what, n=offset * 100 + made, rng=rng)
+                    _work(f, what, user)
+            except InsufficientStock:  # in transit: no warehouse has it either
+                continue
             made += 1
     return made
 
@@ -121,12 +138,12 @@ def _place(store: Location, name: str, picks, what: str, *, n: int, rng: random.
         currency="JPY",
         note=rng.choice(CUSTOMER_NOTES),
     )
-    return placed.order.fulfillments.get()
+    return placed.order.fulfillments.exclude(method="to_store").get()
 
 
 def _work(f: Fulfillment, what: str, user) -> None:
     now = timezone.now()
-    if what == "to_pick":
+    if what in ("to_pick", "in_transit"):
         return
     if what == "overdue":
         Fulfillment.objects.filter(pk=f.pk).update(created_at=now - dt.timedelta(hours=3))

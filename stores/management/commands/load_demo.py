@@ -450,6 +450,9 @@ class Command(BaseCommand):
                         opening_hours=hours,
                         ships_orders=ships,
                         offers_pickup=store,
+                        # Short stores accept pickups of what a warehouse sends them (2 days).
+                        ship_to_store=store,
+                        transit_days=2,
                         accepts_returns=store,
                         is_active=active,
                         fulfillment_priority=prio,
