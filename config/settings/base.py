@@ -180,6 +180,8 @@ SPECTACULAR_SETTINGS = {
         "WebhookStatusEnum": "notifications.models.WebhookStatus",
         "OrderChannelEnum": "orders.models.Channel",
         "NoteChannelEnum": "orders.models.NoteChannel",
+        # What a customer may choose (no `to_store`): its own name beside FulfillmentMethodEnum.
+        "OrderMethodEnum": "orders.models.ORDER_METHOD_CHOICES",
     },
 }
 
