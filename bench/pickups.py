@@ -17,9 +17,11 @@ Each placement's latency is recorded too, and the same loop runs alone for a few
 (the baseline on this machine). Afterwards: every overdue order cancelled exactly once (one
 cancellation event each), no other order touched, and the ledger audit clean.
 
-Own PostgreSQL database `oms_bench_pickups` (`oms_bench_pickups_quick` with --quick) at
-BENCH_PG, and Redis db 14 (BENCH_PICKUPS_REDIS) as the broker the outbox publishes to (queue
-`bench-pickups`, purged before and after; no worker runs). Never the test databases.
+Own PostgreSQL database `oms_bench_pickups` (`oms_bench_pickups_quick` with --quick; `--database`
+or BENCH_PICKUPS_DB for another one whose name starts with `oms_bench_pickups`, so that two
+people can run it at once) at BENCH_PG, and Redis db 14 (BENCH_PICKUPS_REDIS) as the broker the
+outbox publishes to (queue `bench-pickups`, purged before and after; no worker runs). Never the
+test databases.
 """
 
 from __future__ import annotations
@@ -480,6 +482,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--placers", type=int, default=1, help="processes placing orders meanwhile (default 1)")
     ap.add_argument("--baseline", type=float, default=5.0, help="seconds of placements alone first")
     ap.add_argument("--quick", action="store_true", help="smoke mode: small data, docs left alone")
+    ap.add_argument(
+        "--database",
+        default=os.environ.get("BENCH_PICKUPS_DB"),
+        help="PostgreSQL database, named oms_bench_pickups* (default oms_bench_pickups, quick: _quick)",
+    )
     doc = ap.add_mutually_exclusive_group()
     doc.add_argument("--doc", dest="doc", action="store_true", default=None)
     doc.add_argument("--no-doc", dest="doc", action="store_false")
@@ -487,7 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     pickups = args.pickups or (5_000 if args.quick else 100_000)
     overdue = args.overdue or (500 if args.quick else 10_000)
     write_doc = (not args.quick) if args.doc is None else args.doc
-    database = "oms_bench_pickups_quick" if args.quick else "oms_bench_pickups"
+    database = args.database or ("oms_bench_pickups_quick" if args.quick else "oms_bench_pickups")
+    if not database.startswith("oms_bench_pickups"):
+        raise SystemExit(f"refusing to benchmark against {database!r} (not an oms_bench_pickups* database)")
 
     configure(database)
     from django.conf import settings

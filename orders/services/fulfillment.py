@@ -31,7 +31,13 @@ from ..models import (
     FulfillmentStatus,
     Order,
 )
-from .cancellation import cancel_line_quantities, order_with_locked_fulfillments, refund_cancelled
+from .cancellation import (
+    Cancellation,
+    cancel_line_quantities,
+    cancel_many,
+    order_with_locked_fulfillments,
+    refund_cancelled,
+)
 from .codes import code_new, code_try
 from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment, quantities_by_sku
 from .window import iso_utc, pickup_deadlines
@@ -364,30 +370,15 @@ def fulfillment_cancel(
     refund_cause: str = "fulfillment_cancelled",
 ) -> Fulfillment:
     """Stop a fulfillment before it leaves: release what it still has reserved, cancel those units
-    and refund them (one Refund, `refund_cause`: the pickup-expiry sweep passes "pickup_expired")."""
+    and refund them (one Refund, `refund_cause`: the pickup-expiry sweep passes "pickup_expired").
+    The one-fulfillment case of `cancellation.cancel_many`."""
     f = locked_fulfillment(fulfillment_id, user)
     transitions.check(f, Status.CANCELLED)
-    lines = [ln for ln in fulfillment_lines(f) if ln.quantity > 0]
-    if lines:
-        stock_release(
-            lines=[Line(f.location_id, ln.sku_id, ln.quantity) for ln in lines],
-            reference=f.order.number,
-            user=acting_user(user),
-            reason=reason or "fulfillment cancelled",
-        )
-        cancel_line_quantities(f.order, {ln.order_line_id: ln.quantity for ln in lines})
-    f, _ = transitions.transition(
-        f, Status.CANCELLED, actor=user, channel=channel, reason=reason or "cancelled", locked=True
+    cancel_many(
+        [Cancellation(f.order, [f], whole_order=False, reason=reason, refund_cause=refund_cause)],
+        user=user,
+        channel=channel,
     )
-    if lines:
-        refund_cancelled(
-            f.order,
-            {ln.order_line_id: ln.quantity for ln in lines},
-            cause=refund_cause,
-            reason=reason or "fulfillment cancelled",
-            user=user,
-            channel=channel,
-        )
     return f
 
 
