@@ -116,6 +116,14 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
             **_pickup_context(ev),
             "expires_at": (ev.data or {}).get("last_day"),
         }
+    if ev.type == EventType.PICKUP_EXTENDED and ev.fulfillment_id:
+        # Staff extended the window (the customer called): the new last day; not the staff's reason.
+        data = ev.data or {}
+        return NotificationEvent.PICKUP_EXTENDED, {
+            **_pickup_context(ev),
+            "expires_at": data.get("last_day"),
+            "previous_last_day": data.get("previous_last_day"),
+        }
     if ev.type == EventType.PICKUP_CODE_ISSUED and ev.fulfillment_id:
         # Staff issued a new code (the old one stopped working): the ready message, with the new code.
         return NotificationEvent.READY_FOR_PICKUP, _pickup_context(ev, new_code=True)
