@@ -126,7 +126,9 @@ class Cancelled:
     refund: Refund | None
 
 
-def cancel_many(items: Sequence[Cancellation], *, user=None, channel: str = "") -> list[Cancelled]:
+def cancel_many(
+    items: Sequence[Cancellation], *, user=None, channel: str = "", release_last: bool = False
+) -> list[Cancelled]:
     """Cancel several orders' fulfillments in the caller's transaction, set-based: every reserved
     unit released by one `stock_release_many` (the levels locked once, in primary-key order; a
     ledger row per order and level), the order lines' cancelled quantities and the totals by a few
@@ -138,7 +140,17 @@ def cancel_many(items: Sequence[Cancellation], *, user=None, channel: str = "") 
 
     For a whole order every line is cancelled, every unit not refunded yet is refunded, and the
     order's "cancelled" event (`data`) goes with its fulfillments'; otherwise the units the
-    fulfillments carry are cancelled and refunded."""
+    fulfillments carry are cancelled and refunded.
+
+    `release_last`: release the stock after everything else instead of first, so that the levels
+    (what placements wait for) stay locked only for the transaction's last statements, however big
+    the batch. Only for whole orders all of whose live fulfillments the caller holds (the
+    pickup-expiry sweep): every other writer of an order's lines or row locks one of its live
+    fulfillments first, so none can hold a level while waiting for these orders' rows, and no
+    deadlock is possible although the levels come after the order rows here. The caller must take
+    no other level in the same transaction."""
+    if release_last and not all(it.whole_order for it in items):
+        raise ValueError("cancel_many: release_last is for whole orders only")
     if len({it.order.pk for it in items}) != len(items):
         raise ValueError("cancel_many: one item per order")
     actor = acting_user(user)
@@ -161,7 +173,7 @@ def cancel_many(items: Sequence[Cancellation], *, user=None, channel: str = "") 
         for it, d in zip(items, done, strict=True)
         if d.lines
     ]
-    if releases:
+    if releases and not release_last:
         stock_release_many(releases=releases, user=actor)
     whole = [it.order.pk for it in items if it.whole_order]
     part: dict[int, int] = defaultdict(int)  # {order line id: units} of the fulfillment cancellations
@@ -219,6 +231,8 @@ def cancel_many(items: Sequence[Cancellation], *, user=None, channel: str = "") 
     )
     for d, refund in zip(done, refunds, strict=True):
         d.refund = refund
+    if releases and release_last:
+        stock_release_many(releases=releases, user=actor)
     return done
 
 

@@ -22,6 +22,7 @@ import time
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from config.errors import Conflict, DomainError, InvalidInput
@@ -184,29 +185,32 @@ def pickups_expire(
 
     Batches of `batch_size` (OMS["PICKUP_EXPIRY_BATCH_SIZE"]), each its own transaction: the
     candidates are locked with SKIP LOCKED (never waiting on, nor locking, a fulfillment it will not
-    change), then cancelled together, set-based, by `cancellation.cancel_many` (`_expire`), which
-    applies per order exactly what the per-order services do:
+    change), then cancelled through `cancellation.cancel_many`, which applies per order exactly what
+    the per-order services do:
 
-    - the order's only live fulfillment: the whole order, as `order_cancel` (the customer is told
-      "not collected in time", notifications' pickup_expired message);
-    - otherwise the fulfillment, as `fulfillment_cancel`, and a LINE_CANCELLED event naming its
-      lines (the customer is told which lines were cancelled).
+    - the order's only live fulfillment (the usual case): the whole order, as `order_cancel` (the
+      customer is told "not collected in time", notifications' pickup_expired message). These are
+      cancelled together, set-based, and their stock released last (`release_last`): the levels,
+      which concurrent placements wait for, stay locked only for the batch's last statements;
+    - otherwise (the order has another live fulfillment) the fulfillment alone, as
+      `fulfillment_cancel`, plus a LINE_CANCELLED event naming its lines (the customer is told
+      which lines were cancelled), in its own transaction after the batch's (`_expire_alone`),
+      taking its locks in the usual order (stock levels before the order's rows).
 
     Either releases the reservation at once (availability everywhere, back-in-stock alerts) and
-    refunds the cancelled units (cause "pickup_expired"). The batch's stock levels are locked once,
-    in primary-key order (the one lock order: neither placements nor another sweep deadlock with
-    it), and held until the batch commits: the batch size bounds how long a placement of the same
-    SKU at the same store can wait. If the batch fails (a domain error), its fulfillments are
-    cancelled one at a time instead, each in a savepoint; one that fails is logged, left as it is,
-    and not tried again in this run. After `time_budget` seconds it stops between batches (within
-    Celery's time limit; the next run goes on)."""
+    refunds the cancelled units (cause "pickup_expired"). If a batch fails (a domain error), its
+    fulfillments are cancelled one at a time instead, each in a savepoint; one that fails is logged,
+    left as it is, and not tried again in this run. After `time_budget` seconds it stops between
+    batches (within Celery's time limit; the next run goes on)."""
     now = now or timezone.now()
     size = batch_size or settings.OMS["PICKUP_EXPIRY_BATCH_SIZE"]
     stop = time.monotonic() + time_budget if time_budget else None
     total, failed = 0, set()
     while True:
-        claimed, cancelled = _expire_batch(now=now, size=size, failed=failed)
+        claimed, cancelled, alone = _expire_batch(now=now, size=size, failed=failed)
         total += cancelled
+        for fulfillment_id in alone:
+            total += _expire_alone(fulfillment_id=fulfillment_id, now=now, failed=failed)
         if claimed < size or (stop is not None and time.monotonic() > stop):
             return total
 
@@ -215,38 +219,40 @@ def pickups_expire(
 _EXPIRY_RELATED = ("order", "order__customer", "order__pickup_location", "location")
 
 
-@transaction.atomic
-def _expire_batch(*, now: dt.datetime, size: int, failed: set[int]) -> tuple[int, int]:
-    batch = _candidates(
-        Fulfillment.objects.filter(status=Status.READY_FOR_PICKUP, pickup_expires_at__lte=now).exclude(
-            pk__in=failed
-        ),
-        size,
-        ("pickup_expires_at", "pk"),
-        _EXPIRY_RELATED,
+def _overdue(now: dt.datetime, failed: set[int]):
+    return Fulfillment.objects.filter(status=Status.READY_FOR_PICKUP, pickup_expires_at__lte=now).exclude(
+        pk__in=failed
     )
+
+
+@transaction.atomic
+def _expire_batch(*, now: dt.datetime, size: int, failed: set[int]) -> tuple[int, int, list[int]]:
+    """One batch: (candidates claimed, cancelled, the ids left for `_expire_alone`)."""
+    batch = _candidates(_overdue(now, failed), size, ("pickup_expires_at", "pk"), _EXPIRY_RELATED)
     if not batch:
-        return 0, 0
-    # One fulfillment per order goes in the set; another overdue one of the same order follows
-    # alone, after it (as the per-order path would see it: the first leaves the order alive).
-    seen: set[int] = set()
-    together, after = [], []
-    for f in batch:
-        (after if f.order_id in seen else together).append(f)
-        seen.add(f.order_id)
-    if after:  # levels taken in two steps: take them all first, in order
-        _lock_levels(batch)
+        return 0, 0, []
+    live = dict(
+        Fulfillment.objects.filter(order_id__in={f.order_id for f in batch})
+        .exclude(status=Status.CANCELLED)
+        .values("order_id")
+        .annotate(n=Count("pk"))
+        .values_list("order_id", "n")
+    )
+    whole = [f for f in batch if live[f.order_id] == 1]
+    alone = [f.pk for f in batch if live[f.order_id] > 1]
     try:
         with transaction.atomic():
-            _expire(together, now=now)
-        alone = after
+            _expire(whole, now=now, release_last=True)
+        return len(batch), len(whole), alone
     except DomainError as exc:
-        log.warning("pickup expiry: batch of %d failed (%s); cancelling one at a time", len(together), exc)
-        # The savepoint rolled back what the set changed (in memory too: read the rows again).
-        alone = _reload(batch)
-        _lock_levels(alone)
-    cancelled = len(batch) - len(alone)
-    for f in alone:
+        log.warning("pickup expiry: batch of %d failed (%s); cancelling one at a time", len(whole), exc)
+    # The savepoint rolled back what the set changed (in memory too: read the rows again). One at a
+    # time, each takes its levels in the usual order; all of them are taken first, in primary-key
+    # order, so that the batch as a whole cannot deadlock with a placement.
+    whole = _reload(whole)
+    _lock_levels(whole)
+    cancelled = 0
+    for f in whole:
         try:
             with transaction.atomic():
                 _expire([f], now=now)
@@ -254,7 +260,24 @@ def _expire_batch(*, now: dt.datetime, size: int, failed: set[int]) -> tuple[int
         except DomainError as exc:
             failed.add(f.pk)
             log.warning("pickup expiry: fulfillment %s not cancelled: %s", f.pk, exc)
-    return len(batch), cancelled
+    return len(batch), cancelled, alone
+
+
+@transaction.atomic
+def _expire_alone(*, fulfillment_id: int, now: dt.datetime, failed: set[int]) -> int:
+    """Cancel one overdue fulfillment in its own transaction (1), or nothing (0) when another
+    worker holds or took it meanwhile, or it fails (then logged and added to `failed`)."""
+    fs = _candidates(_overdue(now, failed).filter(pk=fulfillment_id), 1, ("pk",), _EXPIRY_RELATED)
+    if not fs:
+        return 0
+    try:
+        with transaction.atomic():
+            _expire(fs, now=now)
+    except DomainError as exc:
+        failed.add(fulfillment_id)
+        log.warning("pickup expiry: fulfillment %s not cancelled: %s", fulfillment_id, exc)
+        return 0
+    return 1
 
 
 def _reload(fs: list[Fulfillment]) -> list[Fulfillment]:
@@ -274,7 +297,7 @@ def _lock_levels(fs: list[Fulfillment]) -> None:
     )
 
 
-def _expire(fs: list[Fulfillment], *, now: dt.datetime) -> None:
+def _expire(fs: list[Fulfillment], *, now: dt.datetime, release_last: bool = False) -> None:
     """Cancel the overdue fulfillments `fs` (locked, ready for pickup, one per order) in the caller's
     transaction: each whole order whose only live fulfillment it is, otherwise the fulfillment
     alone with a LINE_CANCELLED event (`pickups_expire`). One `cancel_many` for all of them; the
@@ -307,7 +330,7 @@ def _expire(fs: list[Fulfillment], *, now: dt.datetime) -> None:
                 refund_cause=EXPIRED_CAUSE,
             )
         )
-    done = cancel_many(items, user=None, channel=SYSTEM_CHANNEL)
+    done = cancel_many(items, user=None, channel=SYSTEM_CHANNEL, release_last=release_last)
     transitions.record_events(
         [
             OrderEvent(
