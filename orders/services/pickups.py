@@ -240,6 +240,8 @@ def _expire_batch(*, now: dt.datetime, size: int, failed: set[int]) -> tuple[int
     )
     whole = [f for f in batch if live[f.order_id] == 1]
     alone = [f.pk for f in batch if live[f.order_id] > 1]
+    if not whole:
+        return len(batch), 0, alone
     try:
         with transaction.atomic():
             _expire(whole, now=now, release_last=True)
