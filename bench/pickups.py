@@ -459,21 +459,25 @@ How to read it:
 
 - Each batch (`OMS_PICKUP_EXPIRY_BATCH_SIZE`, 50) locks its candidates with `SKIP LOCKED` and
   cancels its whole orders together (`orders.services.cancellation.cancel_many`, the code
-  `order_cancel` runs for one order): about 28 statements per batch whatever its size, where the
-  per-order path took about 33 per order (the cancellation, its refund and their savepoints).
-  The stock is released last: the levels a placement waits for are locked only for the batch's
-  last statements (lock, UPDATE, ledger INSERT) and its commit, about 35 ms for 50 orders in-process
-  on this machine, 60 ms for 100, 100 ms for 200 (one process, measured with the statements
-  timed; under the load of this run). 50 keeps placements well under the 100 ms lock timeout
-  while the sweep runs at the rate above.
+  `order_cancel` runs for one order): 28 statements for a batch of 50 orders, about 2 ms of
+  wall time per order in one process, where the per-order path took 163 statements for a batch of
+  5 (about 33 per order: the cancellation, its refund and their savepoints) and about 17 ms per
+  order (both measured in-process on the quick data set, statements timed one by one). The stock
+  is released last: the levels a placement waits for are locked only for the batch's last
+  statements (lock, UPDATE, ledger INSERT) and its commit, about 25 ms for 50 orders (60 ms for
+  100, 100 ms for 200; spikes to 85 ms for 50 when the machine is busy), where the per-order
+  batch of 5 held them about 80 ms. 50 keeps placements under the 100 ms lock timeout.
 - "lock waits > 100 ms" counts placements that failed on `lock_timeout = 100ms`: it is zero when
   no placement ever waited on a lock that long. "> 100 ms" in latency also counts CPU contention:
   this machine has 2 cores shared by the sweep workers, the placer and PostgreSQL (and, during
   these runs, other engineers' test suites: compare the baseline row with the one of another run).
 - The same figure before the set-based sweep, one `order_cancel` per order in its own savepoint,
-  5 per transaction, refunds included (commit 3413521, same machine, same day, load average 0.3 before the run, 3.9 during it):
-  10,000 cancelled in 153.3 s (65/s), 4 placements hit the 100 ms lock timeout, placement max
-  100.1 ms.
+  5 per transaction, refunds included (commit 3413521, this machine, the same morning, load
+  average 0.3 before the run, 3.9 after): 10,000 cancelled in 153.3 s (65/s); placements during
+  it 138/s, p99 20.6 ms, max 100.1 ms, and 4 of them hit the 100 ms lock timeout.
+- Placements during the sweep run at a third of their rate alone: the two sweep workers take the
+  two cores (for 20 s now, 153 s before). The two placements over 100 ms waited for CPU, not for
+  a lock (none hit the lock timeout).
 - Every row the sweep writes is the one the per-order path wrote: events, ledger rows (one per
   order and level, the order number as reference), refunds and their lines, outbox rows, counters
   (tests/orders/test_expiry_equivalence.py compares them with that path's output). The checks
