@@ -17,9 +17,11 @@ Each placement's latency is recorded too, and the same loop runs alone for a few
 (the baseline on this machine). Afterwards: every overdue order cancelled exactly once (one
 cancellation event each), no other order touched, and the ledger audit clean.
 
-Own PostgreSQL database `oms_bench_pickups` (`oms_bench_pickups_quick` with --quick) at
-BENCH_PG, and Redis db 14 (BENCH_PICKUPS_REDIS) as the broker the outbox publishes to (queue
-`bench-pickups`, purged before and after; no worker runs). Never the test databases.
+Own PostgreSQL database `oms_bench_pickups` (`oms_bench_pickups_quick` with --quick; `--database`
+or BENCH_PICKUPS_DB for another one whose name starts with `oms_bench_pickups`, so that two
+people can run it at once) at BENCH_PG, and Redis db 14 (BENCH_PICKUPS_REDIS) as the broker the
+outbox publishes to (queue `bench-pickups`, purged before and after; no worker runs). Never the
+test databases.
 """
 
 from __future__ import annotations
@@ -58,6 +60,20 @@ def configure(database: str) -> None:
 
     app.conf.task_default_queue = QUEUE
     app.__dict__.pop("amqp", None)
+
+
+def _commit() -> str:
+    """The commit measured (and its branch), for the doc."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.check_output(["git", *args], cwd=common.ROOT, text=True).strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+
+    dirty = " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return f"{git('rev-parse', '--short', 'HEAD')} (branch {git('rev-parse', '--abbrev-ref', 'HEAD')}){dirty}"
 
 
 def purge_queue() -> None:
@@ -441,30 +457,31 @@ def render(r: dict, c: dict, *, overdue: int, pickups: int, workers: int, batch:
 DOC_NOTES = """
 How to read it:
 
-- The sweep's transaction per batch locks its candidates with `SKIP LOCKED`, then the stock
-  levels they release in primary-key order, then cancels each through `order_cancel` (one
-  savepoint each). A placement reserving one of those levels waits until the batch commits:
-  the batch size bounds that wait (`OMS_PICKUP_EXPIRY_BATCH_SIZE`).
+- Each batch (`OMS_PICKUP_EXPIRY_BATCH_SIZE`, 50) locks its candidates with `SKIP LOCKED` and
+  cancels its whole orders together (`orders.services.cancellation.cancel_many`, the code
+  `order_cancel` runs for one order): 28 statements for a batch of 50 orders, about 2 ms of
+  wall time per order in one process, where the per-order path took 163 statements for a batch of
+  5 (about 33 per order: the cancellation, its refund and their savepoints) and about 17 ms per
+  order (both measured in-process on the quick data set, statements timed one by one). The stock
+  is released last: the levels a placement waits for are locked only for the batch's last
+  statements (lock, UPDATE, ledger INSERT) and its commit, about 25 ms for 50 orders (60 ms for
+  100, 100 ms for 200; spikes to 85 ms for 50 when the machine is busy), where the per-order
+  batch of 5 held them about 80 ms. 50 keeps placements under the 100 ms lock timeout.
 - "lock waits > 100 ms" counts placements that failed on `lock_timeout = 100ms`: it is zero when
   no placement ever waited on a lock that long. "> 100 ms" in latency also counts CPU contention:
-  this machine has 2 cores shared by the sweep workers, the placer and PostgreSQL.
-- Batch size: 20 per transaction held levels for ~300 ms under this load (5 placements of 1,042 hit
-  the 100 ms lock timeout in the 5,000/500 smoke run); 5 held them under 100 ms (none did).
-- **The 30 s target is not met here: the sweep is CPU-bound at ~95 cancellations/s.** Each
-  cancellation is one `order_cancel` (about 24 statements with their savepoints: the order, its
-  fulfillments locked, the release and its ledger row, line quantities, totals, the transition and
-  the order's status, events, the customer and store for the outbox row) costing roughly 20 ms of
-  CPU between Python and PostgreSQL; 4 sweep workers instead of 2 gave the same rate (99/s) on these
-  2 cores. Reaching 333/s needs a set-based cancellation of a whole batch (one lock, one release
-  with a ledger row per order, bulk events and outbox rows) inside the cancellation services, so
-  that the refunds `order_cancel` now writes are written the same way; not done yet
-  (docs/orders.md, "Pickup window").
-- Refunds: each expiry also writes its refund in the same savepoint (docs/orders.md, "Refunds"):
-  9 more statements for a one-line order than before issue 10's refunds (the units not refunded
-  yet, refund_request's savepoint and release, its order lines, the guarded `refunded_quantity`
-  UPDATE, the Refund, its line, the `refund_requested` event, the webhook endpoints while their
-  cache is cold). The checks require one `pickup_expired` refund per cancelled
-  order and every cancelled unit refunded.
+  this machine has 2 cores shared by the sweep workers, the placer and PostgreSQL (and, during
+  these runs, other engineers' test suites: compare the baseline row with the one of another run).
+- The same figure before the set-based sweep, one `order_cancel` per order in its own savepoint,
+  5 per transaction, refunds included (commit 3413521, this machine, the same morning, load
+  average 0.3 before the run, 3.9 after): 10,000 cancelled in 153.3 s (65/s); placements during
+  it 138/s, p99 20.6 ms, max 100.1 ms, and 4 of them hit the 100 ms lock timeout.
+- Placements during the sweep run at a third of their rate alone: the two sweep workers take the
+  two cores (for 20 s now, 153 s before). The two placements over 100 ms waited for CPU, not for
+  a lock (none hit the lock timeout).
+- Every row the sweep writes is the one the per-order path wrote: events, ledger rows (one per
+  order and level, the order number as reference), refunds and their lines, outbox rows, counters
+  (tests/orders/test_expiry_equivalence.py compares them with that path's output). The checks
+  below require one `pickup_expired` refund per cancelled order and every cancelled unit refunded.
 """
 
 
@@ -480,6 +497,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--placers", type=int, default=1, help="processes placing orders meanwhile (default 1)")
     ap.add_argument("--baseline", type=float, default=5.0, help="seconds of placements alone first")
     ap.add_argument("--quick", action="store_true", help="smoke mode: small data, docs left alone")
+    ap.add_argument(
+        "--database",
+        default=os.environ.get("BENCH_PICKUPS_DB"),
+        help="PostgreSQL database, named oms_bench_pickups* (default oms_bench_pickups, quick: _quick)",
+    )
     doc = ap.add_mutually_exclusive_group()
     doc.add_argument("--doc", dest="doc", action="store_true", default=None)
     doc.add_argument("--no-doc", dest="doc", action="store_false")
@@ -487,7 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     pickups = args.pickups or (5_000 if args.quick else 100_000)
     overdue = args.overdue or (500 if args.quick else 10_000)
     write_doc = (not args.quick) if args.doc is None else args.doc
-    database = "oms_bench_pickups_quick" if args.quick else "oms_bench_pickups"
+    database = args.database or ("oms_bench_pickups_quick" if args.quick else "oms_bench_pickups")
+    if not database.startswith("oms_bench_pickups"):
+        raise SystemExit(f"refusing to benchmark against {database!r} (not an oms_bench_pickups* database)")
 
     configure(database)
     from django.conf import settings
@@ -531,7 +555,9 @@ def main(argv: list[str] | None = None) -> int:
             f"({args.skus} SKUs each), {overdue:,} of them past their window; {args.workers} processes run the "
             f"expiry sweep (`orders.services.pickups_expire`) while {args.placers} process(es) place pickup orders "
             "at the same stores and SKUs (`order_place`, `lock_timeout = 100ms` on its connection).\n\n"
-            f"{common.machine_md(info)}\n- Broker: Redis (db 14 on 127.0.0.1; the outbox publishes, no worker)\n\n"
+            f"{common.machine_md(info)}\n- Broker: Redis (db {REDIS.rsplit('/', 1)[-1]} on 127.0.0.1; "
+            "the outbox publishes, no worker)\n"
+            f"- Code: commit {_commit()}\n\n"
             f"{tbl}\n"
         )
         common.update_doc(

@@ -23,6 +23,7 @@ class NotificationEvent(models.TextChoices):
     READY_FOR_PICKUP = "ready_for_pickup", "Ready for pickup"  # at the counter: code, store, hours
     LOCKER_READY = "locker_ready", "Ready in a locker"  # loaded into a locker: locker, compartment, code
     PICKUP_REMINDER = "pickup_reminder", "Pickup reminder"  # still waiting at the counter
+    PICKUP_EXTENDED = "pickup_extended", "Pickup window extended"  # staff gave the customer more days
     PICKUP_EXPIRED = "pickup_expired", "Pickup expired"  # not collected in time, cancelled
     ORDER_CANCELLED = "order_cancelled", "Order cancelled"  # the whole order was cancelled
     LINE_CANCELLED = "line_cancelled", "Line cancelled"  # part of the order could not be fulfilled

@@ -16,7 +16,8 @@ is derived from the customer's fulfillments only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from django.db.models import Q
 from django.utils import timezone
@@ -104,24 +105,47 @@ def order_status_refresh(
     summarised one after the other (the second sees the first's committed status). The order
     row is always the last lock a transition takes: fulfillments, then stock, then the order.
     """
-    old = Order.objects.select_for_update().filter(pk=order.pk).values_list("status", flat=True).first()
-    statuses = list(Fulfillment.objects.filter(order_id=order.pk).values_list("method", "status"))
-    new = order_status_from(statuses)
-    order.status = new
-    if new == old:
-        return []
-    Order.objects.filter(pk=order.pk).update(status=new, updated_at=timezone.now())
-    return [
-        OrderEvent(
-            order_id=order.pk,
-            type=EventType.STATUS_CHANGED,
-            from_status=old,
-            to_status=new,
-            actor=actor if actor is not None and actor.is_authenticated else None,
-            channel=channel,
-            reason=reason[:255],
+    return orders_status_refresh([(order, reason)], actor=actor, channel=channel)[order.pk]
+
+
+def orders_status_refresh(
+    orders: Sequence[tuple[Order, str]], *, actor=None, channel: str = ""
+) -> dict[int, list[OrderEvent]]:
+    """`order_status_refresh` for several orders ((order, reason) pairs): their rows locked in
+    primary-key order, their fulfillments' statuses read once, one UPDATE per new status. Per order
+    pk, its STATUS_CHANGED event (unsaved) or nothing; each `order.status` is set."""
+    pks = sorted({order.pk for order, _ in orders})
+    old = dict(
+        Order.objects.select_for_update().filter(pk__in=pks).order_by("pk").values_list("pk", "status")
+    )
+    statuses: dict[int, list[tuple[str, str]]] = {pk: [] for pk in pks}
+    for order_id, method, status in Fulfillment.objects.filter(order_id__in=pks).values_list(
+        "order_id", "method", "status"
+    ):
+        statuses[order_id].append((method, status))
+    events: dict[int, list[OrderEvent]] = {pk: [] for pk in pks}
+    changed: dict[str, list[int]] = {}
+    for order, reason in orders:
+        new = order_status_from(statuses[order.pk])
+        order.status = new
+        if new == old.get(order.pk) or events[order.pk]:
+            continue
+        changed.setdefault(new, []).append(order.pk)
+        events[order.pk].append(
+            OrderEvent(
+                order=order,
+                type=EventType.STATUS_CHANGED,
+                from_status=old.get(order.pk) or "",
+                to_status=new,
+                actor=actor if actor is not None and actor.is_authenticated else None,
+                channel=channel,
+                reason=reason[:255],
+            )
         )
-    ]
+    now = timezone.now()
+    for new, order_pks in changed.items():
+        Order.objects.filter(pk__in=order_pks).update(status=new, updated_at=now)
+    return events
 
 
 def lock_fulfillment(fulfillment_id: int) -> Fulfillment:
@@ -206,17 +230,65 @@ def transition_all(
     checked against the table and saved, then every event (theirs, `extra_events`, the order's
     status change, with `status_reason` if given) is written and emitted as one batch, after the
     order's status is recomputed."""
-    events = [
-        _move(f, to_status, order=order, actor=actor, channel=channel, reason=reason) for f in fulfillments
-    ]
-    return _record(
-        order,
-        [*events, *extra_events],
-        refresh=True,
+    return transition_orders(
+        [
+            OrderMoves(
+                order,
+                list(fulfillments),
+                reason=reason,
+                status_reason=reason if status_reason is None else status_reason,
+                extra_events=list(extra_events),
+            )
+        ],
+        to_status,
         actor=actor,
         channel=channel,
-        reason=reason if status_reason is None else status_reason,
     )
+
+
+@dataclass
+class OrderMoves:
+    """Fulfillments of one order moving to the same status (`transition_orders`)."""
+
+    order: Order
+    fulfillments: list[Fulfillment]
+    reason: str = ""
+    status_reason: str = ""
+    extra_events: list[OrderEvent] = field(default_factory=list)  # after theirs, before the status change
+
+
+def transition_orders(
+    moves: Sequence[OrderMoves], to_status: str, *, actor=None, channel: str = ""
+) -> list[OrderEvent]:
+    """`transition_all` for several orders at once (the pickup-expiry sweep's batch): every
+    fulfillment (already locked by the caller) checked against the table, all saved by one UPDATE,
+    the orders' statuses recomputed together (`orders_status_refresh`), and the events written and
+    emitted as one batch, each order's in the order `transition_all` writes them: its fulfillments',
+    its `extra_events`, its status change."""
+    for m in moves:
+        for f in m.fulfillments:
+            check(f, to_status)
+    now = timezone.now()
+    pks = [f.pk for m in moves for f in m.fulfillments]
+    if pks:
+        Fulfillment.objects.filter(pk__in=pks).update(status=to_status, updated_at=now)
+    events_by_order = []
+    for m in moves:
+        own = []
+        for f in m.fulfillments:
+            old = f.status
+            f.status, f.updated_at = to_status, now
+            own.append(
+                _event(f, old, to_status, order=m.order, actor=actor, channel=channel, reason=m.reason)
+            )
+        events_by_order.append(own + list(m.extra_events))
+    refreshed = orders_status_refresh(
+        [(m.order, m.status_reason) for m in moves], actor=actor, channel=channel
+    )
+    events = []
+    for m, own in zip(moves, events_by_order, strict=True):
+        events += own + refreshed.pop(m.order.pk, [])
+    return record_events(events)
 
 
 def _move(
@@ -231,6 +303,13 @@ def _move(
         setattr(f, name, value)
         fields.append(name)
     f.save(update_fields=fields)
+    return _event(f, old, to_status, order=order, actor=actor, channel=channel, reason=reason, data=data)
+
+
+def _event(
+    f: Fulfillment, old: str, to_status: str, *, order: Order, actor, channel, reason, data=None
+) -> OrderEvent:
+    """The unsaved FULFILLMENT_STATUS_CHANGED event of one move."""
     return OrderEvent(
         order=order,
         fulfillment=f,

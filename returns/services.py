@@ -1,8 +1,8 @@
 """Refunds: written once by whatever causes them; the payment system reports back.
 
     refund_request   money owed back for units of an order's lines (called inside the causing
-                     transaction: orders' cancellations and short picks, the pickup-expiry sweep
-                     through them, received returns)
+                     transaction: orders' cancellations and short picks, received returns)
+    refunds_request  the same for several orders at once (the pickup-expiry sweep's batch)
     refund_complete  the payment system paid it back (idempotent per reference)
     refund_fail      the payment system could not (idempotent per reason)
 
@@ -14,6 +14,7 @@ same transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
@@ -57,7 +58,6 @@ def line_amounts(*, currency: str, lines: Sequence[tuple[OrderLine, int]]) -> li
     return [(ln.unit_price * q).quantize(quantum, rounding=ROUND_HALF_UP).quantize(CENT) for ln, q in lines]
 
 
-@transaction.atomic
 def refund_request(
     *,
     order: Order,
@@ -69,14 +69,35 @@ def refund_request(
 ) -> Refund | None:
     """Record that the units in `lines` ([(order line or its id, quantity)]) are owed back.
 
-    Call it inside the transaction that cancels or takes back those units. Each line's
-    `refunded_quantity` goes up by one guarded UPDATE (`... WHERE refunded_quantity + q <=
-    quantity`), in order-line pk order: two paths refunding the same units serialise on the row and
-    the second finds the guard false, 409 `already_refunded`, and its whole transaction rolls back.
-    Lines with quantity 0 are skipped; None when nothing is left (no row, no event).
+    Call it inside the transaction that cancels or takes back those units. The order lines are
+    locked in primary-key order and each line's `refunded_quantity` may only reach its `quantity`
+    (checked under the lock, and again by the UPDATE's guard `refunded_quantity + q <= quantity`):
+    two paths refunding the same units serialise on the rows and the second is 409
+    `already_refunded`, and its whole transaction rolls back. Lines with quantity 0 are skipped;
+    None when nothing is left (no row, no event).
 
     Writes the Refund, its lines and the REFUND_REQUESTED timeline event (-> `refund.requested`).
+    The one-order case of `refunds_request`.
     """
+    (refund,) = refunds_request(
+        requests=[RefundRequest(order=order, lines=lines, reason=reason, cause=cause)],
+        user=user,
+        channel=channel,
+    )
+    return refund
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """The units of one order owed back ([(order line or its id, quantity)]) and why."""
+
+    order: Order
+    lines: Sequence[tuple[OrderLine | int, int]]
+    reason: str
+    cause: str
+
+
+def _wanted(lines: Sequence[tuple[OrderLine | int, int]]) -> dict[int, int]:
     wanted: dict[int, int] = {}
     for i, (line, quantity) in enumerate(lines):
         line_id = line.pk if isinstance(line, OrderLine) else line
@@ -87,63 +108,116 @@ def refund_request(
             )
         if quantity:
             wanted[line_id] = wanted.get(line_id, 0) + quantity
-    if not wanted:
-        return None
-    order_lines = list(OrderLine.objects.filter(order_id=order.pk, pk__in=list(wanted)).select_related("sku"))
-    unknown = sorted(set(wanted) - {ln.pk for ln in order_lines})
-    if unknown:
-        raise RefundLineInvalid(
-            f"Order {order.number} has no line {unknown[0]}.",
-            details={"order": order.number, "lines": unknown},
-        )
-    order_lines.sort(key=lambda ln: ln.pk)  # the rows' lock order
-    for ln in order_lines:
-        q = wanted[ln.pk]
-        done = OrderLine.objects.filter(pk=ln.pk, refunded_quantity__lte=F("quantity") - q).update(
-            refunded_quantity=F("refunded_quantity") + q
-        )
-        if not done:
-            left = OrderLine.objects.filter(pk=ln.pk).values_list("quantity", "refunded_quantity").first()
+    return wanted
+
+
+@transaction.atomic
+def refunds_request(
+    *, requests: Sequence[RefundRequest], user=None, channel: str = ""
+) -> list[Refund | None]:
+    """`refund_request` for several orders at once (the pickup-expiry sweep's batch), with the same
+    rules: every order line named locked once, in primary-key order, and checked; one UPDATE of
+    their `refunded_quantity`; the Refunds, their lines and their REFUND_REQUESTED events each
+    written by one INSERT. One result per request, in order (None: nothing to refund). Any error
+    (an unknown line, units already refunded) raises and writes nothing."""
+    wanted = [_wanted(r.lines) for r in requests]
+    line_ids = sorted({pk for w in wanted for pk in w})
+    if not line_ids:
+        return [None] * len(requests)
+    locked = {
+        ln.pk: ln
+        for ln in OrderLine.objects.filter(pk__in=line_ids)
+        .select_related("sku")
+        .select_for_update(of=("self",))
+        .order_by("pk")  # the rows' lock order
+    }
+    total: dict[int, int] = {}
+    for r, w in zip(requests, wanted, strict=True):
+        unknown = sorted(pk for pk in w if pk not in locked or locked[pk].order_id != r.order.pk)
+        if unknown:
+            raise RefundLineInvalid(
+                f"Order {r.order.number} has no line {unknown[0]}.",
+                details={"order": r.order.number, "lines": unknown},
+            )
+        for pk, q in w.items():
+            total[pk] = total.get(pk, 0) + q
+    for pk, q in total.items():
+        ln = locked[pk]
+        if ln.refunded_quantity + q > ln.quantity:
+            order = next(r.order for r in requests if r.order.pk == ln.order_id)
             raise AlreadyRefunded(
                 f"{ln.sku.code}: {q} more units cannot be refunded on order {order.number}.",
                 details={
                     "order": order.number,
                     "sku": ln.sku.code,
                     "requested": q,
-                    "refundable": (left[0] - left[1]) if left else 0,
+                    "refundable": ln.quantity - ln.refunded_quantity,
                 },
             )
-    pairs = [(ln, wanted[ln.pk]) for ln in order_lines]
-    amounts = line_amounts(currency=order.currency, lines=pairs)
-    refund = Refund.objects.create(
-        order=order,
-        amount=sum(amounts, Decimal("0.00")),
-        currency=order.currency,
-        reason=(reason or "")[:255],
-        cause=cause,
-        requested_by=_actor(user),
-    )
+    _add_refunded(total)
+    refunds: list[Refund | None] = []
+    pairs_of: list[list[tuple[OrderLine, int]]] = []
+    amounts_of: list[list[Decimal]] = []
+    for r, w in zip(requests, wanted, strict=True):
+        if not w:
+            refunds.append(None)
+            continue
+        pairs = [(locked[pk], w[pk]) for pk in sorted(w)]
+        amounts = line_amounts(currency=r.order.currency, lines=pairs)
+        pairs_of.append(pairs)
+        amounts_of.append(amounts)
+        refunds.append(
+            Refund(
+                order=r.order,
+                amount=sum(amounts, Decimal("0.00")),
+                currency=r.order.currency,
+                reason=(r.reason or "")[:255],
+                cause=r.cause,
+                requested_by=_actor(user),
+            )
+        )
+    written = Refund.objects.bulk_create([refund for refund in refunds if refund is not None])
     RefundLine.objects.bulk_create(
         [
             RefundLine(refund=refund, order_line=ln, quantity=q, amount=amount)
+            for refund, pairs, amounts in zip(written, pairs_of, amounts_of, strict=True)
             for (ln, q), amount in zip(pairs, amounts, strict=True)
         ]
     )
-    _event(
-        refund,
-        EventType.REFUND_REQUESTED,
-        user=user,
-        channel=channel,
-        reason=refund.reason or "refund requested",
-        data={
-            "cause": cause,
-            "lines": [
-                {"sku": ln.sku.code, "quantity": q, "amount": str(amount)}
-                for (ln, q), amount in zip(pairs, amounts, strict=True)
-            ],
-        },
+    transitions.record_events(
+        [
+            _refund_event(
+                refund,
+                EventType.REFUND_REQUESTED,
+                user=user,
+                channel=channel,
+                reason=refund.reason or "refund requested",
+                data={
+                    "cause": refund.cause,
+                    "lines": [
+                        {"sku": ln.sku.code, "quantity": q, "amount": str(amount)}
+                        for (ln, q), amount in zip(pairs, amounts, strict=True)
+                    ],
+                },
+            )
+            for refund, pairs, amounts in zip(written, pairs_of, amounts_of, strict=True)
+        ]
     )
-    return refund
+    return refunds
+
+
+def _add_refunded(quantities: dict[int, int]) -> None:
+    """refunded_quantity += q for {order line id: q} (rows locked by the caller), one UPDATE per
+    distinct q, each guarded by `refunded_quantity + q <= quantity` (the CHECK's rule, again)."""
+    by_quantity: dict[int, list[int]] = {}
+    for pk, q in quantities.items():
+        by_quantity.setdefault(q, []).append(pk)
+    for q, pks in by_quantity.items():
+        done = OrderLine.objects.filter(pk__in=pks, refunded_quantity__lte=F("quantity") - q).update(
+            refunded_quantity=F("refunded_quantity") + q
+        )
+        if done != len(pks):  # only where the database does not lock (SQLite without IMMEDIATE)
+            raise AlreadyRefunded("Order lines changed while they were refunded; try again.")
 
 
 @transaction.atomic
@@ -215,20 +289,22 @@ def refund_fail(*, refund_id, reason: str, user=None, channel: str = "") -> Refu
 
 def _event(refund: Refund, type_: str, *, user, channel: str, reason: str, data: dict) -> None:
     transitions.record_events(
-        [
-            OrderEvent(
-                order=refund.order,
-                type=type_,
-                actor=_actor(user),
-                channel=channel,
-                reason=reason[:255],
-                data={
-                    "refund": refund.pk,
-                    "amount": str(refund.amount),
-                    "currency": refund.currency,
-                    "status": refund.status,
-                    **data,
-                },
-            )
-        ]
+        [_refund_event(refund, type_, user=user, channel=channel, reason=reason, data=data)]
+    )
+
+
+def _refund_event(refund: Refund, type_: str, *, user, channel: str, reason: str, data: dict) -> OrderEvent:
+    return OrderEvent(
+        order=refund.order,
+        type=type_,
+        actor=_actor(user),
+        channel=channel,
+        reason=reason[:255],
+        data={
+            "refund": refund.pk,
+            "amount": str(refund.amount),
+            "currency": refund.currency,
+            "status": refund.status,
+            **data,
+        },
     )

@@ -166,13 +166,48 @@ def apply_changes(
     (goods arriving); else a missing level is a violation. A violation raises `on_violation(failed)`
     (default StockConflict) and writes nothing. Must run inside the caller's transaction.
     """
-    changes = merge_changes(changes)
-    if not changes:
-        return []
     ledger = LedgerEntry(kind, reference_type, reference, user, reason)
-    # One level, nothing that could make stock newly available: one guarded UPDATE.
-    if len(changes) == 1 and not create_missing and changes[0].availability_delta <= 0:
-        done = _apply_one_guarded(changes[0], ledger=ledger, consumes=consumes)
+    return apply_ledgered_changes(
+        ((ledger, c) for c in changes),
+        consumes=consumes,
+        create_missing=create_missing,
+        on_violation=on_violation,
+    )
+
+
+def apply_ledgered_changes(
+    entries: Iterable[tuple[LedgerEntry, Change]],
+    *,
+    consumes: bool = False,
+    create_missing: bool = False,
+    on_violation: Callable[[Failed], Exception] | None = None,
+) -> list[StockMovement]:
+    """`apply_changes` for changes that each name their own ledger row: several references (orders)
+    changed in one call, as the pickup-expiry sweep releases a batch of orders. The levels are
+    locked, checked and updated once, for the sum of the changes to each (one lock in primary-key
+    order, one guarded UPDATE); the ledger gets one row per ledger entry and level, exactly the rows
+    separate `apply_changes` calls would have written. Every entry has the same `kind`."""
+    entries = list(entries)
+    if not entries:
+        return []
+    kinds = {ledger.kind for ledger, _ in entries}
+    if len(kinds) != 1:
+        raise ValueError(f"apply_ledgered_changes: one movement kind per call, not {sorted(kinds)}")
+    (kind,) = kinds
+    changes = merge_changes(c for _, c in entries)
+    # The ledger rows: per entry, one per level (the sum of that entry's changes to it).
+    per_entry: dict[LedgerEntry, list[Change]] = {}
+    for ledger, c in entries:
+        per_entry.setdefault(ledger, []).append(c)
+    ledger_rows = [(ledger, m) for ledger, cs in per_entry.items() for m in merge_changes(cs)]
+    # One level, one ledger row, nothing that could make stock newly available: one guarded UPDATE.
+    if (
+        len(changes) == 1
+        and len(ledger_rows) == 1
+        and not create_missing
+        and changes[0].availability_delta <= 0
+    ):
+        done = _apply_one_guarded(changes[0], ledger=ledger_rows[0][0], consumes=consumes)
         if done is not None:
             return done
         # Short, or the level is missing: the locking path gives the details and reclaims expired holds.
@@ -184,7 +219,11 @@ def apply_changes(
         )
         rows = lock_levels(c.key for c in changes)
     failed = _failed(rows, changes, consumes=consumes)
-    if failed and consumes and reclaim_expired_holds(rows, [c.key for c, _ in failed], user=user):
+    if (
+        failed
+        and consumes
+        and reclaim_expired_holds(rows, [c.key for c, _ in failed], user=entries[0][0].user)
+    ):
         failed = _failed(rows, [c for c, _ in failed], consumes=True)
     if failed:
         if on_violation is not None:
@@ -193,7 +232,9 @@ def apply_changes(
     # Only a change that moves availability can start or end a shortage (not hold -> reserved).
     expired = expired_held_units(rows, [c.key for c in changes if c.availability_delta])
     before = {c.key: counters_available(rows[c.key]) + expired.get(c.key, 0) for c in changes}
-    movements = write_locked(rows, changes, ledger=ledger, consumes=consumes)
+    movements = write_locked(
+        rows, changes, movements=[ledger.movement(m) for ledger, m in ledger_rows], consumes=consumes
+    )
     announce(changes, before=before, rows=rows, expired=expired, kind=kind)
     return movements
 
@@ -245,10 +286,14 @@ def lock_levels(keys: Iterable[Key]) -> dict[Key, LockedRow]:
 
 
 def write_locked(
-    rows: dict[Key, LockedRow], changes: list[Change], *, ledger: LedgerEntry, consumes: bool
+    rows: dict[Key, LockedRow],
+    changes: list[Change],
+    *,
+    movements: list[StockMovement],
+    consumes: bool,
 ) -> list[StockMovement]:
-    """One guarded bulk UPDATE of already-locked levels, then their ledger rows in one INSERT.
-    Updates `rows` in place."""
+    """One guarded bulk UPDATE of already-locked levels (one change per level), then their ledger
+    rows (`movements`) in one INSERT. Updates `rows` in place."""
     condition = Q()
     whens: dict[str, list[When]] = {f: [] for f in COUNTERS}
     for c in changes:
@@ -269,7 +314,7 @@ def write_locked(
         row = rows[c.key]
         for f in COUNTERS:
             row[f] += getattr(c, f)
-    return StockMovement.objects.bulk_create([ledger.movement(c) for c in changes])
+    return StockMovement.objects.bulk_create(movements)
 
 
 def reclaim_expired_holds(rows: dict[Key, LockedRow], keys: Iterable[Key], *, user) -> list[Change]:
@@ -291,7 +336,7 @@ def reclaim_expired_holds(rows: dict[Key, LockedRow], keys: Iterable[Key], *, us
     changes = merge_changes(Change(e["location_id"], e["sku_id"], held=-e["quantity"]) for e in expired)
     HoldLine.objects.filter(pk__in=[e["pk"] for e in expired]).delete()
     ledger = LedgerEntry(MovementKind.HOLD_RELEASE, "hold", "expired", user, "checkout hold expired")
-    write_locked(rows, changes, ledger=ledger, consumes=False)
+    write_locked(rows, changes, movements=[ledger.movement(c) for c in changes], consumes=False)
     return changes
 
 

@@ -20,7 +20,15 @@ from stores.models import Location
 from ..exceptions import InsufficientStock, StockConflict
 from ..models import MovementKind, Sku, StockLevel, StockMovement
 from .access import require_access
-from .changes import Change, LedgerEntry, apply_changes, insufficient, lock_levels, shortfall_details
+from .changes import (
+    Change,
+    LedgerEntry,
+    apply_changes,
+    apply_ledgered_changes,
+    insufficient,
+    lock_levels,
+    shortfall_details,
+)
 
 
 @dataclass(frozen=True)
@@ -215,19 +223,40 @@ def _reserve(lines: Sequence[Line], *, reference: str, reference_type: str, user
     )
 
 
-@transaction.atomic
 def stock_release(
     *, lines: Sequence[Line], reference: str, reference_type: str = "order", user=None, reason: str = ""
 ) -> list[StockMovement]:
     """Give reserved units back to availability (cancellation, re-routing)."""
-    check_lines(lines)
-    return apply_changes(
-        (Change(ln.location_id, ln.sku_id, reserved=-ln.quantity) for ln in lines),
-        kind=MovementKind.RELEASE,
-        reference_type=reference_type,
-        reference=reference,
+    return stock_release_many(
+        releases=[Release(lines=lines, reference=reference, reference_type=reference_type, reason=reason)],
         user=user,
-        reason=reason,
+    )
+
+
+@dataclass(frozen=True)
+class Release:
+    """Reserved units one reference (an order) gives back, and what its ledger rows say."""
+
+    lines: Sequence[Line]
+    reference: str
+    reference_type: str = "order"
+    reason: str = ""
+
+
+@transaction.atomic
+def stock_release_many(*, releases: Sequence[Release], user=None) -> list[StockMovement]:
+    """`stock_release` of several references at once (the pickup-expiry sweep's batch of orders):
+    every level locked once, in primary-key order, one guarded UPDATE for the sum, and the ledger
+    rows each release would have written alone (one per reference and level, its reason)."""
+    for release in releases:
+        check_lines(release.lines)
+    return apply_ledgered_changes(
+        (
+            LedgerEntry(MovementKind.RELEASE, r.reference_type, r.reference, user, r.reason),
+            Change(ln.location_id, ln.sku_id, reserved=-ln.quantity),
+        )
+        for r in releases
+        for ln in r.lines
     )
 
 

@@ -135,6 +135,14 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
             **_pickup_context(ev),
             "expires_at": (ev.data or {}).get("last_day"),
         }
+    if ev.type == EventType.PICKUP_EXTENDED and ev.fulfillment_id:
+        # Staff extended the window (the customer called): the new last day; not the staff's reason.
+        data = ev.data or {}
+        return NotificationEvent.PICKUP_EXTENDED, {
+            **_pickup_context(ev),
+            "expires_at": data.get("last_day"),
+            "previous_last_day": data.get("previous_last_day"),
+        }
     if ev.type == EventType.PICKUP_CODE_ISSUED and ev.fulfillment_id:
         # Staff issued a new code (the old one stopped working): the ready message, with the new code
         # (the locker's when the order is in one).
@@ -222,34 +230,36 @@ def _webhook_event(ev: OrderEvent) -> tuple[str, dict] | None:
 def order_events_notify(*, events: Sequence[OrderEvent]) -> list[Notification]:
     """The orders.hooks listener: runs inside the transaction that wrote the events.
 
-    Per event: the customer's outbox rows (one INSERT) and, when any endpoint is active, the
-    webhook rows (one INSERT). The active endpoints are read once for the whole batch (and cached
-    per process, selectors.active_webhook_endpoints_cached). No savepoint: it runs on the flash
-    sale's path (docs/benchmarks.md, "Savepoints on the hot path"); its errors doom the caller's transaction.
+    Per event: the customer's outbox rows and, when any endpoint is active, the webhook rows; all
+    the batch's rows are written by one INSERT (a batch of events is one order's change, or the
+    pickup-expiry sweep's batch of orders). The active endpoints are read once for the whole batch
+    (and cached per process, selectors.active_webhook_endpoints_cached). No savepoint: it runs on
+    the flash sale's path (docs/benchmarks.md, "Savepoints on the hot path"); its errors doom the
+    caller's transaction.
     """
-    written: list[Notification] = []
+    rows: list[Notification] = []
     endpoints: list[WebhookEndpoint] | None = None
     for ev in events:
         told = _customer_event(ev)
         if told is not None:
             event, context = told
-            written += outbox_write(
-                customer_notifications(
-                    event=event,
-                    customer=ev.order.customer,
-                    context=context,
-                    dedupe_key=f"order-event:{ev.pk}",
-                    order=ev.order,
-                )
+            rows += customer_notifications(
+                event=event,
+                customer=ev.order.customer,
+                context=context,
+                dedupe_key=f"order-event:{ev.pk}",
+                order=ev.order,
             )
         if endpoints is None:
             endpoints = active_webhook_endpoints_cached()
         hook = _webhook_event(ev) if endpoints else None
         if hook is not None:
             event_type, data = hook
-            written += outbox_write(
-                webhook_deliveries(
-                    event_type=event_type, data=data, dedupe_key=f"order-event:{ev.pk}", endpoints=endpoints
-                )
+            rows += webhook_deliveries(
+                event_type=event_type, data=data, dedupe_key=f"order-event:{ev.pk}", endpoints=endpoints
             )
-    return written
+    # One row per dedupe key in the statement (ON CONFLICT may not touch a row twice in one INSERT).
+    first: dict[str, Notification] = {}
+    for n in rows:
+        first.setdefault(n.dedupe_key, n)
+    return outbox_write(list(first.values()))

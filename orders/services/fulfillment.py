@@ -39,7 +39,13 @@ from ..models import (
     Order,
 )
 from . import ship_to_store
-from .cancellation import cancel_line_quantities, order_with_locked_fulfillments, refund_cancelled
+from .cancellation import (
+    Cancellation,
+    cancel_line_quantities,
+    cancel_many,
+    order_with_locked_fulfillments,
+    refund_cancelled,
+)
 from .codes import code_new, code_try
 from .common import acting_user, fulfillment_event, fulfillment_lines, locked_fulfillment, quantities_by_sku
 from .window import iso_utc, pickup_deadlines
@@ -393,15 +399,25 @@ def fulfillment_cancel(
     refund_cause: str = "fulfillment_cancelled",
 ) -> Fulfillment:
     """Stop a fulfillment before it leaves: release what it still has reserved, cancel those units
-    and refund them (one Refund, `refund_cause`: the pickup-expiry sweep passes "pickup_expired")."""
+    and refund them (one Refund, `refund_cause`: the pickup-expiry sweep passes "pickup_expired").
+    The one-fulfillment case of `cancellation.cancel_many`; a warehouse's ship-to-store part goes
+    through `ship_to_store.leg_cancel`, and a store's pickup still waiting for its transfer takes
+    the unsent parts with it (below)."""
     f = locked_fulfillment(fulfillment_id, user)
     transitions.check(f, Status.CANCELLED)
     if f.method == FulfillmentMethod.TO_STORE:
         return ship_to_store.leg_cancel(f, user=user, reason=reason, channel=channel)
-    # Ship to store: the warehouses' parts not yet sent go with it (what is on its way arrives at
-    # the store as ordinary stock), and the units they carried are cancelled and refunded too.
-    # (only an awaiting one has any: it becomes pending once nothing is on its way)
-    legs = ship_to_store.live_legs(f) if f.status == Status.AWAITING_TRANSFER else []
+    if f.status != Status.AWAITING_TRANSFER:
+        cancel_many(
+            [Cancellation(f.order, [f], whole_order=False, reason=reason, refund_cause=refund_cause)],
+            user=user,
+            channel=channel,
+        )
+        return f
+    # Ship to store, goods on their way: the warehouses' parts not yet sent go with it (what is
+    # already on its way arrives at the store as ordinary stock), and the units they carried are
+    # cancelled and refunded too.
+    legs = ship_to_store.live_legs(f)
     all_lines = fulfillment_lines(f)
     lines = [ln for ln in all_lines if ln.quantity > 0]
     releases = [Line(f.location_id, ln.sku_id, ln.quantity) for ln in lines]

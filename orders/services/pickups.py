@@ -22,6 +22,7 @@ import time
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from config.errors import Conflict, DomainError, InvalidInput
@@ -30,9 +31,8 @@ from inventory.services import Line, stock_levels_lock
 from .. import transitions
 from ..exceptions import InvalidTransition
 from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentStatus, OrderEvent
-from .cancellation import order_cancel
-from .common import fulfillment_event, fulfillment_lines, locked_fulfillment
-from .fulfillment import fulfillment_cancel
+from .cancellation import Cancellation, cancel_many
+from .common import fulfillment_event, locked_fulfillment
 from .window import iso_utc, last_day, remind_at_for, window_end
 
 log = logging.getLogger(__name__)
@@ -117,11 +117,11 @@ def fulfillment_extend_pickup(
 # --- The beat tasks ----------------------------------------------------------------------------
 
 
-def _candidates(qs, size: int, order: tuple[str, ...]):
+def _candidates(qs, size: int, order: tuple[str, ...], related: tuple[str, ...] = ("order", "location")):
     qs = qs.order_by(*order)
     if connection.features.has_select_for_update_skip_locked:
         qs = qs.select_for_update(skip_locked=True, of=("self",))
-    return list(qs.select_related("order", "location")[:size])
+    return list(qs.select_related(*related)[:size])
 
 
 def pickup_reminders_send(*, now: dt.datetime | None = None, batch_size: int | None = None) -> int:
@@ -185,17 +185,21 @@ def pickups_expire(
 
     Batches of `batch_size` (OMS["PICKUP_EXPIRY_BATCH_SIZE"]), each its own transaction: the
     candidates are locked with SKIP LOCKED (never waiting on, nor locking, a fulfillment it will not
-    change), then the stock levels they reserve, in primary-key order (inventory.services.
-    stock_levels_lock: the one lock order, so neither placements nor another sweep deadlock with
-    it), then each is cancelled in its own savepoint through the cancellation services:
+    change), then cancelled through `cancellation.cancel_many`, which applies per order exactly what
+    the per-order services do:
 
-    - the order's only live fulfillment: `order_cancel` (the whole order; the customer is told
-      "not collected in time", notifications' pickup_expired message);
-    - otherwise `fulfillment_cancel` and a LINE_CANCELLED event naming its lines (the customer is
-      told which lines were cancelled).
+    - the order's only live fulfillment (the usual case): the whole order, as `order_cancel` (the
+      customer is told "not collected in time", notifications' pickup_expired message). These are
+      cancelled together, set-based, and their stock released last (`release_last`): the levels,
+      which concurrent placements wait for, stay locked only for the batch's last statements;
+    - otherwise (the order has another live fulfillment) the fulfillment alone, as
+      `fulfillment_cancel`, plus a LINE_CANCELLED event naming its lines (the customer is told
+      which lines were cancelled), in its own transaction after the batch's (`_expire_alone`),
+      taking its locks in the usual order (stock levels before the order's rows).
 
     Either releases the reservation at once (availability everywhere, back-in-stock alerts) and
-    writes what those services write (a refund of the cancelled units, cause "pickup_expired"). One that fails is logged,
+    refunds the cancelled units (cause "pickup_expired"). If a batch fails (a domain error), its
+    fulfillments are cancelled one at a time instead, each in a savepoint; one that fails is logged,
     left as it is, and not tried again in this run. After `time_budget` seconds it stops between
     batches (within Celery's time limit; the next run goes on)."""
     now = now or timezone.now()
@@ -203,26 +207,91 @@ def pickups_expire(
     stop = time.monotonic() + time_budget if time_budget else None
     total, failed = 0, set()
     while True:
-        claimed, cancelled = _expire_batch(now=now, size=size, failed=failed)
+        claimed, cancelled, alone = _expire_batch(now=now, size=size, failed=failed)
         total += cancelled
+        for fulfillment_id in alone:
+            total += _expire_alone(fulfillment_id=fulfillment_id, now=now, failed=failed)
         if claimed < size or (stop is not None and time.monotonic() > stop):
             return total
 
 
+# Loaded with each candidate: what the cancellation, its events and the customer's message read.
+_EXPIRY_RELATED = ("order", "order__customer", "order__pickup_location", "location")
+
+
+def _overdue(now: dt.datetime, failed: set[int]):
+    # Not an order in a locker: its goods are behind a door until an associate takes them out
+    # (orders.services.lockers.locker_unload); the next run then cancels it.
+    return Fulfillment.objects.filter(
+        status=Status.READY_FOR_PICKUP, pickup_expires_at__lte=now, compartment__isnull=True
+    ).exclude(pk__in=failed)
+
+
 @transaction.atomic
-def _expire_batch(*, now: dt.datetime, size: int, failed: set[int]) -> tuple[int, int]:
-    batch = _candidates(
-        # Not an order in a locker: its goods are behind a door until an associate takes them out
-        # (orders.services.lockers.locker_unload); the next run then cancels it.
-        Fulfillment.objects.filter(
-            status=Status.READY_FOR_PICKUP, pickup_expires_at__lte=now, compartment__isnull=True
-        ).exclude(pk__in=failed),
-        size,
-        ("pickup_expires_at", "pk"),
-    )
+def _expire_batch(*, now: dt.datetime, size: int, failed: set[int]) -> tuple[int, int, list[int]]:
+    """One batch: (candidates claimed, cancelled, the ids left for `_expire_alone`)."""
+    batch = _candidates(_overdue(now, failed), size, ("pickup_expires_at", "pk"), _EXPIRY_RELATED)
     if not batch:
-        return 0, 0
-    location_of = {f.pk: f.location_id for f in batch}
+        return 0, 0, []
+    live = dict(
+        Fulfillment.objects.filter(order_id__in={f.order_id for f in batch})
+        .exclude(status=Status.CANCELLED)
+        .values("order_id")
+        .annotate(n=Count("pk"))
+        .values_list("order_id", "n")
+    )
+    whole = [f for f in batch if live[f.order_id] == 1]
+    alone = [f.pk for f in batch if live[f.order_id] > 1]
+    if not whole:
+        return len(batch), 0, alone
+    try:
+        with transaction.atomic():
+            _expire(whole, now=now, release_last=True)
+        return len(batch), len(whole), alone
+    except DomainError as exc:
+        log.warning("pickup expiry: batch of %d failed (%s); cancelling one at a time", len(whole), exc)
+    # The savepoint rolled back what the set changed (in memory too: read the rows again). One at a
+    # time, each takes its levels in the usual order; all of them are taken first, in primary-key
+    # order, so that the batch as a whole cannot deadlock with a placement.
+    whole = _reload(whole)
+    _lock_levels(whole)
+    cancelled = 0
+    for f in whole:
+        try:
+            with transaction.atomic():
+                _expire([f], now=now)
+            cancelled += 1
+        except DomainError as exc:
+            failed.add(f.pk)
+            log.warning("pickup expiry: fulfillment %s not cancelled: %s", f.pk, exc)
+    return len(batch), cancelled, alone
+
+
+@transaction.atomic
+def _expire_alone(*, fulfillment_id: int, now: dt.datetime, failed: set[int]) -> int:
+    """Cancel one overdue fulfillment in its own transaction (1), or nothing (0) when another
+    worker holds or took it meanwhile, or it fails (then logged and added to `failed`)."""
+    fs = _candidates(_overdue(now, failed).filter(pk=fulfillment_id), 1, ("pk",), _EXPIRY_RELATED)
+    if not fs:
+        return 0
+    try:
+        with transaction.atomic():
+            _expire(fs, now=now)
+    except DomainError as exc:
+        failed.add(fulfillment_id)
+        log.warning("pickup expiry: fulfillment %s not cancelled: %s", fulfillment_id, exc)
+        return 0
+    return 1
+
+
+def _reload(fs: list[Fulfillment]) -> list[Fulfillment]:
+    """The fulfillments as the database has them (still locked by this transaction), in order."""
+    fresh = Fulfillment.objects.select_related(*_EXPIRY_RELATED).in_bulk([f.pk for f in fs])
+    return [fresh[f.pk] for f in fs]
+
+
+def _lock_levels(fs: list[Fulfillment]) -> None:
+    location_of = {f.pk: f.location_id for f in fs}
     reserved = FulfillmentLine.objects.filter(fulfillment_id__in=list(location_of), quantity__gt=0)
     stock_levels_lock(
         lines=[
@@ -230,61 +299,53 @@ def _expire_batch(*, now: dt.datetime, size: int, failed: set[int]) -> tuple[int
             for fl in reserved.only("fulfillment_id", "sku_id", "quantity")
         ]
     )
-    cancelled = 0
-    for f in batch:
-        try:
-            with transaction.atomic():
-                _expire_one(f, now=now)
-            cancelled += 1
-        except DomainError as exc:
-            failed.add(f.pk)
-            log.warning("pickup expiry: fulfillment %s not cancelled: %s", f.pk, exc)
-    return len(batch), cancelled
 
 
-def _expire_one(f: Fulfillment, *, now: dt.datetime) -> None:
-    day = last_day(location=f.location, expires_at=f.pickup_expires_at)
-    reason = f"not collected: pickup window ended {day.isoformat()}"
-    data = {
-        "cause": EXPIRED_CAUSE,
-        "fulfillment": f.pk,
-        "location": f.location.code,
-        "expires_at": iso_utc(f.pickup_expires_at),
-        "last_day": day.isoformat(),
-        "extended": f.pickup_extended_at is not None,
-    }
-    others_live = (
-        Fulfillment.objects.filter(order_id=f.order_id)
-        .exclude(pk=f.pk)
+def _expire(fs: list[Fulfillment], *, now: dt.datetime, release_last: bool = False) -> None:
+    """Cancel the overdue fulfillments `fs` (locked, ready for pickup, one per order) in the caller's
+    transaction: each whole order whose only live fulfillment it is, otherwise the fulfillment
+    alone with a LINE_CANCELLED event (`pickups_expire`). One `cancel_many` for all of them; the
+    refunds come from it too, with cause "pickup_expired" and the reason below (the Refund's
+    reason, the refund_requested event's data.cause)."""
+    with_others = set(
+        Fulfillment.objects.filter(order_id__in={f.order_id for f in fs})
+        .exclude(pk__in=[f.pk for f in fs])
         .exclude(status=Status.CANCELLED)
-        .exists()
+        .values_list("order_id", flat=True)
     )
-    # Refunds come from the cancellation services themselves, in this savepoint: `refund_cause` says
-    # why (the Refund's cause and the refund_requested event's data.cause are "pickup_expired", its
-    # reason the one above).
-    if not others_live:
-        order_cancel(
-            number=f.order.number,
-            user=None,
-            reason=reason,
-            channel=SYSTEM_CHANNEL,
-            data=data,
-            refund_cause=EXPIRED_CAUSE,
+    items = []
+    for f in fs:
+        day = last_day(location=f.location, expires_at=f.pickup_expires_at)
+        whole = f.order_id not in with_others
+        items.append(
+            Cancellation(
+                f.order,
+                [f],
+                whole_order=whole,
+                reason=f"not collected: pickup window ended {day.isoformat()}",
+                data={
+                    "cause": EXPIRED_CAUSE,
+                    "fulfillment": f.pk,
+                    "location": f.location.code,
+                    "expires_at": iso_utc(f.pickup_expires_at),
+                    "last_day": day.isoformat(),
+                    "extended": f.pickup_extended_at is not None,
+                },
+                refund_cause=EXPIRED_CAUSE,
+            )
         )
-        return
-    lines = [ln for ln in fulfillment_lines(f) if ln.quantity > 0]
-    fulfillment_cancel(
-        fulfillment_id=f.pk, user=None, reason=reason, channel=SYSTEM_CHANNEL, refund_cause=EXPIRED_CAUSE
-    )
+    done = cancel_many(items, user=None, channel=SYSTEM_CHANNEL, release_last=release_last)
     transitions.record_events(
         [
             OrderEvent(
-                order_id=f.order_id,
-                fulfillment=f,
+                order=it.order,
+                fulfillment=it.fulfillments[0],
                 type=EventType.LINE_CANCELLED,
                 channel=SYSTEM_CHANNEL,
-                reason=reason,
-                data={**data, "lines": [{"sku": ln.sku.code, "quantity": ln.quantity} for ln in lines]},
+                reason=it.reason,
+                data={**it.data, "lines": [{"sku": ln.sku.code, "quantity": ln.quantity} for ln in d.lines]},
             )
+            for it, d in zip(items, done, strict=True)
+            if not it.whole_order
         ]
     )

@@ -16,6 +16,7 @@ from inventory.selectors import ledger_mismatches
 from notifications.models import Notification, NotificationEvent
 from orders import services
 from orders.models import EventType, Fulfillment, FulfillmentStatus, OrderEvent
+from returns.models import Refund, RefundCause
 from stores.models import Role
 from tests.factories import LocationFactory, SkuFactory, make_staff, stock
 from tests.orders.conftest import pickup, place
@@ -103,20 +104,59 @@ def test_the_sweep_skips_a_fulfillment_someone_holds_and_takes_it_next_time():
     assert services.pickups_expire() == 1
 
 
+def test_two_sweeps_at_once_with_split_orders_cancel_and_refund_each_exactly_once():
+    store, fs = _ready_pickups(30, store_code="ST-SPLIT")
+    other = LocationFactory(code="ST-SPLIT-2", offers_pickup=True)
+    split = fs[:6]  # each with another live fulfillment: only the expired one goes, alone
+    for f in split:
+        Fulfillment.objects.create(order_id=f.order_id, location=other, method="pickup")
+    Fulfillment.objects.filter(pk__in=[f.pk for f in fs]).update(
+        pickup_expires_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    counts = run_threads(2, lambda i: services.pickups_expire(batch_size=7))
+    assert sum(counts) == 30
+    assert set(
+        Fulfillment.objects.filter(location=store, status=FulfillmentStatus.CANCELLED).values_list(
+            "pk", flat=True
+        )
+    ) == {f.pk for f in fs}
+    for f in fs:
+        whole = f not in split
+        assert Refund.objects.filter(order_id=f.order_id, cause=RefundCause.PICKUP_EXPIRED).count() == 1
+        assert OrderEvent.objects.filter(order_id=f.order_id, type=EventType.CANCELLED).count() == int(whole)
+        assert OrderEvent.objects.filter(order_id=f.order_id, type=EventType.LINE_CANCELLED).count() == int(
+            not whole
+        )
+        event = NotificationEvent.PICKUP_EXPIRED if whole else NotificationEvent.LINE_CANCELLED
+        assert Notification.objects.filter(order_id=f.order_id, event=event).count() == 1
+    numbers = [f.order.number for f in fs]
+    assert StockMovement.objects.filter(kind=MovementKind.RELEASE, reference__in=numbers).count() == 30
+    assert sum(StockLevel.objects.filter(location=store).values_list("reserved", flat=True)) == 0
+    assert ledger_mismatches() == []
+
+
 def test_placements_at_the_store_go_on_while_the_sweep_runs():
-    _, fs = _ready_pickups(30, store_code="ST-LIVE", skus=2)
+    """Placements of the very SKUs the sweep releases, at that store, never wait long on its
+    batches (lock_timeout on their connection: one that waited longer would fail)."""
+    _, fs = _ready_pickups(120, store_code="ST-LIVE", skus=2)
     Fulfillment.objects.filter(pk__in=[f.pk for f in fs]).update(
         pickup_expires_at=timezone.now() - dt.timedelta(minutes=1)
     )
     latencies: list[float] = []
+    errors: list[Exception] = []
     done = threading.Event()
 
     def shopper():
         try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '500ms'")
             i = 0
-            while not done.is_set() and i < 200:
+            while not done.is_set() and i < 400:
                 started = time.monotonic()
-                place((f"SW-{i % 2}", 1), fulfillment=pickup("ST-LIVE"), email=f"live{i}@example.com")
+                try:
+                    place((f"SW-{i % 2}", 1), fulfillment=pickup("ST-LIVE"), email=f"live{i}@example.com")
+                except Exception as exc:  # a lock timeout: what this test is about
+                    errors.append(exc)
                 latencies.append(time.monotonic() - started)
                 i += 1
         finally:
@@ -125,10 +165,11 @@ def test_placements_at_the_store_go_on_while_the_sweep_runs():
     t = threading.Thread(target=shopper)
     t.start()
     try:
-        assert services.pickups_expire(batch_size=5) == 30
+        assert services.pickups_expire() == 120  # the default batch size (50): three batches
     finally:
         done.set()
         t.join()
     assert latencies
+    assert errors == []
     assert max(latencies) < 2.0  # no placement queued behind the whole sweep
     assert ledger_mismatches() == []

@@ -183,6 +183,34 @@ def test_the_stores_associate_extends_once_with_a_reason(net, associate):
     assert OrderEvent.objects.filter(fulfillment=f, type=EventType.PICKUP_EXTENDED).count() == 1
 
 
+def test_the_customer_is_told_the_new_last_day_when_the_window_is_extended(net, associate):
+    from notifications.services import notification_render
+
+    f = ready(associate, email="ext@example.com")
+    old_day = last_day(location=net.shibuya, expires_at=f.pickup_expires_at)
+    services.fulfillment_extend_pickup(
+        fulfillment_id=f.pk, days=3, reason="customer in hospital", user=associate
+    )
+    f.refresh_from_db()
+    new_day = last_day(location=net.shibuya, expires_at=f.pickup_expires_at)
+    assert new_day == old_day + dt.timedelta(days=3)
+    (told,) = Notification.objects.filter(order_id=f.order_id, event=NotificationEvent.PICKUP_EXTENDED)
+    assert told.recipient == "ext@example.com"
+    assert told.context["expires_at"] == new_day.isoformat()
+    assert told.context["previous_last_day"] == old_day.isoformat()
+    assert told.context["store_code"] == "TKY-SHIBUYA"
+    body = notification_render(told).body
+    assert new_day.isoformat() in body
+    assert told.context["pickup_code"] in body
+    assert "hospital" not in body  # the staff's reason stays in the timeline
+    # Refused extensions tell the customer nothing.
+    with pytest.raises(AlreadyExtended):
+        services.fulfillment_extend_pickup(fulfillment_id=f.pk, days=1, reason="again", user=associate)
+    with pytest.raises(InvalidInput):
+        services.fulfillment_extend_pickup(fulfillment_id=f.pk, days=0, reason="x", user=associate)
+    assert Notification.objects.filter(event=NotificationEvent.PICKUP_EXTENDED).count() == 1
+
+
 def test_the_reminder_moves_with_the_extension_unless_it_was_sent(net, associate):
     f = ready(associate)
     services.fulfillment_extend_pickup(fulfillment_id=f.pk, days=2, reason="asked by phone", user=associate)
