@@ -29,7 +29,7 @@ from inventory.services import Line, stock_levels_lock
 
 from .. import transitions
 from ..exceptions import InvalidTransition
-from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentStatus, OrderEvent
+from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentMethod, FulfillmentStatus, OrderEvent
 from .cancellation import order_cancel
 from .common import fulfillment_event, fulfillment_lines, locked_fulfillment
 from .fulfillment import fulfillment_cancel
@@ -253,10 +253,12 @@ def _expire_one(f: Fulfillment, *, now: dt.datetime) -> None:
         "last_day": day.isoformat(),
         "extended": f.pickup_extended_at is not None,
     }
+    # A warehouse's `to_store` part (ship to store) is not the customer's: order_cancel handles it.
     others_live = (
         Fulfillment.objects.filter(order_id=f.order_id)
         .exclude(pk=f.pk)
         .exclude(status=Status.CANCELLED)
+        .exclude(method=FulfillmentMethod.TO_STORE)
         .exists()
     )
     # Refunds come from the cancellation services themselves, in this savepoint: `refund_cause` says

@@ -1,10 +1,22 @@
 """Probing the pickup journey as a hostile user would (issue 10): each test here failed first."""
 
+import datetime as dt
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from inventory.selectors import held_mismatches, ledger_mismatches
+from notifications.models import Notification, NotificationEvent
 from orders import services
-from stores.models import Role
+from orders.models import (
+    EventType,
+    FulfillmentMethod,
+    OrderEvent,
+    OrderStatus,
+)
+from returns.models import Refund, RefundLine
+from stores.models import Location, Role
 from tests.access.api_probes import snapshot
 from tests.factories import make_staff
 from tests.orders.conftest import pickup, place
@@ -57,3 +69,40 @@ def test_odd_numbers_typed_on_the_card_are_a_message_not_a_server_error(net, ass
     assert r.status_code == 200
     assert says in r.content.decode()
     assert snapshot() == before
+
+
+# --- Expiry of a ship-to-store pickup ---------------------------------------------------------------
+
+
+@pytest.fixture
+def s2s(net):
+    Location.objects.filter(pk=net.shibuya.pk).update(ship_to_store=True, transit_days=2)
+    net.shibuya.refresh_from_db()
+    return net
+
+
+def test_an_expired_ship_to_store_pickup_is_cancelled_as_an_expired_pickup(s2s):
+    """The warehouse's shipped part is not a live fulfillment of the customer: the order is cancelled
+    whole, and the customer is told it expired (not "a line was cancelled")."""
+    order = place(("TEE-0", 5), fulfillment=pickup("TKY-SHIBUYA"))
+    store_f = order.fulfillments.exclude(method=FulfillmentMethod.TO_STORE).get()
+    leg = order.fulfillments.get(method=FulfillmentMethod.TO_STORE)
+    services.fulfillment_start(fulfillment_id=leg.pk, user=None)
+    services.fulfillment_pack(fulfillment_id=leg.pk, user=None)
+    leg = services.fulfillment_ship(fulfillment_id=leg.pk, carrier="Truck", tracking_number="T1", user=None)
+    from inventory.services import transfer_receive
+
+    transfer_receive(transfer_id=leg.transfer_id, user=None)
+    services.fulfillment_start(fulfillment_id=store_f.pk, user=None)
+    services.fulfillment_ready(fulfillment_id=store_f.pk, user=None)
+
+    assert services.pickups_expire(now=timezone.now() + dt.timedelta(days=30)) == 1
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
+    assert OrderEvent.objects.filter(order=order, type=EventType.CANCELLED).exists()
+    assert not OrderEvent.objects.filter(order=order, type=EventType.LINE_CANCELLED).exists()
+    assert Notification.objects.filter(order_id=order.pk, event=NotificationEvent.PICKUP_EXPIRED).exists()
+    assert Refund.objects.get(order=order).cause == "pickup_expired"
+    assert sum(RefundLine.objects.filter(refund__order=order).values_list("quantity", flat=True)) == 5
+    assert ledger_mismatches() == []
+    assert held_mismatches() == []
