@@ -325,3 +325,22 @@ def test_probe_ship_to_store_short_transfer_then_partial_hand_over(s2s, associat
     assert order.status == OrderStatus.COMPLETED
     assert Refund.objects.filter(order=order).count() == 2
     _books_balance(order)
+
+
+def test_a_second_arrival_keeps_the_customers_place_in_the_queue(net, associate):
+    """The app's "I'm here" sent twice (a retry, a new bay) must not send the customer who waited
+    longest to the back of the queue, nor wipe the note they gave first."""
+
+    first = place(("TEE-0", 1), fulfillment=pickup(method="curbside"), email="first@example.com")
+    second = place(("TEE-1", 1), fulfillment=pickup(method="curbside"), email="second@example.com")
+    services.order_customer_arrived(number=first.number, note="blue van, bay 3")
+    services.order_customer_arrived(number=second.number, note="red car")
+    arrived_at = first.fulfillments.get().customer_arrived_at
+    services.order_customer_arrived(number=first.number, note="")  # the app retries
+    f = first.fulfillments.get()
+    assert (f.customer_arrived_at, f.arrival_note) == (arrived_at, "blue van, bay 3")
+    services.order_customer_arrived(number=first.number, note="moved to bay 4")
+    f = first.fulfillments.get()
+    assert (f.customer_arrived_at, f.arrival_note) == (arrived_at, "moved to bay 4")
+    r = login(associate).get(PAGE)
+    assert [x.pk for x in r.context["cl"].result_list][:2] == [f.pk, second.fulfillments.get().pk]
