@@ -344,3 +344,34 @@ def test_a_second_arrival_keeps_the_customers_place_in_the_queue(net, associate)
     assert (f.customer_arrived_at, f.arrival_note) == (arrived_at, "moved to bay 4")
     r = login(associate).get(PAGE)
     assert [x.pk for x in r.context["cl"].result_list][:2] == [f.pk, second.fulfillments.get().pk]
+
+
+def test_probe_queries_stay_flat_with_lockers_arrivals_and_transit(s2s, associate, banks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from stores.models import Compartment
+    from tests.factories import SkuFactory, stock
+
+    for s in s2s.skus:
+        stock(s2s.shibuya, s, 100)
+    stock(s2s.wh, SkuFactory(code="WH-ONLY"), 100)
+    c = login(associate)
+
+    def queries(url):
+        with CaptureQueriesContext(connection) as ctx:
+            assert c.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    first = ready()
+    few = queries(PAGE), queries(card(first))
+    sby = banks[0]
+    for i in range(12):
+        f = ready(sku=f"TEE-{i % 3}")
+        comp = Compartment.objects.create(pickup_point=sby, label=f"X{i}")
+        if i % 3 == 0:
+            services.locker_load(fulfillment_id=f.pk, locker="SBY-L1", compartment=comp.label, user=associate)
+        elif i % 3 == 1:
+            services.order_customer_arrived(number=f.order.number, note=f"bay {i}", user=associate)
+        place(("WH-ONLY", 1), fulfillment=pickup("TKY-SHIBUYA"), email=f"far{i}@example.com")  # in transit
+    assert (queries(PAGE), queries(card(first))) == few
