@@ -83,16 +83,22 @@ def _at_store(f: Pickup, when):
     return timezone.localtime(when, store_zone(f.location))
 
 
+def _whole(text: str) -> int | None:
+    """A whole number as typed (full-width digits too), or None: not "²" (a digit to isdigit(), not
+    to int()) nor thousands of digits (beyond int()'s limit); the services check the range."""
+    return int(text) if text.isdecimal() and len(text) <= 9 else None
+
+
 def _taken(post) -> list[services.TakenIn]:
     """The partial hand-over form: one "taken_<SKU code>" box per line (blank counts as 0)."""
     taken = []
     for key, value in post.items():
         if not key.startswith("taken_"):
             continue
-        text = (value or "").strip() or "0"
-        if not text.isdigit():
+        quantity = _whole((value or "").strip() or "0")
+        if quantity is None:
             raise InvalidInput(f"How many of {key[6:]} were taken? A whole number, please.")
-        taken.append(services.TakenIn(sku=key[6:], quantity=int(text)))
+        taken.append(services.TakenIn(sku=key[6:], quantity=quantity))
     return taken
 
 
@@ -105,10 +111,10 @@ def _locker_choice(post) -> tuple[str, str]:
 
 
 def _days(post) -> int:
-    text = (post.get("days") or "").strip()
-    if not text.isdigit():
+    days = _whole((post.get("days") or "").strip())
+    if days is None:
         raise InvalidInput("Extend by how many days? A whole number, please.")
-    return int(text)
+    return days
 
 
 # The buttons of the card: step -> (what the message says when it worked, the service call).

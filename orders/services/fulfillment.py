@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.errors import InvalidInput
@@ -461,7 +462,8 @@ def fulfillment_cancel(
 def order_customer_arrived(*, number: str, note: str = "", user=None, channel: str = "") -> Order:
     """The customer is here to collect: in the car park (curbside) or at the counter (in store;
     the app's check-in or the associate's "Customer is here"). The store's Pickups page puts
-    arrivals first. 422 `not_a_pickup` for a shipped order, 409 when nothing waits."""
+    arrivals first, longest waiting first: a second arrival keeps the first one's time (and its
+    note, unless a new one is given). 422 `not_a_pickup` for a shipped order, 409 when nothing waits."""
     order, fs = order_with_locked_fulfillments(number, user)
     if order.fulfillment_method not in (FulfillmentMethod.CURBSIDE, FulfillmentMethod.PICKUP):
         raise NotAPickup(
@@ -476,8 +478,11 @@ def order_customer_arrived(*, number: str, note: str = "", user=None, channel: s
             "Nothing of this order is waiting to be handed over.",
             details={"order": number, "from": order.status, "to": "customer_arrived"},
         )
+    # Said twice (the app retries, the car moves): the customer keeps their place in the queue (the
+    # first arrival's time) and the note they gave unless they give a new one.
     Fulfillment.objects.filter(pk__in=[f.pk for f in waiting]).update(
-        customer_arrived_at=timezone.now(), arrival_note=note
+        customer_arrived_at=Coalesce(F("customer_arrived_at"), Value(timezone.now())),
+        arrival_note=note or F("arrival_note"),
     )
     events = [
         fulfillment_event(

@@ -30,7 +30,7 @@ from inventory.services import Line, stock_levels_lock
 
 from .. import transitions
 from ..exceptions import InvalidTransition
-from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentStatus, OrderEvent
+from ..models import EventType, Fulfillment, FulfillmentLine, FulfillmentMethod, FulfillmentStatus, OrderEvent
 from .cancellation import Cancellation, cancel_many
 from .common import fulfillment_event, locked_fulfillment
 from .window import iso_utc, last_day, remind_at_for, window_end
@@ -233,9 +233,12 @@ def _expire_batch(*, now: dt.datetime, size: int, failed: set[int]) -> tuple[int
     batch = _candidates(_overdue(now, failed), size, ("pickup_expires_at", "pk"), _EXPIRY_RELATED)
     if not batch:
         return 0, 0, []
+    # A warehouse's `to_store` part (ship to store) is not the customer's: the order is whole
+    # without it (cancel_many leaves a sent one alone, as order_cancel does).
     live = dict(
         Fulfillment.objects.filter(order_id__in={f.order_id for f in batch})
         .exclude(status=Status.CANCELLED)
+        .exclude(method=FulfillmentMethod.TO_STORE)
         .values("order_id")
         .annotate(n=Count("pk"))
         .values_list("order_id", "n")
@@ -311,6 +314,7 @@ def _expire(fs: list[Fulfillment], *, now: dt.datetime, release_last: bool = Fal
         Fulfillment.objects.filter(order_id__in={f.order_id for f in fs})
         .exclude(pk__in=[f.pk for f in fs])
         .exclude(status=Status.CANCELLED)
+        .exclude(method=FulfillmentMethod.TO_STORE)
         .values_list("order_id", flat=True)
     )
     items = []
