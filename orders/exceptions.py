@@ -128,6 +128,12 @@ class AlreadyInLocker(Conflict):
     code = "already_in_locker"
 
 
+class PickupWindowEnded(Conflict):
+    """The order's pickup window has ended: the expiry sweep cancels it, no locker takes it."""
+
+    code = "pickup_window_ended"
+
+
 class NotInLocker(Conflict):
     code = "not_in_locker"
 

@@ -17,7 +17,7 @@ _DESCRIPTIONS = {
     "locker (`unknown_locker`) or compartment (`unknown_compartment`).",
     409: "`insufficient_stock` (per line: `sku`, `requested`, `available`, `shortfall`, `nearby` locations that have "
     "it), `invalid_transition` (`details.from`, `details.to`), `already_extended` (a pickup window is extended once) "
-    "or `idempotency_in_progress`; lockers: `compartment_occupied`, `compartment_empty`, `already_in_locker`, "
+    "or `idempotency_in_progress`; lockers: `compartment_occupied`, `compartment_empty`, `already_in_locker`, `pickup_window_ended`, "
     "`not_in_locker`, `in_locker`, `already_collected`, `out_of_service`. Nothing was written.",
     422: "Well-formed but not allowed: `pickup_not_offered`, `hold_mismatch`, `wrong_pickup_code`, `not_a_pickup`, "
     "`idempotency_key_reused`, `sku_inactive`, `locker_pickup_only`, `locker_at_another_store`, `wrong_locker`.",

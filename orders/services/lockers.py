@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from config.auth_failures import FailureWindow
 from config.errors import InvalidInput
@@ -40,6 +41,7 @@ from ..exceptions import (
     LockerPickupOnly,
     NotInLocker,
     PickupCodeLocked,
+    PickupWindowEnded,
     UnknownCompartment,
     UnknownLocker,
     WrongLocker,
@@ -128,7 +130,7 @@ def locker_load(
 
     Checks, each a 4xx with nothing written: the staff's store (403), a pickup (422
     `locker_pickup_only`), ready for pickup (409), not already in a compartment (409
-    `already_in_locker`), a locker of the fulfillment's own store (404 `unknown_locker`, 422
+    `already_in_locker`), its window not ended (409 `pickup_window_ended`), a locker of the fulfillment's own store (404 `unknown_locker`, 422
     `locker_at_another_store`), the compartment (404 `unknown_compartment`), in service (409
     `out_of_service`) and free (409 `compartment_occupied`). Then a new pickup code (count at 0;
     the counter's code stops working: nobody watches a locker, so only a code sent for it opens it)
@@ -146,6 +148,12 @@ def locker_load(
         raise InvalidTransition(
             f"Only an order ready for pickup goes into a locker (this one is {f.status}).",
             details={"fulfillment": f.pk, "from": f.status, "to": EventType.LOCKER_LOADED.value},
+        )
+    if f.pickup_expires_at is not None and f.pickup_expires_at <= timezone.now():
+        # The sweep skips orders in lockers: loaded now, it would wait behind a door for good.
+        raise PickupWindowEnded(
+            "The pickup window of this order has ended; it is cancelled, not loaded into a locker.",
+            details={"fulfillment": f.pk, "expires_at": f.pickup_expires_at.isoformat()},
         )
     if f.compartment_id is not None:
         raise AlreadyInLocker(

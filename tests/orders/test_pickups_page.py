@@ -391,3 +391,18 @@ def test_in_transit_to_store_has_its_tile_and_is_overdue_after_its_day(net, coun
     # The promised day has passed: overdue.
     Fulfillment.objects.filter(pk=f.pk).update(ready_by=timezone.localdate() - dt.timedelta(days=2))
     assert listed(counter.get(PAGE, {"tile": "overdue"})) == [f.pk]
+
+
+def test_an_order_whose_window_ended_is_not_loaded_into_a_locker(net, associate, counter):
+    from stores.models import Compartment, PickupPoint
+
+    bank = PickupPoint.objects.create(code="SBY-L1", store=net.shibuya, name="Shibuya lockers")
+    Compartment.objects.create(pickup_point=bank, label="A1")
+    f = ready(pickup_order(net, ("TEE-0", 1)), associate)
+    Fulfillment.objects.filter(pk=f.pk).update(pickup_expires_at=timezone.now() - dt.timedelta(minutes=1))
+    before = Fulfillment.objects.filter(pk=f.pk).values().get()
+    events = OrderEvent.objects.count()
+    r = counter.post(card(f), {"step": "locker", "compartment": "SBY-L1:A1"}, follow=True)
+    assert "pickup window of this order has ended" in r.content.decode()
+    assert Fulfillment.objects.filter(pk=f.pk).values().get() == before
+    assert OrderEvent.objects.count() == events
