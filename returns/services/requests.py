@@ -136,7 +136,7 @@ def return_request(
             "refund_amount": str(ret.refund_amount),
             "currency": ret.currency,
             "lines": [
-                {"sku": ln.sku, "quantity": ln.quantity, "reason": ln.reason}
+                {"sku": ln.sku, "name": order_lines[ln.sku].sku.name, "quantity": ln.quantity, "reason": ln.reason}
                 for ln in lines
             ],
             # What the customer is told: where to bring it (none for mail: the warehouse's address).
