@@ -122,7 +122,7 @@ class RefundLine(models.Model):
 
 
 def new_return_number() -> str:
-    """"R" and 9 characters of the order numbers' alphabet (45 bits): unguessable, like them."""
+    """ "R" and 9 characters of the order numbers' alphabet (45 bits): unguessable, like them."""
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     return "R" + "".join(secrets.choice(alphabet) for _ in range(9))
 
@@ -180,10 +180,20 @@ class Return(models.Model):
     refund_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     # Who did it (audit): not indexed; deleting a user with history scans (deactivate instead).
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     received_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -191,7 +201,12 @@ class Return(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # The transfer that carries its `send_to_warehouse` units to the returns warehouse, if any.
     transfer = models.ForeignKey(
-        "inventory.Transfer", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        "inventory.Transfer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
 
     class Meta:
@@ -275,7 +290,12 @@ class ReturnNote(models.Model):
     text = models.TextField(max_length=2000)
     channel = models.CharField(max_length=16, choices=NoteChannel.choices)
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     author_name = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

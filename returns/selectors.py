@@ -170,7 +170,9 @@ def return_card(ret: Return, *, other_limit: int = 20) -> ReturnCard:
     return ReturnCard(
         ret=ret,
         lines=list(
-            ReturnLine.objects.filter(ret=ret).select_related("sku", "order_line", "exchange_for").order_by("pk")
+            ReturnLine.objects.filter(ret=ret)
+            .select_related("sku", "order_line", "exchange_for")
+            .order_by("pk")
         ),
         notes=list(ReturnNote.objects.filter(ret=ret).select_related("author").order_by("pk")),
         order_notes=list(order_notes(order=order)),

@@ -69,7 +69,11 @@ def stock_return_receive(
     the transfer and its lines (two INSERTs).
     """
     require_access(user, [location.pk])
-    by_kind: dict[str, dict[int, int]] = {RESTOCK: defaultdict(int), WRITE_OFF: defaultdict(int), FORWARD: defaultdict(int)}
+    by_kind: dict[str, dict[int, int]] = {
+        RESTOCK: defaultdict(int),
+        WRITE_OFF: defaultdict(int),
+        FORWARD: defaultdict(int),
+    }
     for i, u in enumerate(units):
         if u.disposition not in by_kind:
             raise InvalidInput(f"Unknown disposition {u.disposition!r}.", details={"field": f"units[{i}]"})
@@ -92,7 +96,9 @@ def stock_return_receive(
     pairs: list[StockMovement] = []
     came_back = LedgerEntry(MovementKind.RETURN_RESTOCK, "return", reference, user, reason or "returned")
     if by_kind[WRITE_OFF]:
-        written_off = LedgerEntry(MovementKind.DAMAGE, "return", reference, user, "returned damaged or defective")
+        written_off = LedgerEntry(
+            MovementKind.DAMAGE, "return", reference, user, "returned damaged or defective"
+        )
         for sku_id, q in by_kind[WRITE_OFF].items():
             pairs += [
                 came_back.movement(Change(location.pk, sku_id, on_hand=q)),
@@ -106,9 +112,14 @@ def stock_return_receive(
             reference=f"return {reference}"[:64],
         )
         TransferLine.objects.bulk_create(
-            [TransferLine(transfer=transfer, sku_id=sku_id, quantity=q) for sku_id, q in by_kind[FORWARD].items()]
+            [
+                TransferLine(transfer=transfer, sku_id=sku_id, quantity=q)
+                for sku_id, q in by_kind[FORWARD].items()
+            ]
         )
-        sent = LedgerEntry(MovementKind.TRANSFER_OUT, "transfer", str(transfer.pk), user, f"to {forward_to.code}")
+        sent = LedgerEntry(
+            MovementKind.TRANSFER_OUT, "transfer", str(transfer.pk), user, f"to {forward_to.code}"
+        )
         for sku_id, q in by_kind[FORWARD].items():
             pairs += [
                 came_back.movement(Change(location.pk, sku_id, on_hand=q)),

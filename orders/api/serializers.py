@@ -478,6 +478,7 @@ class OrderBriefOut(serializers.ModelSerializer):
 class CustomerOut(serializers.ModelSerializer):
     preferred_location = serializers.SerializerMethodField()
     orders = serializers.SerializerMethodField()
+    returns = serializers.SerializerMethodField()
 
     class Meta:
         model = Customer
@@ -490,6 +491,7 @@ class CustomerOut(serializers.ModelSerializer):
             "notify_channels",
             "preferred_location",
             "orders",
+            "returns",
             "created_at",
         ]
 
@@ -507,6 +509,12 @@ class CustomerOut(serializers.ModelSerializer):
     @extend_schema_field(OrderBriefOut(many=True))
     def get_orders(self, c):
         return OrderBriefOut(self.context.get("orders", []), many=True).data
+
+    @extend_schema_field({"type": "array", "items": {"$ref": "#/components/schemas/ReturnBriefOut"}})
+    def get_returns(self, c):
+        from returns.api.serializers import ReturnBriefOut  # returns builds on orders
+
+        return ReturnBriefOut(self.context.get("returns", []), many=True).data
 
 
 class HoldLineOut(serializers.Serializer):

@@ -9,7 +9,16 @@ from inventory.api.fields import QuantityField
 from orders.models import NoteChannel
 from orders.services.codes import code_display
 
-from ..models import Refund, RefundLine, Return, ReturnCondition, ReturnLine, ReturnMethod, ReturnNote, ReturnReason
+from ..models import (
+    Refund,
+    RefundLine,
+    Return,
+    ReturnCondition,
+    ReturnLine,
+    ReturnMethod,
+    ReturnNote,
+    ReturnReason,
+)
 
 # --- Input ---------------------------------------------------------------------------------------
 
@@ -29,17 +38,29 @@ class ReturnLineIn(InputSerializer):
     quantity = QuantityField()
     reason = serializers.ChoiceField(choices=ReturnReason.choices)
     reason_text = serializers.CharField(
-        max_length=500, required=False, allow_blank=True, default="", help_text="Free text (required for `other`)"
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Free text (required for `other`)",
     )
     exchange_for = serializers.CharField(
-        max_length=64, required=False, allow_null=True, default=None, help_text="A SKU wanted instead (recorded)"
+        max_length=64,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A SKU wanted instead (recorded)",
     )
 
 
 class ReturnCreateIn(InputSerializer):
     order = serializers.CharField(max_length=16, help_text="The order's number")
     email = serializers.CharField(
-        max_length=254, required=False, allow_null=True, allow_blank=True, help_text="Proof: the order's email"
+        max_length=254,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Proof: the order's email",
     )
     phone = serializers.CharField(
         max_length=32, required=False, allow_null=True, allow_blank=True, help_text="Proof: the order's phone"
@@ -164,7 +185,9 @@ class ReturnOut(serializers.ModelSerializer):
     location = serializers.CharField(
         source="expected_location.code", default=None, allow_null=True, help_text="Where it is expected"
     )
-    received_at_location = serializers.CharField(source="received_at_location.code", default=None, allow_null=True)
+    received_at_location = serializers.CharField(
+        source="received_at_location.code", default=None, allow_null=True
+    )
     lines = ReturnLineOut(many=True)
     notes = ReturnNoteOut(many=True)
     refunds = serializers.SerializerMethodField()
@@ -206,7 +229,9 @@ class ReturnBriefOut(serializers.ModelSerializer):
 
     order = serializers.CharField(source="order.number")
     location = serializers.CharField(source="expected_location.code", default=None, allow_null=True)
-    received_at_location = serializers.CharField(source="received_at_location.code", default=None, allow_null=True)
+    received_at_location = serializers.CharField(
+        source="received_at_location.code", default=None, allow_null=True
+    )
 
     class Meta:
         model = Return

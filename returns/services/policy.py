@@ -21,7 +21,13 @@ from orders.exceptions import UnknownOrder
 from orders.models import FulfillmentLine, FulfillmentMethod, FulfillmentStatus, Order, OrderLine
 from orders.services.codes import code_matches
 from stores.models import Location, LocationKind, Role
-from stores.selectors import distance_from, location_get, require_location_access, user_location_ids, user_role
+from stores.selectors import (
+    distance_from,
+    location_get,
+    require_location_access,
+    user_location_ids,
+    user_role,
+)
 
 from ..exceptions import LocationNotTakingReturns, NoReturnsWarehouse, ReturnRefused
 from ..models import ReturnCondition, ReturnMethod, ReturnReason
@@ -68,7 +74,8 @@ def check_request_input(*, lines: Sequence[ReturnLineIn], method: str, note: str
             raise InvalidInput("sku is required.", details={"field": f"{field}.sku"})
         if ln.sku in seen:
             raise InvalidInput(
-                f"SKU {ln.sku} is on two lines: give it once.", details={"field": f"{field}.sku", "sku": ln.sku}
+                f"SKU {ln.sku} is on two lines: give it once.",
+                details={"field": f"{field}.sku", "sku": ln.sku},
             )
         seen.add(ln.sku)
         validate_quantity(ln.quantity, field=f"{field}.quantity")
@@ -79,11 +86,13 @@ def check_request_input(*, lines: Sequence[ReturnLineIn], method: str, note: str
             )
         if not isinstance(ln.reason_text, str) or len(ln.reason_text) > MAX_REASON_TEXT:
             raise InvalidInput(
-                f"reason_text is at most {MAX_REASON_TEXT} characters.", details={"field": f"{field}.reason_text"}
+                f"reason_text is at most {MAX_REASON_TEXT} characters.",
+                details={"field": f"{field}.reason_text"},
             )
         if ln.reason == ReturnReason.OTHER and not ln.reason_text.strip():
             raise InvalidInput(
-                "Say why in reason_text when the reason is 'other'.", details={"field": f"{field}.reason_text"}
+                "Say why in reason_text when the reason is 'other'.",
+                details={"field": f"{field}.reason_text"},
             )
     note = (note or "").strip()
     if len(note) > MAX_NOTE:
@@ -121,7 +130,7 @@ def acting(user):
 
 
 def asker_kind(user) -> str:
-    """"system" (no user), "storefront" (for its customers: proof needed), "desk" (store staff,
+    """ "system" (no user), "storefront" (for its customers: proof needed), "desk" (store staff,
     superusers and network managers: the order in front of them). Warehouse staff do not ask (403)."""
     who = acting(user)
     if who is None:
@@ -154,7 +163,9 @@ def order_for_return(
         qs = visible_orders(qs, user)
     order = qs.first() if number else None
     if order is None or not _proof_matches(order, email=email, phone=phone, receipt_code=receipt_code):
-        raise UnknownOrder(f"Unknown order {number!r}, or it does not match what was given.", details={"order": number})
+        raise UnknownOrder(
+            f"Unknown order {number!r}, or it does not match what was given.", details={"order": number}
+        )
     return order
 
 
@@ -231,7 +242,9 @@ def returns_warehouse(*, near: tuple[float, float] | None) -> Location:
         found = Location.objects.filter(code=code, is_active=True).first()
         if found is not None:
             return found
-    candidates = list(Location.objects.filter(kind=LocationKind.WAREHOUSE, is_active=True, accepts_returns=True))
+    candidates = list(
+        Location.objects.filter(kind=LocationKind.WAREHOUSE, is_active=True, accepts_returns=True)
+    )
     if not candidates:
         raise NoReturnsWarehouse("No warehouse takes returns.", details={"setting": "OMS_RETURNS_WAREHOUSE"})
     if near is None:
@@ -249,7 +262,9 @@ def order_coordinates(order: Order) -> tuple[float, float] | None:
     return None
 
 
-def nearest_return_stores(*, order: Order, first: Location | None = None, limit: int | None = None) -> list[dict]:
+def nearest_return_stores(
+    *, order: Order, first: Location | None = None, limit: int | None = None
+) -> list[dict]:
     """The stores the customer's message lists: `first` (the store chosen), then the nearest active
     stores that accept returns (OMS["RETURN_STORES_IN_MESSAGE"]). One query."""
     limit = settings.OMS["RETURN_STORES_IN_MESSAGE"] if limit is None else limit
@@ -307,7 +322,11 @@ def window_days(category: str) -> int:
 
 
 def line_violations(
-    *, lines: Sequence[ReturnLineIn], order_lines: dict[str, OrderLine], delivered: dict[int, Delivered], now=None
+    *,
+    lines: Sequence[ReturnLineIn],
+    order_lines: dict[str, OrderLine],
+    delivered: dict[int, Delivered],
+    now=None,
 ) -> list[dict]:
     """Every rule a requested line breaks, in line order: not returnable, not delivered yet, outside
     its window, more than it may still give back (bought and delivered, minus what other returns

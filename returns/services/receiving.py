@@ -69,7 +69,10 @@ def return_receive(
         for ln in ReturnLine.objects.filter(ret=ret).select_related("sku", "order_line").order_by("pk")
     }
     _check_lines(ret, lines, return_lines)
-    if any(ln.condition == ReturnCondition.SEND_TO_WAREHOUSE for ln in lines) and place.kind == LocationKind.WAREHOUSE:
+    if (
+        any(ln.condition == ReturnCondition.SEND_TO_WAREHOUSE for ln in lines)
+        and place.kind == LocationKind.WAREHOUSE
+    ):
         raise ReturnRefused(
             f"{place.code} is a warehouse: receive the units as resellable, damaged or defective.",
             code="already_at_warehouse",
@@ -81,7 +84,9 @@ def return_receive(
 
     counted = stock_return_receive(
         location=place,
-        units=[ReturnedUnits(return_lines[ln.sku].sku_id, ln.quantity, DISPOSITION[ln.condition]) for ln in lines],
+        units=[
+            ReturnedUnits(return_lines[ln.sku].sku_id, ln.quantity, DISPOSITION[ln.condition]) for ln in lines
+        ],
         reference=ret.number,
         user=who,
         forward_to=forward_to,
@@ -98,16 +103,25 @@ def return_receive(
         channel=channel,
         return_ref=ret,
     )
-    give_back(ret, [(rl.order_line_id, rl.quantity - (received[code].quantity if code in received else 0))
-                    for code, rl in return_lines.items()])
+    give_back(
+        ret,
+        [
+            (rl.order_line_id, rl.quantity - (received[code].quantity if code in received else 0))
+            for code, rl in return_lines.items()
+        ],
+    )
 
-    amounts = dict(zip([ln.sku for ln in lines], line_amounts(currency=ret.currency, lines=pairs), strict=True))
+    amounts = dict(
+        zip([ln.sku for ln in lines], line_amounts(currency=ret.currency, lines=pairs), strict=True)
+    )
     for code, rl in return_lines.items():
         got = received.get(code)
         rl.received_quantity = got.quantity if got else 0
         rl.condition = got.condition if got else None
         rl.refund_amount = amounts.get(code, Decimal("0.00"))
-    ReturnLine.objects.bulk_update(list(return_lines.values()), ["received_quantity", "condition", "refund_amount"])
+    ReturnLine.objects.bulk_update(
+        list(return_lines.values()), ["received_quantity", "condition", "refund_amount"]
+    )
 
     total = refund.amount if refund is not None else Decimal("0.00")
     transitions.transition(
@@ -143,7 +157,9 @@ def _check_lines(ret: Return, lines: Sequence[ReceiveLineIn], return_lines: dict
         if rl is None:
             violations.append({**base, "rule": "not_on_return"})
         elif ln.quantity > rl.quantity:
-            violations.append({**base, "rule": "more_than_requested", "requested": rl.quantity, "received": ln.quantity})
+            violations.append(
+                {**base, "rule": "more_than_requested", "requested": rl.quantity, "received": ln.quantity}
+            )
     if violations:
         first = violations[0]
         text = (
@@ -151,5 +167,8 @@ def _check_lines(ret: Return, lines: Sequence[ReceiveLineIn], return_lines: dict
             if first["rule"] == "not_on_return"
             else f"{first['sku']}: return {ret.number} asked for {first['requested']}"
         )
-        raise ReturnRefused(f"{text} (lines[{first['line']}]).", code=first["rule"], details={**first, "violations": violations})
-
+        raise ReturnRefused(
+            f"{text} (lines[{first['line']}]).",
+            code=first["rule"],
+            details={**first, "violations": violations},
+        )

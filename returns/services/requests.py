@@ -1,10 +1,10 @@
 """Asking for a return, and withdrawing it.
 
-    return_request   the customer online (through the storefront, with a proof of purchase), the
-                     help desk for them (the same account), or a store's desk for the order in front
-                     of it: the rules, the units set aside on the order lines, a number and a code,
-                     and the customer told what to bring and where
-    return_cancel    before anything was received: the units are given back to the order lines
+return_request   the customer online (through the storefront, with a proof of purchase), the
+                 help desk for them (the same account), or a store's desk for the order in front
+                 of it: the rules, the units set aside on the order lines, a number and a code,
+                 and the customer told what to bring and where
+return_cancel    before anything was received: the units are given back to the order lines
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def return_request(
         raise refused(violations)
     _set_aside(order, [(order_lines[ln.sku], ln.quantity) for ln in lines])
 
-    amounts = line_amounts(currency=order.currency, lines=[(order_lines[ln.sku], ln.quantity) for ln in lines])
+    amounts = line_amounts(
+        currency=order.currency, lines=[(order_lines[ln.sku], ln.quantity) for ln in lines]
+    )
     ret = _create(
         order=order,
         method=method,
@@ -136,13 +138,21 @@ def return_request(
             "refund_amount": str(ret.refund_amount),
             "currency": ret.currency,
             "lines": [
-                {"sku": ln.sku, "name": order_lines[ln.sku].sku.name, "quantity": ln.quantity, "reason": ln.reason}
+                {
+                    "sku": ln.sku,
+                    "name": order_lines[ln.sku].sku.name,
+                    "quantity": ln.quantity,
+                    "reason": ln.reason,
+                }
                 for ln in lines
             ],
             # What the customer is told: where to bring it (none for mail: the warehouse's address).
             "stores": nearest_return_stores(order=order, first=where) if method == "in_store" else [],
-            **({"warehouse": {"code": where.code, "name": where.name, "address": where.address}}
-               if method == "mail" and where else {}),
+            **(
+                {"warehouse": {"code": where.code, "name": where.name, "address": where.address}}
+                if method == "mail" and where
+                else {}
+            ),
         },
     )
     return ret
@@ -171,10 +181,14 @@ def _set_aside(order, pairs: list[tuple[OrderLine, int]]) -> None:
         guard |= Q(pk=ol.pk, returned_quantity__lte=F("quantity") - q)
     done = OrderLine.objects.filter(guard).update(
         returned_quantity=F("returned_quantity")
-        + Case(*(When(pk=ol.pk, then=Value(q)) for ol, q in pairs), default=Value(0), output_field=IntegerField())
+        + Case(
+            *(When(pk=ol.pk, then=Value(q)) for ol, q in pairs), default=Value(0), output_field=IntegerField()
+        )
     )
     if done != len(pairs):  # only where the database takes no row locks (SQLite)
-        raise Conflict("The order changed while the return was asked for; try again.", details={"order": order.number})
+        raise Conflict(
+            "The order changed while the return was asked for; try again.", details={"order": order.number}
+        )
 
 
 def _create(*, order, method, where, note, user, channel, amount) -> Return:
@@ -230,7 +244,12 @@ def give_back(ret: Return, pairs: list[tuple[int, int]]) -> None:
     pairs = [(line_id, q) for line_id, q in pairs if q > 0]
     if not pairs:
         return
-    list(OrderLine.objects.filter(pk__in=[p for p, _ in pairs]).select_for_update().order_by("pk").values_list("pk"))
+    list(
+        OrderLine.objects.filter(pk__in=[p for p, _ in pairs])
+        .select_for_update()
+        .order_by("pk")
+        .values_list("pk")
+    )
     guard = Q()
     for line_id, q in pairs:
         guard |= Q(pk=line_id, returned_quantity__gte=q)
@@ -240,4 +259,3 @@ def give_back(ret: Return, pairs: list[tuple[int, int]]) -> None:
     )
     if done != len(pairs):
         raise Conflict("The order lines do not hold this return's units.", details={"return": ret.number})
-
