@@ -33,7 +33,8 @@ EMAIL = "aiko@example.com"
 def error(r, status) -> dict:
     assert r.status_code == status, r.content
     body = r.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
     return body["error"]
 
 
@@ -134,7 +135,8 @@ def test_online_request_then_in_store_receipt_restocks_refunds_and_alerts(
     assert OrderLine.objects.get(order=shop.order, sku=tee0).returned_quantity == 1
     told = Notification.objects.get(event=NotificationEvent.RETURN_REQUESTED)
     assert told.recipient == EMAIL
-    assert told.context["return_code"] == body["code"] and told.context["qr"] == body["qr"]
+    assert told.context["return_code"] == body["code"]
+    assert told.context["qr"] == body["qr"]
     assert [s["code"] for s in told.context["stores"]] == ["TKY-SHIBUYA"]  # Osaka does not take returns
 
     r = shop.storefront.post(
@@ -158,7 +160,8 @@ def test_online_request_then_in_store_receipt_restocks_refunds_and_alerts(
         )
     assert r.status_code == 200, r.content
     body = r.json()
-    assert body["status"] == "received" and body["received_at_location"] == "TKY-SHIBUYA"
+    assert body["status"] == "received"
+    assert body["received_at_location"] == "TKY-SHIBUYA"
     assert body["refund_amount"] == "3960.00"
     assert [(ln["sku"], ln["received"], ln["condition"]) for ln in body["lines"]] == [
         ("TEE-0", 1, "resellable"),
@@ -212,7 +215,8 @@ def test_mail_return_received_at_the_warehouse(shop, settings):
     assert r.json()["location"] == net.wh.code  # the nearest warehouse that takes returns
     number = r.json()["number"]
     told = Notification.objects.get(event=NotificationEvent.RETURN_REQUESTED)
-    assert told.context["warehouse"]["code"] == net.wh.code and told.context["stores"] == []
+    assert told.context["warehouse"]["code"] == net.wh.code
+    assert told.context["stores"] == []
     before = StockLevel.objects.get(location=net.wh, sku=net.skus[0]).on_hand
     r = receive(
         shop.picker, number, net.wh.code, [{"sku": "TEE-0", "quantity": 1, "condition": "resellable"}]
@@ -381,7 +385,8 @@ def test_the_desk_opens_another_stores_return_with_its_code(shop):
     )  # expected at no store
     assert error(shop.desk.get(f"{URL}{ret.number}/?code=WRONGCODE"), 404)["code"] == "unknown_return"
     r = shop.desk.get(f"{URL}{ret.number}/?code={ret.code[:4]}-{ret.code[4:].lower()}")
-    assert r.status_code == 200 and r.json()["number"] == ret.number
+    assert r.status_code == 200
+    assert r.json()["number"] == ret.number
     assert error(shop.picker.get(f"{URL}{ret.number}/?code={ret.code}"), 404)["code"] == "unknown_return"
 
 
@@ -423,7 +428,8 @@ def test_wrong_proof_of_purchase(shop, proof, status, code):
     err = error(ask(shop.storefront, shop.order, **proof), status)
     assert err["code"] == code
     if status == 404:
-        assert "email" not in err["message"].lower() and "phone" not in err["message"].lower()
+        assert "email" not in err["message"].lower()
+        assert "phone" not in err["message"].lower()
     assert state() == before
 
 
