@@ -646,3 +646,24 @@ def test_receiving_20_lines_takes_the_queries_of_1(net, associate, conditions):
         assert Return.objects.get(pk=ret.pk).status == ReturnStatus.RECEIVED
     assert counts[0] == counts[1], counts
     assert ledger_mismatches() == []
+
+
+def test_return_webhooks(shop, loopback_webhooks, django_capture_on_commit_callbacks):
+    from notifications.services import webhook_register
+
+    with django_capture_on_commit_callbacks(execute=True):  # drops the cached endpoint list
+        webhook_register(owner=shop.storefront.user, url="http://127.0.0.1:9/returns", events=["return.*"])
+    ret = return_request(
+        order_number=shop.order.number, lines=[ReturnLineIn("TEE-0", 1, "wrong_size")], method="in_store"
+    )
+    return_receive(number=ret.number, location="TKY-SHIBUYA", lines=[ReceiveLineIn("TEE-0", 1, "resellable")])
+    hooks = list(
+        Notification.objects.filter(event=NotificationEvent.WEBHOOK)
+        .order_by("pk")
+        .values_list("webhook_event", flat=True)
+    )
+    assert hooks == ["return.requested", "return.received"]
+    received = Notification.objects.get(webhook_event="return.received")
+    data = received.context["data"]
+    assert (data["return"], data["location"], data["order"]) == (ret.number, "TKY-SHIBUYA", shop.order.number)
+    assert data["lines"] == [{"sku": "TEE-0", "quantity": 1, "condition": "resellable"}]
