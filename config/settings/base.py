@@ -180,6 +180,10 @@ SPECTACULAR_SETTINGS = {
         "WebhookStatusEnum": "notifications.models.WebhookStatus",
         "OrderChannelEnum": "orders.models.Channel",
         "NoteChannelEnum": "orders.models.NoteChannel",
+        "ReturnStatusEnum": "returns.models.ReturnStatus",
+        "ReturnMethodEnum": "returns.models.ReturnMethod",
+        "ReturnReasonEnum": "returns.models.ReturnReason",
+        "ReturnConditionEnum": "returns.models.ReturnCondition",
     },
 }
 

@@ -16,6 +16,8 @@ from inventory.api.fields import QuantityField
 if TYPE_CHECKING:
     from ..services import PlacedOrder
 
+from returns.api.serializers import ReturnBriefOut  # the customer page lists returns
+
 from ..models import (
     ORDER_METHOD_CHOICES,
     Channel,
@@ -510,10 +512,8 @@ class CustomerOut(serializers.ModelSerializer):
     def get_orders(self, c):
         return OrderBriefOut(self.context.get("orders", []), many=True).data
 
-    @extend_schema_field({"type": "array", "items": {"$ref": "#/components/schemas/ReturnBriefOut"}})
+    @extend_schema_field(ReturnBriefOut(many=True))
     def get_returns(self, c):
-        from returns.api.serializers import ReturnBriefOut  # returns builds on orders
-
         return ReturnBriefOut(self.context.get("returns", []), many=True).data
 
 
