@@ -27,6 +27,7 @@ class NotificationEvent(models.TextChoices):
     PICKUP_EXPIRED = "pickup_expired", "Pickup expired"  # not collected in time, cancelled
     ORDER_CANCELLED = "order_cancelled", "Order cancelled"  # the whole order was cancelled
     LINE_CANCELLED = "line_cancelled", "Line cancelled"  # part of the order could not be fulfilled
+    RETURN_REQUESTED = "return_requested", "Return requested"  # what to bring (code, QR) and where
     RETURN_RECEIVED = "return_received", "Return received"  # a store or the warehouse took it back
     REFUND_ISSUED = "refund_issued", "Refund issued"  # money is on its way back
     BACK_IN_STOCK = "back_in_stock", "Back in stock"  # a SKU a shopper waited for is available again

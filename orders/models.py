@@ -89,8 +89,20 @@ def new_order_number() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(10))
 
 
+def new_receipt_code() -> str:
+    """The code on the order confirmation that works at a returns desk (orders.services.codes: 8
+    characters, 39 bits). Generated in Python at placement: no query, no index to maintain."""
+    from .services.codes import code_new  # the services package imports the models
+
+    return code_new()
+
+
 class Order(models.Model):
     number = models.CharField(max_length=16, default=new_order_number)  # unique: Meta
+    # On the order confirmation: with the order number it proves the purchase at a returns desk or
+    # online (returns.services.return_request). Not unique and not indexed: it is compared for
+    # one order found by its number, never searched alone.
+    receipt_code = models.CharField(max_length=12, default=new_receipt_code)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     # The contact as given on this order (normalised as Customer's): what the order shows. The
@@ -170,6 +182,10 @@ class OrderLine(models.Model):
     # Units a Refund was requested for (returns.services.refund_request, a guarded UPDATE, the only
     # writer): a unit is refunded at most once, whichever path cancels or takes it back.
     refunded_quantity = models.PositiveIntegerField(default=0)
+    # Units asked back in returns that are not cancelled (requested or received): the guarded
+    # UPDATE of returns.services.return_request (`... WHERE returned_quantity + q <= delivered`) is
+    # the only writer that raises it; a cancelled return or units not brought give them back.
+    returned_quantity = models.PositiveIntegerField(default=0)
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     line_total = models.DecimalField(max_digits=14, decimal_places=2)
 
@@ -183,6 +199,9 @@ class OrderLine(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(refunded_quantity__lte=models.F("quantity")), name="orderline_refund_le_qty"
+            ),
+            models.CheckConstraint(
+                condition=Q(returned_quantity__lte=models.F("quantity")), name="orderline_returned_le_qty"
             ),
         ]
 
@@ -390,6 +409,9 @@ class EventType(models.TextChoices):
     REFUND_FAILED = "refund_failed", "Refund failed"
     TRANSFER_SHIPPED = "transfer_shipped", "Sent from a warehouse to the store"
     TRANSFER_RECEIVED = "transfer_received", "Received at the store from a warehouse"
+    RETURN_REQUESTED = "return_requested", "Return requested"
+    RETURN_RECEIVED = "return_received", "Return received"
+    RETURN_CANCELLED = "return_cancelled", "Return cancelled"
 
 
 class OrderEvent(models.Model):

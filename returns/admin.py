@@ -14,7 +14,8 @@ from orders.selectors import visible_orders
 from stores.models import Role
 from stores.selectors import user_role
 
-from .models import Refund, RefundLine
+from .models import Refund, RefundLine, Return, ReturnLine, ReturnNote
+from .selectors import visible_returns
 
 REFUND_ROLES = (Role.ASSOCIATE, Role.MANAGER)
 
@@ -70,6 +71,7 @@ class RefundAdmin(admin.ModelAdmin):
     inlines = [RefundLineInline]
     readonly_fields = (
         "order",
+        "return_ref",
         "amount",
         "currency",
         "cause",
@@ -93,6 +95,119 @@ class RefundAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return sees_refunds(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Returns: read-only here; the desk page (a purpose-built page) receives them -----------------
+
+RETURN_ROLES = (Role.ASSOCIATE, Role.MANAGER, Role.WAREHOUSE)
+
+
+def sees_returns(user) -> bool:
+    return bool(user.is_active and user.is_staff and (user.is_superuser or user_role(user) in RETURN_ROLES))
+
+
+class ReturnLineInline(admin.TabularInline):
+    model = ReturnLine
+    fields = (
+        "sku",
+        "quantity",
+        "reason",
+        "reason_text",
+        "exchange_for",
+        "received_quantity",
+        "condition",
+        "refund_amount",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return sees_returns(request.user)
+
+
+class ReturnNoteInline(admin.TabularInline):
+    model = ReturnNote
+    fields = ("created_at", "channel", "author", "author_name", "text")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return sees_returns(request.user)
+
+
+@admin.register(Return)
+class ReturnAdmin(admin.ModelAdmin):
+    """Returns expected or received at the user's locations (returns.selectors.visible_returns),
+    read-only: receiving and cancelling go through the services (the API, the returns desk)."""
+
+    list_display = (
+        "number",
+        "order",
+        "status",
+        "method",
+        "expected_location",
+        "received_at_location",
+        "refund_amount",
+        "currency",
+        "created_at",
+    )
+    list_filter = ("status", "method")
+    search_fields = ("number", "order__number")
+    list_select_related = ("order", "expected_location", "received_at_location")
+    inlines = [ReturnLineInline, ReturnNoteInline]
+    readonly_fields = (
+        "number",
+        "order",
+        "customer",
+        "status",
+        "method",
+        "expected_location",
+        "received_at_location",
+        "note",
+        "channel",
+        "refund_amount",
+        "currency",
+        "transfer",
+        "created_by",
+        "received_by",
+        "created_at",
+        "updated_at",
+        "received_at",
+        "cancelled_at",
+    )
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        return visible_returns(super().get_queryset(request), request.user)
+
+    def has_module_permission(self, request):
+        return sees_returns(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return sees_returns(request.user)
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -1,6 +1,6 @@
 """Refund errors. Each is a config.errors DomainError rendered by the one exception handler."""
 
-from config.errors import Conflict, InvalidInput, NotFound
+from config.errors import Conflict, InvalidInput, NotFound, PolicyViolation
 
 
 class UnknownRefund(NotFound):
@@ -23,3 +23,25 @@ class RefundAlreadyFailed(Conflict):
 
 class RefundLineInvalid(InvalidInput):
     code = "invalid_refund_line"
+
+
+# --- Returns -------------------------------------------------------------------------------------
+
+
+class UnknownReturn(NotFound):
+    code = "unknown_return"
+
+
+class ReturnRefused(PolicyViolation):
+    """A return policy refuses a line (422): `code` names the rule, `details` the line (its index,
+    SKU and the figures), and `details.violations` every line the rules refused."""
+
+    code = "return_refused"
+
+
+class LocationNotTakingReturns(PolicyViolation):
+    code = "location_not_accepting_returns"
+
+
+class NoReturnsWarehouse(PolicyViolation):
+    code = "no_returns_warehouse"

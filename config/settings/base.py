@@ -182,6 +182,10 @@ SPECTACULAR_SETTINGS = {
         "NoteChannelEnum": "orders.models.NoteChannel",
         # What a customer may choose (no `to_store`): its own name beside FulfillmentMethodEnum.
         "OrderMethodEnum": "orders.models.ORDER_METHOD_CHOICES",
+        "ReturnStatusEnum": "returns.models.ReturnStatus",
+        "ReturnMethodEnum": "returns.models.ReturnMethod",
+        "ReturnReasonEnum": "returns.models.ReturnReason",
+        "ReturnConditionEnum": "returns.models.ReturnCondition",
     },
 }
 
@@ -262,6 +266,15 @@ OMS = {
     "PICKUP_EXPIRY_BATCH_SIZE": env.int("OMS_PICKUP_EXPIRY_BATCH_SIZE", default=50),
     # Fulfillments per transaction of the pickup reminder task (locks only those fulfillments).
     "PICKUP_REMINDER_BATCH_SIZE": env.int("OMS_PICKUP_REMINDER_BATCH_SIZE", default=100),
+    # Returns (docs/returns.md): days from collection or shipping within which a line may be
+    # returned, and per SKU category ({"underwear": 0, "electronics": 14}; JSON in the environment).
+    "RETURN_WINDOW_DAYS": env.int("OMS_RETURN_WINDOW_DAYS", default=30),
+    "RETURN_WINDOW_DAYS_BY_CATEGORY": env.json("OMS_RETURN_WINDOW_DAYS_BY_CATEGORY", default={}),
+    # The warehouse (location code) that mail returns go to and stores send returned goods they
+    # cannot sell on to ("send to warehouse"); empty: the nearest warehouse that accepts returns.
+    "RETURNS_WAREHOUSE": env.str("OMS_RETURNS_WAREHOUSE", default=""),
+    # How many of the nearest stores that accept returns the customer's return message lists.
+    "RETURN_STORES_IN_MESSAGE": env.int("OMS_RETURN_STORES_IN_MESSAGE", default=3),
     # Routing policy, applied in order (orders/routing/base.py). Also available: StoresBeforeWarehouses
     # (clear store stock first), WarehousesBeforeStores, MostStockFirst; bare class names are accepted.
     "ROUTING_PIPELINE": env.list(

@@ -14,6 +14,7 @@ from django.db import transaction
 from inventory.models import Sku
 from orders.models import EventType, FulfillmentMethod, FulfillmentStatus, Order, OrderEvent
 from orders.services.codes import code_display
+from stores.models import Location
 
 from ..models import Notification, NotificationEvent, WebhookEndpoint
 from ..selectors import active_webhook_endpoints_cached
@@ -37,6 +38,8 @@ def _order_context(order: Order, event: OrderEvent | None = None) -> dict:
         "total": order.total,
         "currency": order.currency,
         "method": order.fulfillment_method,
+        # Works at a returns desk with the order number (returns.services.return_request).
+        "receipt_code": code_display(order.receipt_code) if order.receipt_code else "",
         # Ship to store: the day the pickup was promised ready (the PLACED event carries it).
         "ready_by": (event.data or {}).get("ready_by") if event is not None else None,
     }
@@ -111,6 +114,30 @@ def _expired_context(ev: OrderEvent) -> dict:
     }
 
 
+def _return_context(ev: OrderEvent) -> dict:
+    """A return's message: its number, the code and QR payload the customer shows, what to bring and
+    where (the stores or the warehouse the event names), or where it was received and the refund."""
+    from returns.models import Return  # returns builds on orders; notifications reads both
+
+    data = ev.data or {}
+    ret = Return.objects.filter(pk=data.get("return_id")).only("number", "code").first()
+    ctx = {
+        "order_number": ev.order.number,
+        "return_number": data.get("return"),
+        "method": data.get("method"),
+        "lines": data.get("lines", []),
+        "stores": data.get("stores", []),
+        "warehouse": data.get("warehouse"),
+        "refund_amount": data.get("refund_amount"),
+        "currency": data.get("currency"),
+    }
+    if ret is not None and ev.type == EventType.RETURN_REQUESTED:
+        ctx.update(return_code=code_display(ret.code), qr=ret.qr)
+    if ev.type == EventType.RETURN_RECEIVED and data.get("location"):
+        ctx.update(store_context(Location.objects.filter(code=data["location"]).first()))
+    return ctx
+
+
 def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
     """Map an OrderEvent to the customer-facing event and its template context, or None."""
     if ev.type == EventType.PLACED:
@@ -130,6 +157,10 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
             "amount": data.get("amount"),
             "currency": data.get("currency"),
         }
+    if ev.type == EventType.RETURN_REQUESTED:
+        return NotificationEvent.RETURN_REQUESTED, _return_context(ev)
+    if ev.type == EventType.RETURN_RECEIVED:
+        return NotificationEvent.RETURN_RECEIVED, _return_context(ev)
     if ev.type == EventType.PICKUP_REMINDED and ev.fulfillment_id:
         return NotificationEvent.PICKUP_REMINDER, {
             **_pickup_context(ev),
@@ -178,10 +209,22 @@ _SHIP_TO_STORE_WEBHOOKS = {
 }
 
 
+# A return's moves (returns/transitions.py); their data carries the return's number, method,
+# location, lines and (received) the refund.
+_RETURN_WEBHOOKS = {
+    EventType.RETURN_REQUESTED: "return.requested",
+    EventType.RETURN_RECEIVED: "return.received",
+    EventType.RETURN_CANCELLED: "return.cancelled",
+}
+
+
 def _webhook_event(ev: OrderEvent) -> tuple[str, dict] | None:
     """Map an OrderEvent to its webhook event type and payload, or None."""
     order = ev.order
     base = {"order": order.number, "status": order.status, "event_id": ev.pk}
+    if ev.type in _RETURN_WEBHOOKS:
+        data = {k: v for k, v in (ev.data or {}).items() if k not in ("return_id", "stores", "warehouse")}
+        return _RETURN_WEBHOOKS[ev.type], {**base, "reason": ev.reason, **data}
     if ev.type == EventType.PLACED:
         return "order.placed", {
             **base,

@@ -16,6 +16,8 @@ from inventory.api.fields import QuantityField
 if TYPE_CHECKING:
     from ..services import PlacedOrder
 
+from returns.api.serializers import ReturnBriefOut  # the customer page lists returns
+
 from ..models import (
     ORDER_METHOD_CHOICES,
     Channel,
@@ -450,7 +452,12 @@ def order_created_body(placed: PlacedOrder, *, show_pickup_code: bool) -> dict:
 
 
 class OrderEventOut(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", default=None)
+    actor = serializers.CharField(
+        source="actor.username",
+        default=None,
+        allow_null=True,
+        help_text="Who did it; null for the system (beat tasks) and for events written without a user.",
+    )
     fulfillment = serializers.IntegerField(source="fulfillment_id", default=None, allow_null=True)
 
     class Meta:
@@ -478,6 +485,7 @@ class OrderBriefOut(serializers.ModelSerializer):
 class CustomerOut(serializers.ModelSerializer):
     preferred_location = serializers.SerializerMethodField()
     orders = serializers.SerializerMethodField()
+    returns = serializers.SerializerMethodField()
 
     class Meta:
         model = Customer
@@ -490,6 +498,7 @@ class CustomerOut(serializers.ModelSerializer):
             "notify_channels",
             "preferred_location",
             "orders",
+            "returns",
             "created_at",
         ]
 
@@ -507,6 +516,10 @@ class CustomerOut(serializers.ModelSerializer):
     @extend_schema_field(OrderBriefOut(many=True))
     def get_orders(self, c):
         return OrderBriefOut(self.context.get("orders", []), many=True).data
+
+    @extend_schema_field(ReturnBriefOut(many=True))
+    def get_returns(self, c):
+        return ReturnBriefOut(self.context.get("returns", []), many=True).data
 
 
 class HoldLineOut(serializers.Serializer):

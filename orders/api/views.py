@@ -673,6 +673,13 @@ class HoldDetailApi(APIView):
 # --- Customers -----------------------------------------------------------------------------------
 
 
+def _returns_of(customer, user) -> dict:
+    """The customer's returns the account sees (returns.selectors), for the customer's page."""
+    from returns.selectors import customer_returns  # returns builds on orders
+
+    return {"returns": customer_returns(customer=customer, user=user)}
+
+
 class CustomerDetailApi(APIView):
     permission_classes = [IsStorefront]
     throttle_classes = [CustomerLookupThrottle]
@@ -683,7 +690,9 @@ class CustomerDetailApi(APIView):
     def get(self, request, pk):
         customer = selectors.customer_get(customer_id=pk, user=request.user)
         orders = selectors.customer_orders(customer=customer, user=request.user)
-        return Response(s.CustomerOut(customer, context={"orders": orders}).data)
+        return Response(
+            s.CustomerOut(customer, context={"orders": orders, **_returns_of(customer, request.user)}).data
+        )
 
 
 class CustomerPreferencesApi(APIView):
@@ -710,6 +719,10 @@ class CustomerPreferencesApi(APIView):
         customer = selectors.customer_get(customer_id=pk, user=request.user)
         return Response(
             s.CustomerOut(
-                customer, context={"orders": selectors.customer_orders(customer=customer, user=request.user)}
+                customer,
+                context={
+                    "orders": selectors.customer_orders(customer=customer, user=request.user),
+                    **_returns_of(customer, request.user),
+                },
             ).data
         )

@@ -7,13 +7,17 @@ from drf_spectacular.utils import OpenApiResponse
 from config.api.schema import ErrorResponseSerializer
 
 _DESCRIPTIONS = {
-    400: "Malformed input (`invalid`): a missing or blank `reference` / `reason`, a value too long; the "
+    400: "Malformed input (`invalid`): a missing or blank field, an unknown choice, a value too long; the "
     "offending field is in `details`. Nothing was written.",
     401: "No or invalid `Authorization: Token <key>` header.",
-    403: "The role may not do this (`forbidden`).",
-    404: "Unknown refund (`unknown_refund`), also one of an order the account may not see.",
-    409: "`refund_already_completed` (completing it with another reference, or failing it) or "
-    "`refund_already_failed` (completing it, or failing it for another reason). Nothing was written.",
+    403: "The role may not do this (`forbidden`), or not at this location (`location_forbidden`).",
+    404: "Unknown refund (`unknown_refund`), return (`unknown_return`), order (`unknown_order`: also a proof "
+    "of purchase that does not match) or location, also one the account may not see.",
+    409: "Refunds: `refund_already_completed` / `refund_already_failed`. Returns: `invalid_transition` "
+    "(received twice, cancelled, received after cancelling). Nothing was written.",
+    422: "Refused by a return rule, named in `code` with the line in `details` (`not_on_order`, "
+    "`not_returnable`, `not_delivered`, `return_window_closed`, `more_than_returnable`, `not_on_return`, "
+    "`more_than_requested`, `location_not_accepting_returns`, `no_returns_warehouse`). Nothing was written.",
 }
 
 

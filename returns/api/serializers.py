@@ -5,8 +5,20 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from config.api.serializers import InputSerializer
+from inventory.api.fields import QuantityField
+from orders.models import NoteChannel
+from orders.services.codes import code_display
 
-from ..models import Refund, RefundLine
+from ..models import (
+    Refund,
+    RefundLine,
+    Return,
+    ReturnCondition,
+    ReturnLine,
+    ReturnMethod,
+    ReturnNote,
+    ReturnReason,
+)
 
 # --- Input ---------------------------------------------------------------------------------------
 
@@ -19,6 +31,83 @@ class RefundCompleteIn(InputSerializer):
 
 class RefundFailIn(InputSerializer):
     reason = serializers.CharField(max_length=255, help_text="Why the payment system could not pay it back")
+
+
+class ReturnLineIn(InputSerializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = QuantityField()
+    reason = serializers.ChoiceField(choices=ReturnReason.choices)
+    reason_text = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Free text (required for `other`)",
+    )
+    exchange_for = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A SKU wanted instead (recorded)",
+    )
+
+
+class ReturnCreateIn(InputSerializer):
+    order = serializers.CharField(max_length=16, help_text="The order's number")
+    email = serializers.CharField(
+        max_length=254,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Proof: the order's email",
+    )
+    phone = serializers.CharField(
+        max_length=32, required=False, allow_null=True, allow_blank=True, help_text="Proof: the order's phone"
+    )
+    receipt_code = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Proof: the receipt code on the order confirmation",
+    )
+    lines = ReturnLineIn(many=True, allow_empty=False, max_length=200)
+    method = serializers.ChoiceField(choices=ReturnMethod.choices)
+    location = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="In store: the store chosen (a desk: its store). Mail: the warehouse (default: the returns warehouse).",
+    )
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    channel = serializers.ChoiceField(
+        choices=NoteChannel.choices,
+        required=False,
+        help_text="Who asks: web, app, phone, call_centre, chat, store, email (default web; store at a desk)",
+    )
+
+
+class ReturnCancelIn(InputSerializer):
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class ReceiveLineIn(InputSerializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = QuantityField()
+    condition = serializers.ChoiceField(choices=ReturnCondition.choices)
+
+
+class ReturnReceiveIn(InputSerializer):
+    location = serializers.CharField(max_length=32, help_text="The store or warehouse taking it back")
+    lines = ReceiveLineIn(many=True, allow_empty=False, max_length=200)
+
+
+class ReturnNoteIn(InputSerializer):
+    text = serializers.CharField(max_length=2000)
+    channel = serializers.ChoiceField(choices=NoteChannel.choices)
+    author_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
 # --- Output --------------------------------------------------------------------------------------
@@ -35,9 +124,9 @@ class RefundLineOut(serializers.ModelSerializer):
 
 class RefundOut(serializers.ModelSerializer):
     order = serializers.CharField(source="order.number", help_text="The order's number")
-    # "return" is a keyword: declared through the class namespace. The return that caused the
-    # refund (its number): the returns issue fills it; null until then.
-    locals()["return"] = serializers.SerializerMethodField(method_name="get_return")
+    # "return" is a keyword: declared through the class namespace. The number of the return whose
+    # receipt caused the refund; null for other causes.
+    locals()["return"] = serializers.CharField(source="return_ref.number", default=None, allow_null=True)
     lines = RefundLineOut(many=True)
 
     class Meta:
@@ -59,5 +148,101 @@ class RefundOut(serializers.ModelSerializer):
             "completed_at",
         ]
 
-    def get_return(self, refund) -> str | None:
-        return None
+
+class ReturnLineOut(serializers.ModelSerializer):
+    sku = serializers.CharField(source="sku.code")
+    name = serializers.CharField(source="sku.name")
+    exchange_for = serializers.CharField(source="exchange_for.code", default=None, allow_null=True)
+    received = serializers.IntegerField(source="received_quantity", help_text="Units taken back")
+
+    class Meta:
+        model = ReturnLine
+        fields = [
+            "sku",
+            "name",
+            "quantity",
+            "reason",
+            "reason_text",
+            "exchange_for",
+            "received",
+            "condition",
+            "refund_amount",
+        ]
+
+
+class ReturnNoteOut(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", default=None, allow_null=True)
+
+    class Meta:
+        model = ReturnNote
+        fields = ["id", "text", "channel", "author", "author_name", "created_at"]
+
+
+class ReturnOut(serializers.ModelSerializer):
+    order = serializers.CharField(source="order.number", help_text="The order's number")
+    code = serializers.SerializerMethodField(help_text="What the customer shows at the desk (ABCD-EFGH)")
+    qr = serializers.CharField(read_only=True, help_text="The QR payload: OMSRET:<number>:<code>")
+    location = serializers.CharField(
+        source="expected_location.code", default=None, allow_null=True, help_text="Where it is expected"
+    )
+    received_at_location = serializers.CharField(
+        source="received_at_location.code", default=None, allow_null=True
+    )
+    lines = ReturnLineOut(many=True)
+    notes = ReturnNoteOut(many=True)
+    refunds = serializers.SerializerMethodField()
+    transfer = serializers.IntegerField(source="transfer_id", default=None, allow_null=True)
+
+    class Meta:
+        model = Return
+        fields = [
+            "number",
+            "code",
+            "qr",
+            "order",
+            "status",
+            "method",
+            "location",
+            "received_at_location",
+            "refund_amount",
+            "currency",
+            "note",
+            "channel",
+            "lines",
+            "notes",
+            "refunds",
+            "transfer",
+            "created_at",
+            "received_at",
+            "cancelled_at",
+        ]
+
+    def get_code(self, ret) -> str:
+        return code_display(ret.code)
+
+    def get_refunds(self, ret) -> list[int]:
+        return [r.pk for r in ret.refunds.all()]
+
+
+class ReturnBriefOut(serializers.ModelSerializer):
+    """A return in a customer's page: no lines."""
+
+    order = serializers.CharField(source="order.number")
+    location = serializers.CharField(source="expected_location.code", default=None, allow_null=True)
+    received_at_location = serializers.CharField(
+        source="received_at_location.code", default=None, allow_null=True
+    )
+
+    class Meta:
+        model = Return
+        fields = [
+            "number",
+            "order",
+            "status",
+            "method",
+            "location",
+            "received_at_location",
+            "refund_amount",
+            "currency",
+            "created_at",
+        ]

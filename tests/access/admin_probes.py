@@ -56,6 +56,7 @@ def _target(w: World, label: str, role: str, side: str):
         "orders.order": lambda: w.order_for(role, side),
         "orders.customer": lambda: w.customers[side],
         "returns.refund": lambda: w.refunds[_loc_key(w, loc)],
+        "returns.return": lambda: w.returns[_loc_key(w, loc)],
         "notifications.notification": lambda: w.admin_objects["notification"],
         "notifications.backinstocksubscription": lambda: w.admin_objects["backinstocksubscription"],
         "notifications.restockalert": lambda: w.admin_objects["restockalert"],

@@ -22,7 +22,7 @@ from django.utils import timezone
 from inventory.models import Hold, StockLevel, Transfer, TransferStatus
 from notifications.models import BackInStockSubscription, WebhookEndpoint
 from orders.models import Customer, Fulfillment, Order, OrderNote
-from returns.models import Refund
+from returns.models import Refund, Return, ReturnNote
 
 from .world import WEBHOOK_URL, World, address_at
 
@@ -482,6 +482,87 @@ def refund_fail(w, role, side):
     return Call("POST", f"{API}/refunds/{refund.pk}/fail/", {"reason": "card expired"}, effect=effect)
 
 
+# --- returns --------------------------------------------------------------------------------------
+
+
+def _return(w: World, role: str, side: str) -> Return:
+    """The return expected at the role's location (own) or elsewhere (other); a warehouse's: a mail return."""
+    return w.returns[_loc_key(w, w.loc_for(role, side, _prefer(role)))]
+
+
+def returns_create(w, role, side):
+    """The storefront asks for an order of its customer (own) or another account's (other), with the
+    order's email as proof; a desk asks at its store (own) or another (other)."""
+    loc = w.loc_for(role, side)
+    at = _loc_key(w, loc)
+    if at.startswith("W"):
+        at = "S1" if side == "own" else "S2"
+    order = w.delivered(side=side, at=at)
+    body = {
+        "order": order.number,
+        "lines": [{"sku": w.sku.code, "quantity": 1, "reason": "wrong_size"}],
+        "method": "in_store",
+    }
+    if role == "storefront":
+        body["email"] = order.contact_email
+    else:
+        body["location"] = w.loc[at].code
+    count = Return.objects.count()
+
+    def effect(r):
+        assert Return.objects.count() == count + 1
+        ret = Return.objects.get(number=r.json()["number"])
+        assert (ret.order_id, ret.status) == (order.pk, "requested")
+
+    return Call("POST", f"{API}/returns/", body, ok=(201,), effect=effect)
+
+
+def returns_list(w, role, side):
+    return Call("GET", f"{API}/returns/?page_size=200", listed=_in("number", _return(w, role, side).number))
+
+
+def return_detail(w, role, side):
+    ret = _return(w, role, side)
+
+    def effect(r):
+        assert r.json()["number"] == ret.number
+
+    return Call("GET", f"{API}/returns/{ret.number}/", effect=effect)
+
+
+def return_cancel(w, role, side):
+    ret = w.returns[_loc_key(w, w.loc_for(role, side))]
+
+    def effect(r):
+        assert Return.objects.get(pk=ret.pk).status == "cancelled"
+
+    return Call("POST", f"{API}/returns/{ret.number}/cancel/", {"reason": "matrix"}, effect=effect)
+
+
+def return_receive(w, role, side):
+    ret = _return(w, role, side)
+    loc = w.loc_for(role, side, _prefer(role))
+
+    def effect(r):
+        now = Return.objects.get(pk=ret.pk)
+        assert (now.status, now.received_at_location_id) == ("received", loc.pk)
+
+    body = {"location": loc.code, "lines": [{"sku": w.sku.code, "quantity": 1, "condition": "resellable"}]}
+    return Call("POST", f"{API}/returns/{ret.number}/receive/", body, effect=effect)
+
+
+def return_note_add(w, role, side):
+    ret = _return(w, role, side)
+    count = ReturnNote.objects.filter(ret=ret).count()
+
+    def effect(r):
+        assert ReturnNote.objects.filter(ret=ret).count() == count + 1
+        assert ReturnNote.objects.get(pk=r.json()["id"]).author_id == w.users[role].pk
+
+    body = {"text": "matrix note", "channel": "chat", "author_name": "Help desk"}
+    return Call("POST", f"{API}/returns/{ret.number}/notes/", body, ok=(201,), effect=effect)
+
+
 # --- holds, customers, subscriptions, webhooks -----------------------------------------------------
 
 
@@ -676,6 +757,12 @@ API_PROBES: dict[str, Callable[[World, str, str], Call]] = {
     "GET /refunds/{id}/": refund_detail,
     "POST /refunds/{id}/complete/": refund_complete,
     "POST /refunds/{id}/fail/": refund_fail,
+    "POST /returns/": returns_create,
+    "GET /returns/": returns_list,
+    "GET /returns/{number}/": return_detail,
+    "POST /returns/{number}/cancel/": return_cancel,
+    "POST /returns/{number}/receive/": return_receive,
+    "POST /returns/{number}/notes/": return_note_add,
 }
 
 
@@ -685,7 +772,7 @@ def snapshot() -> dict:
     from inventory.models import HoldLine, StockMovement
     from notifications.models import Notification
     from orders.models import FulfillmentLine, OrderEvent, OrderLine
-    from returns.models import RefundLine
+    from returns.models import RefundLine, ReturnLine
     from stores.models import Location
 
     rows = {
@@ -704,8 +791,10 @@ def snapshot() -> dict:
             BackInStockSubscription,
             Location,
             Refund,
+            Return,
+            ReturnLine,
         )
     }
-    for m in (StockMovement, OrderEvent, Notification, OrderNote, RefundLine):
+    for m in (StockMovement, OrderEvent, Notification, OrderNote, RefundLine, ReturnNote):
         rows[m.__name__] = m.objects.count()
     return rows

@@ -39,7 +39,8 @@ from orders.services import (
     order_note_add,
     order_place,
 )
-from returns.models import Refund
+from returns.models import Refund, Return
+from returns.services import ReturnLineIn, return_request
 from stores.models import Compartment, Location, PickupPoint, Role
 from stores.services import api_user_upsert, role_groups_sync
 from tests.factories import LocationFactory, SkuFactory, WarehouseFactory, make_staff
@@ -80,6 +81,7 @@ class World:
     movements: dict = field(default_factory=dict)  # location key -> a StockMovement there
     notes: dict = field(default_factory=dict)  # location key -> an OrderNote on w.orders[key]
     refunds: dict = field(default_factory=dict)  # location key -> a requested Refund of an order there
+    returns: dict = field(default_factory=dict)  # location key -> a requested Return expected there
     lockers: dict = field(default_factory=dict)  # "S1", "S2" -> a PickupPoint (locker bank) at that store
     admin_objects: dict = field(default_factory=dict)  # "app.model" -> {"own": obj, "other": obj}
 
@@ -172,6 +174,30 @@ class World:
         f.refresh_from_db()
         return f
 
+    def delivered(self, *, side: str, at: str) -> Order:
+        """A new order handed over to the customer: curbside collected at the store `at`, or
+        shipped from the warehouse `at` (by the system)."""
+        from orders.services import fulfillment_collect, fulfillment_ship
+
+        if at.startswith("S"):
+            f = self.fresh_fulfillment(side=side, at=at, method="curbside", state="ready_for_pickup")
+            fulfillment_collect(fulfillment_id=f.pk, pickup_code=f.pickup_code)
+        else:
+            f = self.fresh_fulfillment(side=side, at=at, method="ship", state="packed")
+            fulfillment_ship(fulfillment_id=f.pk, carrier="Yamato", tracking_number=f"TRK-{f.pk}")
+        return Order.objects.get(pk=f.order_id)
+
+    def request_return(self, *, side: str, at: str) -> Return:
+        """A delivered order's return, asked for by the system: in store at the store `at`, or by
+        mail to the warehouse `at`."""
+        order = self.delivered(side=side, at=at)
+        return return_request(
+            order_number=order.number,
+            lines=[ReturnLineIn(sku=self.sku.code, quantity=1, reason="wrong_size")],
+            method="in_store" if at.startswith("S") else "mail",
+            location=self.loc[at].code,
+        )
+
 
 def _user(role_name: str, w: World, username: str):
     User = get_user_model()
@@ -243,6 +269,12 @@ def build_world() -> World:
             number=w.place(side=side, method=method, at=key).number, reason="matrix refund"
         )
         w.refunds[key] = Refund.objects.get(order=cancelled)
+    # Warehouses take mail returns (docs/returns.md); a return expected at each location.
+    for key in ("W1", "W2"):
+        Location.objects.filter(pk=w.loc[key].pk).update(accepts_returns=True)
+        w.loc[key].accepts_returns = True
+    for key, side in (("S1", "own"), ("W1", "own"), ("S2", "other"), ("W2", "other")):
+        w.returns[key] = w.request_return(side=side, at=key)
     w.customers["own"] = w.orders["S1"].customer
     w.customers["other"] = w.orders["S2"].customer
     assert w.customers["own"].pk != w.customers["other"].pk

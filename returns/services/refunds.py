@@ -26,14 +26,14 @@ from orders import transitions
 from orders.models import EventType, Order, OrderEvent, OrderLine
 from orders.services.inputs import CENT, CURRENCY_MINOR_UNITS
 
-from .exceptions import (
+from ..exceptions import (
     AlreadyRefunded,
     RefundAlreadyCompleted,
     RefundAlreadyFailed,
     RefundLineInvalid,
 )
-from .models import Refund, RefundLine, RefundStatus
-from .selectors import refund_locked
+from ..models import Refund, RefundLine, RefundStatus
+from ..selectors import refund_locked
 
 
 def _actor(user):
@@ -66,6 +66,7 @@ def refund_request(
     cause: str,
     user=None,
     channel: str = "",
+    return_ref=None,
 ) -> Refund | None:
     """Record that the units in `lines` ([(order line or its id, quantity)]) are owed back.
 
@@ -74,13 +75,14 @@ def refund_request(
     (checked under the lock, and again by the UPDATE's guard `refunded_quantity + q <= quantity`):
     two paths refunding the same units serialise on the rows and the second is 409
     `already_refunded`, and its whole transaction rolls back. Lines with quantity 0 are skipped;
-    None when nothing is left (no row, no event).
+    None when nothing is left (no row, no event). `return_ref`: the Return whose receipt caused it.
+    The same statements whatever the number of lines (a 20-line return costs what a 1-line one does).
 
     Writes the Refund, its lines and the REFUND_REQUESTED timeline event (-> `refund.requested`).
     The one-order case of `refunds_request`.
     """
     (refund,) = refunds_request(
-        requests=[RefundRequest(order=order, lines=lines, reason=reason, cause=cause)],
+        requests=[RefundRequest(order=order, lines=lines, reason=reason, cause=cause, return_ref=return_ref)],
         user=user,
         channel=channel,
     )
@@ -95,6 +97,7 @@ class RefundRequest:
     lines: Sequence[tuple[OrderLine | int, int]]
     reason: str
     cause: str
+    return_ref: object = None  # the Return whose receipt caused it (returns.models.Return)
 
 
 def _wanted(lines: Sequence[tuple[OrderLine | int, int]]) -> dict[int, int]:
@@ -174,6 +177,7 @@ def refunds_request(
                 reason=(r.reason or "")[:255],
                 cause=r.cause,
                 requested_by=_actor(user),
+                return_ref=r.return_ref,
             )
         )
     written = Refund.objects.bulk_create([refund for refund in refunds if refund is not None])
@@ -285,6 +289,13 @@ def refund_fail(*, refund_id, reason: str, user=None, channel: str = "") -> Refu
     refund.save(update_fields=["status", "failure_reason", "updated_at"])
     _event(refund, EventType.REFUND_FAILED, user=user, channel=channel, reason=reason, data={})
     return refund
+
+
+def _already_refunded(order: Order, ln: OrderLine, q: int, refundable: int) -> AlreadyRefunded:
+    return AlreadyRefunded(
+        f"{ln.sku.code}: {q} more units cannot be refunded on order {order.number}.",
+        details={"order": order.number, "sku": ln.sku.code, "requested": q, "refundable": max(refundable, 0)},
+    )
 
 
 def _event(refund: Refund, type_: str, *, user, channel: str, reason: str, data: dict) -> None:
