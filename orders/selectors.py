@@ -328,8 +328,9 @@ def purchases_find(
     serves. Part of a name finds orders at the user's own locations only, and only when nothing
     matched exactly. Lockers find nothing.
 
-    Queries: the user's locations and desk (2, once per user), the orders (1), their lines and
-    fulfillments (2); one more for a name. None for an empty text."""
+    Queries: the user's locations (1, cached on the user), the returns-desk check (1), the orders
+    (1), their lines and fulfillments (2), whatever the number found; by part of a name, one more.
+    None for an empty text."""
     typed = contact_query(text)
     limit = max(1, min(limit, PURCHASES_MAX))
     if typed.kind == QueryKind.EMPTY or (not user.is_superuser and user_role(user) in (None, Role.LOCKER)):
