@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 import email_validator
 import phonenumbers
@@ -125,3 +126,48 @@ def normalise_email(value: str | None, *, field: str = "email") -> str | None:
             details={"field": field, "reason": "The address is too long (more than 254 characters)."},
         )
     return email
+
+
+class QueryKind:
+    EMPTY = "empty"  # nothing typed
+    EMAIL = "email"  # has an "@": an address (`value` normalised; None when it is not a valid one)
+    PHONE = "phone"  # a valid phone number (`value` in E.164)
+    OTHER = "other"  # anything else: an order number, a code, a name (`value` is the text)
+
+
+@dataclass(frozen=True)
+class ContactQuery:
+    """What was typed into a search box, read once: `kind` (QueryKind) and `value`, the form to
+    compare with what is stored."""
+
+    kind: str
+    value: str | None
+    text: str  # as typed, whitespace collapsed
+
+    @property
+    def is_contact(self) -> bool:
+        return self.kind in (QueryKind.EMAIL, QueryKind.PHONE)
+
+
+def contact_query(text: str | None) -> ContactQuery:
+    """Read a search text as one kind of thing where it can only be that: an address when it has an
+    "@" (normalise_email; an invalid one matches nothing), a phone number when normalise_phone takes
+    it ("090-1234-5678", "+81 90 1234 5678", full-width digits), otherwise an identifier or a name.
+
+    One rule for every search by what a customer says or shows (the Pickups page, the returns desk),
+    so that each is one exact comparison on an indexed column rather than a scan of every name."""
+    text = " ".join((text or "").split())
+    if not text:
+        return ContactQuery(QueryKind.EMPTY, None, "")
+    if "@" in text:
+        try:
+            return ContactQuery(QueryKind.EMAIL, normalise_email(text), text)
+        except InvalidInput:
+            return ContactQuery(QueryKind.EMAIL, None, text)
+    try:
+        phone = normalise_phone(text)
+    except InvalidInput:
+        phone = None
+    if phone:
+        return ContactQuery(QueryKind.PHONE, phone, text)
+    return ContactQuery(QueryKind.OTHER, text, text)

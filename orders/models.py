@@ -165,6 +165,18 @@ class Order(models.Model):
                 name="order_placed_at_idx",
                 condition=Q(placed_at_location__isnull=False),
             ),
+            # The returns desk finds a purchase by the contact given on the order
+            # (orders.selectors.purchases_find); partial: an order often has only one of the two.
+            models.Index(
+                fields=["contact_email"],
+                name="order_contact_email_idx",
+                condition=Q(contact_email__isnull=False),
+            ),
+            models.Index(
+                fields=["contact_phone"],
+                name="order_contact_phone_idx",
+                condition=Q(contact_phone__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

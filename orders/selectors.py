@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from dataclasses import dataclass
 
@@ -17,15 +16,21 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
 from django.utils import timezone
 
-from config.contacts import normalise_email, normalise_phone
-from config.errors import Forbidden, InvalidInput
+from config.contacts import ContactQuery, QueryKind, contact_query
+from config.errors import Forbidden
 from stores.models import Compartment, Location, LocationKind, PickupPoint, Role
-from stores.selectors import user_is_network_wide, user_location_ids, user_role
+from stores.selectors import (
+    user_is_network_wide,
+    user_location_ids,
+    user_role,
+    user_works_a_returns_desk,
+)
 
 from .exceptions import UnknownCustomer, UnknownFulfillment, UnknownOrder
 from .models import (
@@ -200,6 +205,156 @@ def customer_orders(*, customer: Customer, user, limit: int = 50) -> list[Order]
     return list(visible_orders(Order.objects.filter(customer=customer), user).order_by("-id")[:limit])
 
 
+# --- The returns desk: finding a purchase (issue 11) --------------------------------------------
+
+# The order's own exact identifiers the desk finds a purchase by, each compared with what was typed
+# in its stored form (read like a code: any case, spaces and hyphens ignored, full-width folded;
+# orders.services.codes.code_normalise). Each needs a unique index. The receipt code printed on the
+# order confirmation is one more name here: ("number", "receipt_code").
+ORDER_IDENTIFIERS: tuple[str, ...] = ("number",)
+
+PURCHASES_MAX = 50  # hits per search, whatever is asked: the desk finds, it does not browse
+NAME_MIN_LENGTH = 3  # part of a name shorter than this finds nothing (and scans nothing)
+
+
+class Matched:
+    IDENTIFIER = "identifier"  # the order number (or another of ORDER_IDENTIFIERS)
+    EMAIL = "email"  # the email given on the order
+    PHONE = "phone"  # the phone given on the order
+    CUSTOMER = "customer"  # the customer's stored email or phone (an order placed with another contact)
+    NAME = "name"  # part of the name given on the order (orders at the user's locations only)
+
+
+@dataclass(frozen=True)
+class PurchaseHit:
+    """An order found at the returns desk, with what the desk may show of it.
+
+    `order` comes with its lines (and SKUs), fulfillments (and locations) and pickup store. `own`:
+    the order touches the user's locations (or the user sees every order); the desk then shows it
+    as the order pages do. An order found elsewhere (`own` False, the returns-desk rule of
+    docs/security.md) shows its number, channel, dates, status, amounts, lines, fulfillments and
+    pickup store, and of its contact only what the associate typed: use `contact_email`,
+    `contact_phone` and `contact_name` here, never the order's own fields, and never its shipping
+    address."""
+
+    order: Order
+    matched: str  # Matched: what the typed text matched
+    own: bool
+    typed: str | None  # the typed email or phone as stored (E.164), when the text was one
+
+    @property
+    def contact_email(self) -> str | None:
+        email = self.order.contact_email
+        return email if self.own or (email and email == self.typed) else None
+
+    @property
+    def contact_phone(self) -> str | None:
+        phone = self.order.contact_phone
+        return phone if self.own or (phone and phone == self.typed) else None
+
+    @property
+    def contact_name(self) -> str:
+        return self.order.contact_name if self.own else ""
+
+
+def _purchase_qs() -> QuerySet[Order]:
+    """An order as the desk lists it: lines with SKUs, fulfillments with locations, the pickup store
+    (three queries whatever the number of orders)."""
+    return Order.objects.select_related("pickup_location").prefetch_related(
+        Prefetch("lines", queryset=OrderLine.objects.select_related("sku").order_by("pk")),
+        Prefetch("fulfillments", queryset=Fulfillment.objects.select_related("location").order_by("pk")),
+    )
+
+
+def _exact_match(typed: ContactQuery, *, whole_customer: bool, identifiers: tuple[str, ...]) -> Q | None:
+    """The orders the typed text names exactly: its identifiers, or the contact given on the order,
+    or (`whole_customer`) every order of the customer with that stored email or phone, through one
+    scalar subquery on Customer's unique column, so that PostgreSQL ORs index scans (a BitmapOr)
+    rather than joining customers. None: the text can name nothing."""
+    from .services.codes import code_normalise  # services import the selectors
+
+    cond = None
+    if typed.kind == QueryKind.EMAIL and typed.value:
+        cond = Q(contact_email=typed.value)
+        stored = Customer.objects.filter(email=typed.value)
+    elif typed.kind == QueryKind.PHONE:
+        cond = Q(contact_phone=typed.value)
+        stored = Customer.objects.filter(phone=typed.value)
+    if cond is not None and whole_customer:
+        cond |= Q(customer_id=Subquery(stored.values("pk")[:1]))
+    if typed.kind in (QueryKind.PHONE, QueryKind.OTHER):  # some order numbers are all digits
+        code = code_normalise(typed.text)
+        for field in identifiers if code else ():
+            cond = Q(**{field: code}) if cond is None else cond | Q(**{field: code})
+    return cond
+
+
+def _matched(order: Order, typed: ContactQuery, identifiers: tuple[str, ...]) -> str:
+    from .services.codes import code_normalise  # services import the selectors
+
+    code = code_normalise(typed.text)
+    if typed.kind != QueryKind.EMAIL and any(getattr(order, f) == code for f in identifiers):
+        return Matched.IDENTIFIER
+    if typed.kind == QueryKind.EMAIL and order.contact_email == typed.value:
+        return Matched.EMAIL
+    if typed.kind == QueryKind.PHONE and order.contact_phone == typed.value:
+        return Matched.PHONE
+    return Matched.CUSTOMER
+
+
+def _touches(order: Order, ids: set[int] | None) -> bool:
+    if ids is None:
+        return True
+    return (
+        order.pickup_location_id in ids
+        or order.placed_at_location_id in ids
+        or any(f.location_id in ids for f in order.fulfillments.all())
+    )
+
+
+def purchases_find(
+    *, text: str, user, limit: int = 20, identifiers: tuple[str, ...] = ORDER_IDENTIFIERS
+) -> list[PurchaseHit]:
+    """The purchases a customer at the returns desk names by what they say or show: an order number
+    (any case; ORDER_IDENTIFIERS), their email or phone (any common form: config.contacts.
+    contact_query), newest first, at most `limit` (capped at PURCHASES_MAX).
+
+    Who finds what (docs/security.md, "Returns desk"; stores.selectors.user_works_a_returns_desk):
+    associates and managers of a store that accepts returns find ANY order, but only by an exact
+    identifier (the number, the email or phone given on the order, or the customer's stored email
+    or phone: all the customer's orders across channels). Everyone else finds only the orders
+    they see (`visible_orders`): warehouse staff and associates of a store without returns those at
+    their locations, matching the contact given on the order only; the storefront the customers it
+    serves. Part of a name finds orders at the user's own locations only, and only when nothing
+    matched exactly. Lockers find nothing.
+
+    Queries: the user's locations (1, cached on the user), the returns-desk check (1), the orders
+    (1), their lines and fulfillments (2), whatever the number found; by part of a name, one more.
+    None for an empty text."""
+    typed = contact_query(text)
+    limit = max(1, min(limit, PURCHASES_MAX))
+    if typed.kind == QueryKind.EMPTY or (not user.is_superuser and user_role(user) in (None, Role.LOCKER)):
+        return []
+    anywhere = not is_storefront(user) and user_works_a_returns_desk(user)
+    cond = _exact_match(typed, whole_customer=anywhere or sees_customers(user), identifiers=identifiers)
+    hits: list[Order] = []
+    if cond is not None:
+        found = _purchase_qs().filter(cond)
+        hits = list((found if anywhere else visible_orders(found, user)).order_by("-id")[:limit])
+    ids = None if is_storefront(user) else user_location_ids(user)
+    if not hits and typed.kind == QueryKind.OTHER and len(typed.text) >= NAME_MIN_LENGTH and ids:
+        by_name = _purchase_qs().filter(contact_name__icontains=typed.text)
+        return [
+            PurchaseHit(order=o, matched=Matched.NAME, own=True, typed=None)
+            for o in visible_orders(by_name, user).order_by("-id")[:limit]
+        ]
+    value = typed.value if typed.is_contact else None
+    return [
+        PurchaseHit(order=o, matched=_matched(o, typed, identifiers), own=_touches(o, ids), typed=value)
+        for o in hits
+    ]
+
+
 # --- The store counter (the associates' Pickups page, orders/admin_pickups.py) ------------------
 
 PICKUP_METHODS = (FulfillmentMethod.PICKUP, FulfillmentMethod.CURBSIDE)
@@ -329,24 +484,22 @@ def counter_search(qs: QuerySet[Fulfillment], text: str) -> QuerySet[Fulfillment
     phone number), so that the search is one exact comparison rather than a scan of every name."""
     from .services.codes import code_normalise  # services import the selectors
 
-    text = " ".join((text or "").split())
-    if not text:
+    typed = contact_query(text)
+    if typed.kind == QueryKind.EMPTY:
         return qs
-    if "@" in text:
-        try:
-            return qs.filter(order__contact_email=normalise_email(text))
-        except InvalidInput:
-            return qs.none()
-    code = code_normalise(text)
+    if typed.kind == QueryKind.EMAIL:
+        return qs.filter(order__contact_email=typed.value) if typed.value else qs.none()
+    code = code_normalise(typed.text)
     as_code = (
         Q(pickup_code=code, status=FulfillmentStatus.READY_FOR_PICKUP)
         if 6 <= len(code) <= 12
         else Q(pk__in=[])
     )
-    with contextlib.suppress(InvalidInput):
-        if phone := normalise_phone(text):
-            return qs.filter(Q(order__contact_phone=phone) | as_code)
-    return qs.filter(Q(order__number=text.upper()) | as_code | Q(order__contact_name__icontains=text))
+    if typed.kind == QueryKind.PHONE:
+        return qs.filter(Q(order__contact_phone=typed.value) | as_code)
+    return qs.filter(
+        Q(order__number=typed.text.upper()) | as_code | Q(order__contact_name__icontains=typed.text)
+    )
 
 
 @dataclass(frozen=True)

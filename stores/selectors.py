@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from config.errors import Forbidden, NotFound
 
-from .models import Location, Role, StaffAssignment
+from .models import Location, LocationKind, Role, StaffAssignment
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -56,6 +56,25 @@ def user_location_ids(user) -> set[int] | None:
         )
         user._oms_location_ids = cached
     return cached
+
+
+def user_works_a_returns_desk(user) -> bool:
+    """An associate or manager assigned to an active store that accepts returns
+    (`Location.accepts_returns`), or a network-wide manager or superuser: who may find a purchase
+    made anywhere at a returns desk, by its exact identifiers only (docs/security.md, "Returns
+    desk"; orders.selectors.purchases_find). Warehouse staff never (mail returns come with the
+    return's number, at their own locations). One query (none for network-wide users)."""
+    if user_is_network_wide(user):
+        return True
+    if user_role(user) not in (Role.ASSOCIATE, Role.MANAGER):
+        return False
+    ids = user_location_ids(user)
+    return (
+        bool(ids)
+        and Location.objects.filter(
+            pk__in=ids, kind=LocationKind.STORE, accepts_returns=True, is_active=True
+        ).exists()
+    )
 
 
 def user_can_act_at(user, location: Location) -> bool:
