@@ -304,7 +304,7 @@ How it is found (orders.selectors.purchases_find, docs/security.md "Returns desk
 - The text is read once (config.contacts.contact_query, shared with the Pickups page's search): an
   address, a phone number, or an identifier. So every lookup is exact comparisons on indexed
   columns: `Order.number` (its unique constraint), `Order.contact_email` / `Order.contact_phone`
-  (partial indexes, orders migration `0016_purchase_lookup_indexes`), and the customer's stored
+  (partial indexes, orders migration `0017_purchase_lookup_indexes`), and the customer's stored
   email or phone (`Customer`'s unique constraints) through a scalar subquery, so that
   `customer_id = $0` is a third index scan: PostgreSQL ORs the three bitmaps (BitmapOr) and sorts the
   few rows it finds by id (newest first) for the LIMIT. No join to customers, no scan.

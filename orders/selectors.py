@@ -209,9 +209,9 @@ def customer_orders(*, customer: Customer, user, limit: int = 50) -> list[Order]
 
 # The order's own exact identifiers the desk finds a purchase by, each compared with what was typed
 # in its stored form (read like a code: any case, spaces and hyphens ignored, full-width folded;
-# orders.services.codes.code_normalise). Each needs a unique index. The receipt code printed on the
-# order confirmation is one more name here: ("number", "receipt_code").
-ORDER_IDENTIFIERS: tuple[str, ...] = ("number",)
+# orders.services.codes.code_normalise), each indexed: the order number, and the receipt code
+# printed on the order confirmation (Order.receipt_code).
+ORDER_IDENTIFIERS: tuple[str, ...] = ("number", "receipt_code")
 
 PURCHASES_MAX = 50  # hits per search, whatever is asked: the desk finds, it does not browse
 NAME_MIN_LENGTH = 3  # part of a name shorter than this finds nothing (and scans nothing)

@@ -217,3 +217,7 @@ class ReturnAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The associates' Returns desk is its own module.
+from . import admin_desk  # noqa: E402, F401

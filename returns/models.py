@@ -245,6 +245,16 @@ class Return(models.Model):
         return f"OMSRET:{self.number}:{self.code}"
 
 
+class DeskReturn(Return):
+    """A return seen from a store's returns desk: the associates' Returns desk page
+    (returns/admin_desk.py). The same rows as Return."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "return at the desk"
+        verbose_name_plural = "Returns desk"
+
+
 class ReturnLine(models.Model):
     # No index of its own: returnline_one_per_order_line (ret, order_line) starts with it.
     ret = models.ForeignKey(Return, on_delete=models.CASCADE, related_name="lines", db_index=False)

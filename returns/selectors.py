@@ -14,12 +14,12 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from orders.models import Order, OrderEvent, OrderNote
 from orders.selectors import is_storefront, order_events, order_notes, visible_orders
-from orders.services.codes import code_matches
-from stores.models import Role
+from orders.services.codes import code_matches, code_normalise
+from stores.models import Location, LocationKind, Role
 from stores.selectors import user_is_network_wide, user_location_ids, user_role
 
 from .exceptions import UnknownRefund, UnknownReturn
-from .models import Refund, RefundLine, Return, ReturnLine, ReturnNote
+from .models import Refund, RefundLine, Return, ReturnLine, ReturnNote, ReturnStatus
 
 
 def _visible(qs: QuerySet[Refund], user) -> QuerySet[Refund]:
@@ -184,3 +184,37 @@ def return_card(ret: Return, *, other_limit: int = 20) -> ReturnCard:
             .order_by("-pk")[:other_limit]
         ),
     )
+
+
+# --- The returns desk (the associates' page, returns/admin_desk.py) -----------------------------
+
+QR_PREFIX = "OMSRET:"
+
+
+def desk_stores(*, user) -> QuerySet[Location]:
+    """The stores taking returns whose desk `user` works: stores that accept returns at the user's
+    locations (every one for superusers and network-wide managers)."""
+    qs = Location.objects.filter(kind=LocationKind.STORE, accepts_returns=True, is_active=True).order_by(
+        "code"
+    )
+    ids = user_location_ids(user)
+    return qs if ids is None else qs.filter(pk__in=ids)
+
+
+def desk_return_by_code(*, text: str, user) -> Return | None:
+    """The return a customer shows: its QR payload ("OMSRET:<number>:<code>"), or its code alone
+    (unique among open returns), opened for desk staff whatever store it was asked for (the code
+    proves it, as `return_get` says). None when nothing matches or `user` is not desk staff."""
+    text = (text or "").strip()
+    if not _desk_staff(user) or not text:
+        return None
+    if text.upper().startswith(QR_PREFIX):
+        number, _, code = text[len(QR_PREFIX) :].partition(":")
+        try:
+            return return_get(number=number, code=code, user=user)
+        except UnknownReturn:
+            return None
+    code = code_normalise(text)
+    if not 6 <= len(code) <= 12 or not code.isalnum():
+        return None
+    return _return_qs().filter(code=code, status=ReturnStatus.REQUESTED).first()

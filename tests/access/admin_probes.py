@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from inventory.models import Sku, StockLevel
 from orders.models import Pickup
+from returns.models import DeskReturn
 from stores.models import Location
 
 from .api_probes import _fulfillment, _loc_key, _prefer, _step_fulfillment, _transfer
@@ -57,6 +58,7 @@ def _target(w: World, label: str, role: str, side: str):
         "orders.customer": lambda: w.customers[side],
         "returns.refund": lambda: w.refunds[_loc_key(w, loc)],
         "returns.return": lambda: w.returns[_loc_key(w, loc)],
+        "returns.deskreturn": lambda: DeskReturn.objects.get(pk=w.returns[_loc_key(w, loc)].pk),
         "notifications.notification": lambda: w.admin_objects["notification"],
         "notifications.backinstocksubscription": lambda: w.admin_objects["backinstocksubscription"],
         "notifications.restockalert": lambda: w.admin_objects["restockalert"],
@@ -190,6 +192,18 @@ def change_probe(w: World, label: str, role: str, side: str) -> AdminChange:
             data={"operation": "receive", "quantity": 1, "reason": "matrix", "reference": "matrix"},
             changed=lambda: StockLevel.objects.get(pk=obj.pk).on_hand == before + 1,
             row=lambda: StockLevel.objects.filter(pk=obj.pk).values().get(),
+        )
+    if label == "returns.deskreturn":  # the card's "Receive and refund": every line, resellable
+        lines = list(obj.lines.select_related("sku"))
+        data = {"step": "receive", "store": obj.expected_location.code}
+        for ln in lines:
+            data |= {f"qty_{ln.sku.code}": ln.quantity, f"condition_{ln.sku.code}": "resellable"}
+        return AdminChange(
+            obj=obj,
+            url=change_url(obj),
+            data=data,
+            changed=lambda: DeskReturn.objects.get(pk=obj.pk).status == "received",
+            row=lambda: DeskReturn.objects.filter(pk=obj.pk).values().get(),
         )
     if label == "orders.pickup":  # the card's "Start picking" button
         return AdminChange(

@@ -295,3 +295,12 @@ def test_the_counter_search_uses_the_same_reading(net, aiko):
     }
     assert not counter_search(qs, "aiko@").exists()
     assert counter_search(qs, "  ").count() == qs.count()
+
+
+def test_the_receipt_code_from_the_confirmation_finds_its_order_at_any_desk(aiko, desk):
+    code = aiko.app.receipt_code
+    for typed in (code, code.lower(), f"{code[:4]}-{code[4:]}"):
+        hits = purchases_find(text=typed, user=desk)
+        assert numbers(hits) == [aiko.app.number], typed
+        assert hits[0].matched == Matched.IDENTIFIER
+    assert purchases_find(text=code[:7], user=desk) == []  # no partial code

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0015_pickup_window_backfill"),
+        ("orders", "0016_returns"),
     ]
 
     operations = [
