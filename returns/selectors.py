@@ -86,7 +86,12 @@ def _return_qs() -> QuerySet[Return]:
     return Return.objects.select_related(
         "order", "customer", "expected_location", "received_at_location", "created_by", "received_by"
     ).prefetch_related(
-        Prefetch("lines", queryset=ReturnLine.objects.select_related("sku", "exchange_for").order_by("pk")),
+        Prefetch(
+            "lines",
+            queryset=ReturnLine.objects.select_related("sku", "exchange_for", "exchange_order").order_by(
+                "pk"
+            ),
+        ),
         Prefetch("notes", queryset=ReturnNote.objects.select_related("author").order_by("pk")),
         Prefetch("refunds", queryset=Refund.objects.order_by("pk")),
     )
