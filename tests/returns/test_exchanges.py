@@ -301,7 +301,8 @@ def test_an_exchange_for_a_sku_nobody_has_changes_nothing(shop, hooks):
         "TEE-2",
         "TEE-0",
     )
-    assert "TEE-2" in e["message"] and "lines[0]" in e["message"]
+    assert "TEE-2" in e["message"]
+    assert "lines[0]" in e["message"]
     assert state() == before
     assert Return.objects.get(pk=ret.pk).status == ReturnStatus.REQUESTED
 
@@ -490,3 +491,64 @@ def test_webhooks_and_ledger_rows_of_an_exchange(shop):
     )
     assert kinds == [("TEE-0", "return_restock"), ("TEE-2", "reservation")]
     assert Location.objects.get(code="TKY-SHIBUYA").pk == new.pickup_location_id
+
+
+# --- PostgreSQL: two exchanges racing for the last replacement -----------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_exchanges_racing_for_the_last_unit_one_wins_the_other_rolls_back():
+    """Two customers at Shibuya's desk exchange for the last RACE-X, which nobody else has: the
+    locked levels let one through (reserved here); the other is 409 `exchange_unavailable` and its
+    whole receipt rolls back: return still requested, its units not restocked, no order, no refund."""
+    from django.contrib.auth import get_user_model
+
+    from returns.exceptions import ExchangeUnavailable
+    from stores.models import Role
+    from tests.factories import LocationFactory, WarehouseFactory, make_staff
+    from tests.orders.conftest import TOKYO
+    from tests.orders.test_concurrency import run_threads
+
+    wh = WarehouseFactory(code="WH-RACE", latitude=TOKYO["latitude"], longitude=TOKYO["longitude"])
+    store = LocationFactory(code="TKY-SHIBUYA")
+    race_a, race_x = SkuFactory(code="RACE-A"), SkuFactory(code="RACE-X")
+    stock(wh, race_a, 10)
+    stock(store, race_x, 1)
+    rets = []
+    for i in range(2):
+        order = delivered(("RACE-A", 1), email=f"r{i}@example.com")
+        rets.append(
+            return_request(
+                order_number=order.number,
+                lines=[ReturnLineIn("RACE-A", 1, "wrong_size", exchange_for="RACE-X")],
+                method="in_store",
+            )
+        )
+    associates = [make_staff(role=Role.ASSOCIATE, locations=[store]) for _ in range(2)]
+    orders_before = Order.objects.count()
+
+    def take_back(i):
+        user = get_user_model().objects.get(pk=associates[i].pk)
+        try:
+            return_receive(
+                number=rets[i].number,
+                location=store.code,
+                lines=[ReceiveLineIn("RACE-A", 1, "resellable")],
+                user=user,
+            )
+            return "ok"
+        except ExchangeUnavailable:
+            return "409"
+
+    assert sorted(run_threads(2, take_back)) == ["409", "ok"]
+    statuses = {r.number: Return.objects.get(pk=r.pk).status for r in rets}
+    assert sorted(statuses.values()) == [ReturnStatus.RECEIVED, ReturnStatus.REQUESTED]
+    loser = next(r for r in rets if statuses[r.number] == ReturnStatus.REQUESTED)
+    assert not StockMovement.objects.filter(reference=loser.number).exists()
+    assert ReturnLine.objects.get(ret=loser).exchange_order_id is None
+    assert Order.objects.count() == orders_before + 1
+    assert level(store, race_x) == (1, 1)
+    assert level(store, race_a)[0] == 1  # the winner's unit only
+    assert not Refund.objects.exists()
+    assert ledger_mismatches() == []
