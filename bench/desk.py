@@ -105,10 +105,10 @@ SELECT row_number() OVER (ORDER BY random()) AS i, c.c, c.r1, random() AS ch, ra
 FROM desk_customer c, generate_series(1, c.k) j
 LIMIT %(orders)s;
 
-INSERT INTO orders_order (id, number, channel, customer_id, contact_email, contact_phone, contact_name,
+INSERT INTO orders_order (id, number, receipt_code, channel, customer_id, contact_email, contact_phone, contact_name,
     customer_note, status, currency, subtotal, total, fulfillment_method, pickup_location_id, ship_address,
     placed_at_location_id, created_at, updated_at)
-SELECT o.i, {number}, ch.channel, o.c,
+SELECT o.i, {number}, upper(substr(md5('receipt' || o.i::text), 1, 8)), ch.channel, o.c,
        CASE WHEN cu.email IS NULL THEN NULL
             WHEN ch.channel = 'web' AND o.r3 < 0.05 THEN 'old' || o.c || '@example.net'
             WHEN ch.channel = 'store' AND cu.phone IS NOT NULL AND o.r3 < 0.6 THEN NULL
@@ -129,9 +129,9 @@ CROSS JOIN LATERAL (SELECT
     (SELECT min(id) FROM stores_location) + ((o.c * 31 + o.i) %% %(stores)s)::int AS store) ch;
 SELECT setval(pg_get_serial_sequence('orders_order', 'id'), %(orders)s);
 
-INSERT INTO orders_orderline (order_id, sku_id, quantity, cancelled_quantity, refunded_quantity, unit_price,
-    line_total)
-SELECT o.id, (SELECT min(id) FROM inventory_sku) + ((o.id * 7 + j * 131) %% %(skus)s), 1, 0, 0, 1980, 1980
+INSERT INTO orders_orderline (order_id, sku_id, quantity, cancelled_quantity, refunded_quantity,
+    returned_quantity, unit_price, line_total)
+SELECT o.id, (SELECT min(id) FROM inventory_sku) + ((o.id * 7 + j * 131) %% %(skus)s), 1, 0, 0, 0, 1980, 1980
 FROM orders_order o, generate_series(0, (o.id %% 3)::int) j;
 
 INSERT INTO orders_fulfillment (order_id, location_id, method, status, carrier, tracking_number, pickup_code,

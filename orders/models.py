@@ -482,12 +482,10 @@ class NoteChannel(models.TextChoices):
     EMAIL = "email", "Email"
 
 
-class OrderNote(models.Model):
-    """A note about an order from the help desk, the call centre or the store; also a NOTE_ADDED
-    event in the timeline. Never edited: a correction is another note."""
+class Note(models.Model):
+    """What someone wrote about an order or a return (help desk, chat, call centre, store): the
+    fields every note has. Never edited: a correction is another note."""
 
-    # No index of its own: ordernote_order_idx (order, id) starts with it.
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notes", db_index=False)
     text = models.TextField(max_length=2000)
     channel = models.CharField(max_length=16, choices=NoteChannel.choices)
     # The account that wrote it (audit: not indexed) and, for a shared account such as the
@@ -504,7 +502,17 @@ class OrderNote(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
         ordering = ["id"]
+
+
+class OrderNote(Note):
+    """A note about an order; also a NOTE_ADDED event in the timeline."""
+
+    # No index of its own: ordernote_order_idx (order, id) starts with it.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notes", db_index=False)
+
+    class Meta(Note.Meta):
         indexes = [models.Index(fields=["order", "id"], name="ordernote_order_idx")]
 
     def __str__(self) -> str:

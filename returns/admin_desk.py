@@ -20,11 +20,13 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 
 from config.contacts import display_phone
 from config.errors import DomainError, InvalidInput
 from orders.models import NoteChannel
 from orders.selectors import purchases_find
+from orders.services.window import store_zone
 from stores.models import Role
 from stores.selectors import user_role
 
@@ -270,6 +272,7 @@ class ReturnsDeskAdmin(admin.ModelAdmin):
             "conditions": ReturnCondition.choices,
             "stores": stores,
             "here": here,
+            "store_timezone": store_zone(here) if here else timezone.get_current_timezone(),
             "can_receive": ret.status == ReturnStatus.REQUESTED and here is not None,
             "can_cancel": ret.status == ReturnStatus.REQUESTED,
             "code": request.GET.get("code", ""),

@@ -22,7 +22,7 @@ from django.db import models
 from django.db.models import Q
 
 from inventory.models import Sku
-from orders.models import Customer, NoteChannel, Order, OrderLine
+from orders.models import Customer, Note, Order, OrderLine
 from stores.models import Location
 
 
@@ -325,27 +325,13 @@ class ReturnLine(models.Model):
         return f"{self.quantity} x {self.sku_id}"
 
 
-class ReturnNote(models.Model):
-    """A note about a return (help desk, chat, call centre, store): like orders.OrderNote, also a
-    NOTE_ADDED event in the order's timeline. Never edited: a correction is another note."""
+class ReturnNote(Note):
+    """A note about a return (orders.models.Note): also a NOTE_ADDED event in the order's timeline."""
 
     # No index of its own: returnnote_return_idx (ret, id) starts with it.
     ret = models.ForeignKey(Return, on_delete=models.CASCADE, related_name="notes", db_index=False)
-    text = models.TextField(max_length=2000)
-    channel = models.CharField(max_length=16, choices=NoteChannel.choices)
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
-    author_name = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["id"]
+    class Meta(Note.Meta):
         indexes = [models.Index(fields=["ret", "id"], name="returnnote_return_idx")]
 
     def __str__(self) -> str:

@@ -27,6 +27,14 @@ API = "/api/v1"
 BIS = f"{API}/back-in-stock/"
 
 
+@pytest.fixture(autouse=True)
+def _clock_at_a_windows_start(time_machine):
+    """The limits count in fixed windows (config/api/throttling.py): a test crossing a minute
+    boundary would see its counts start again (CI saw it). The clock stands still just after a
+    window starts; tests that need time to pass move it themselves."""
+    time_machine.move_to("2026-11-30T12:00:01Z", tick=False)
+
+
 @pytest.fixture
 def rates(settings):
     """rates(scope=rate, ...): these rates, every other scope as configured."""

@@ -56,7 +56,11 @@ def hand_over(order) -> None:
 
 def delivered(*pairs, price="1980.00", **kw):
     """A placed order (ship from the warehouse by default) handed over to the customer."""
-    order = placed(*pairs, **kw).order if price == "1980.00" else _placed_at(pairs, price, **kw)
+    order = (
+        placed(*pairs, **kw).order
+        if price == "1980.00" and "phone" not in kw
+        else _placed_at(pairs, price, **kw)
+    )
     hand_over(order)
     order.refresh_from_db()
     return order
@@ -71,7 +75,9 @@ def _placed_at(pairs, price, **kw):
     with transaction.atomic():
         return order_place(
             channel="web",
-            customer=CustomerIn(email=kw.pop("email", "a@example.com"), name="Aiko"),
+            customer=CustomerIn(
+                email=kw.pop("email", "a@example.com"), phone=kw.pop("phone", None), name="Aiko"
+            ),
             fulfillment=kw.pop("fulfillment", None) or ship(),
             lines=order_lines(*pairs, price=price),
             currency="JPY",

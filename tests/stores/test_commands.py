@@ -125,6 +125,16 @@ def test_load_demo_gives_every_store_counter_a_day_of_work():
     r = client.get("/admin/orders/pickup/")
     assert r.status_code == 200
     assert len(r.context["cl"].result_list) >= 8
+    # ... and every returns desk: returns asked online, with what the help desk wrote.
+    from returns.models import Return, ReturnNote
+
+    for store in stores.filter(accepts_returns=True):
+        assert Return.objects.filter(expected_location=store, status="requested").exists(), store.code
+    assert ReturnNote.objects.filter(channel="phone").count() >= len(stores)
+    assert Return.objects.filter(method="mail", expected_location__kind=LocationKind.WAREHOUSE).exists()
+    r = client.get("/admin/returns/deskreturn/")
+    assert r.status_code == 200
+    assert len(r.context["cl"].result_list) >= 3
 
 
 @pytest.mark.django_db

@@ -33,6 +33,7 @@ from stores.models import (
 from stores.services import api_token_create, api_user_upsert, role_groups_sync
 
 from ._demo_day import demo_day
+from ._demo_returns import demo_returns
 
 DEFAULT_ADMIN_PASSWORD = "oms-demo-admin"  # documented demo default; DEMO_ADMIN_PASSWORD overrides
 DEFAULT_STAFF_PASSWORD = "oms-demo-staff"  # documented demo default; DEMO_STAFF_PASSWORD overrides
@@ -399,6 +400,13 @@ class Command(BaseCommand):
         # the console email backend would print each one here, above the login details.
         with contextlib.redirect_stdout(io.StringIO()):
             day = demo_day(associate_for=self._associate_for)
+            returns = demo_returns(
+                skus=list(
+                    Sku.objects.filter(returnable=True, is_active=True, code__in=self._warehouse_skus())
+                    .order_by("code")
+                    .values_list("code", "category")
+                )
+            )
         token = api_token_create(get_user_model().objects.get(username="storefront"))
         elapsed = time.monotonic() - started
 
@@ -410,6 +418,7 @@ class Command(BaseCommand):
             f"in {elapsed:.1f}s."
         )
         w(f"A day's work at the stores' counters: {day} pickup orders ({pictures} SKU pictures set).")
+        w(f"Returns in progress at the stores' returns desks: {returns}.")
         w("=" * 78)
         w(f"  Admin        {base_url}/admin/")
         w("    username   admin")
@@ -453,7 +462,7 @@ class Command(BaseCommand):
                         # Short stores accept pickups of what a warehouse sends them (2 days).
                         ship_to_store=store,
                         transit_days=2,
-                        accepts_returns=store,
+                        accepts_returns=True,  # stores at the desk, warehouses by mail
                         is_active=active,
                         fulfillment_priority=prio,
                         daily_capacity=cap,
@@ -541,6 +550,16 @@ class Command(BaseCommand):
                 image_url=f"/static/demo/skus/{picture}.svg"
             )
         return n
+
+    def _warehouse_skus(self) -> list[str]:
+        """SKUs with at least 20 available in every warehouse (the demo's returns are shipped)."""
+        from inventory.selectors import location_stock
+
+        codes = None
+        for wh in Location.objects.filter(kind=LocationKind.WAREHOUSE, is_active=True):
+            have = {lv.sku.code for lv in location_stock(location=wh) if lv.available >= 20}
+            codes = have if codes is None else codes & have
+        return sorted(codes or [])
 
     def _associate_for(self, store: Location):
         """Who works the counter in the demo day: the store's demo associate, else the manager."""
