@@ -54,15 +54,15 @@ def return_receive(
     4. the stock (inventory.services.stock_return_receive): resellable units back on this
        location's shelf (`return_restock`), damaged and defective ones written off (`return_restock`
        then `damage`, net zero), `send_to_warehouse` ones on a transfer to the returns warehouse;
-    5. the refund of what came back and is not exchanged, per line from what was paid
-       (`line_amounts`), through `refund_request` (cause return_received, `refund.requested`),
-       linked to the return; units asked for but not brought are given back to the order lines
-       (they may be returned later);
-    6. exchanges (returns/services/exchanges.py; checked with step 3, before anything is written):
+    5. exchanges (returns/services/exchanges.py; checked with step 3, before anything is written):
        the replacements as new orders of the customer, reserved at this store as a pickup or
        shipped (409 `exchange_unavailable` naming the line when nobody has them: the whole receipt
        rolls back); the price difference netted: `amount_due` (the customer owes it, PAYMENT_DUE ->
        `return.payment_due`) or a refund of it (cause `exchange_difference`);
+    6. the refund of what came back and is not exchanged, per line from what was paid
+       (`line_amounts`), through `refund_request` (cause return_received, `refund.requested`),
+       linked to the return; units asked for but not brought are given back to the order lines
+       (they may be returned later);
     7. the lines' received quantities, conditions, amounts and exchanges (one UPDATE), and the
        return `received` with RETURN_RECEIVED in the timeline (the customer's message,
        `return.received`), EXCHANGE_PLACED in both orders' timelines.
