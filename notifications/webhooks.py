@@ -26,6 +26,8 @@ WEBHOOK_EVENTS = {
     "return.requested": "A return was asked for (number, method, location, lines, refund_amount)",
     "return.received": "A return was received (location, lines with their condition, refund)",
     "return.cancelled": "A return was withdrawn before anything was received",
+    "return.exchanged": "Returned units were exchanged: the replacement's new order (exchange_order, lines with prices)",
+    "return.payment_due": "An exchange costs more than what came back: charge the customer `amount` (return, currency)",
     "refund.requested": "Money is owed back (order, lines, amount): pay it and report back",
     "refund.completed": "The payment system reported a refund paid",
     "refund.failed": "The payment system reported a refund it could not pay",

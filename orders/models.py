@@ -428,6 +428,10 @@ class EventType(models.TextChoices):
     RETURN_REQUESTED = "return_requested", "Return requested"
     RETURN_RECEIVED = "return_received", "Return received"
     RETURN_CANCELLED = "return_cancelled", "Return cancelled"
+    # An exchange (returns.services.receiving): in the returned order's timeline and the new one's.
+    EXCHANGE_PLACED = "exchange_placed", "Exchange order placed"
+    # The exchange costs more than what came back: the customer owes the difference (Return.amount_due).
+    PAYMENT_DUE = "payment_due", "Payment due from the customer"
 
 
 class OrderEvent(models.Model):

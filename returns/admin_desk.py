@@ -286,14 +286,18 @@ class ReturnsDeskAdmin(admin.ModelAdmin):
         url = self._card_url(ret, code=request.POST.get("code", ""))
         try:
             if step == "receive":
-                return_receive(
+                ret = return_receive(
                     number=ret.number,
                     location=request.POST.get("store", ""),
                     lines=self._received(request.POST, ret),
                     user=request.user,
                     channel=CHANNEL,
                 )
-                done = "Received: the refund is recorded, resellable items are back on the shelf."
+                done = "Received: the refund is recorded, resellable items are back on the shelf." + (
+                    f" Exchange: {ret.amount_due} {ret.currency} to charge the customer."
+                    if ret.amount_due
+                    else ""
+                )
             elif step == "cancel":
                 return_cancel(
                     number=ret.number,
@@ -323,9 +327,15 @@ class ReturnsDeskAdmin(admin.ModelAdmin):
         for ln in ret.lines.select_related("sku").order_by("pk"):
             quantity = _count(post.get(f"qty_{ln.sku.code}", ""), what=ln.sku.code)
             if quantity:
+                # The "exchange for" box, prefilled with what the customer asked: kept, an exchange;
+                # changed, another SKU; emptied, a refund. Absent (an older form): what was asked.
+                wanted = post.get(f"exchange_{ln.sku.code}")
                 received.append(
                     ReceiveLineIn(
-                        sku=ln.sku.code, quantity=quantity, condition=post.get(f"condition_{ln.sku.code}", "")
+                        sku=ln.sku.code,
+                        quantity=quantity,
+                        condition=post.get(f"condition_{ln.sku.code}", ""),
+                        exchange_for=None if wanted is None else wanted.strip(),
                     )
                 )
         if not received:

@@ -45,3 +45,11 @@ class LocationNotTakingReturns(PolicyViolation):
 
 class NoReturnsWarehouse(PolicyViolation):
     code = "no_returns_warehouse"
+
+
+class ExchangeUnavailable(Conflict):
+    """No replacement for an exchange: the receiving store has none and no location can ship it (or
+    there is no address to ship to), or another order took the last unit first. `details` name the
+    line (`field`: lines[i].exchange_for) and `violations` every such line; nothing was received."""
+
+    code = "exchange_unavailable"

@@ -40,6 +40,8 @@ class RefundCause(models.TextChoices):
     PARTIAL_HANDOVER = "partial_handover", "Partial hand-over"  # the customer took fewer units
     SHORT_TRANSFER = "short_transfer", "Short transfer nobody could fill"  # ship to store: lost on the way
     RETURN_RECEIVED = "return_received", "Return received"  # a return's units came back (return_ref)
+    # An exchange for something cheaper: the difference, no units (return_ref; no refund lines).
+    EXCHANGE_DIFFERENCE = "exchange_difference", "Exchange for something cheaper"
 
 
 class Refund(models.Model):
@@ -176,8 +178,12 @@ class Return(models.Model):
     note = models.CharField(max_length=500, blank=True)  # what the customer said when asking
     channel = models.CharField(max_length=16, blank=True)  # who asked: web, app, phone, store ...
     currency = models.CharField(max_length=3)
-    # Requested: what the lines would refund if every unit came back; received: what was refunded.
+    # Requested: what the lines would refund if every unit came back; received: what was refunded
+    # (the units' refund and, for an exchange for something cheaper, the difference).
     refund_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    # Received with exchanges that cost more than what came back: what the customer owes (the
+    # `return.payment_due` webhook asks the storefront or payment system to charge it).
+    amount_due = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     # Who did it (audit): not indexed; deleting a user with history scans (deactivate instead).
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -217,6 +223,7 @@ class Return(models.Model):
                 fields=["code"], condition=Q(status="requested"), name="return_open_code_unique"
             ),
             models.CheckConstraint(condition=Q(refund_amount__gte=0), name="return_refund_amount_gte_0"),
+            models.CheckConstraint(condition=Q(amount_due__gte=0), name="return_amount_due_gte_0"),
             models.CheckConstraint(
                 condition=~Q(status="received")
                 | Q(received_at_location__isnull=False, received_at__isnull=False),
@@ -263,10 +270,24 @@ class ReturnLine(models.Model):
     quantity = models.PositiveIntegerField()  # asked back
     reason = models.CharField(max_length=24, choices=ReturnReason.choices)
     reason_text = models.CharField(max_length=500, blank=True)
-    # The customer would like this SKU instead (an exchange, built in a later step); stored only.
+    # The customer would like this SKU instead: asked with the return, set or changed at the desk;
+    # once received, what the received units were exchanged for (docs/returns.md, "Exchanges").
     exchange_for = models.ForeignKey(
         Sku, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
+    # Received as an exchange: the new order holding the replacement (reserved at the receiving
+    # store, or shipped), its unit price, and the difference per line (+ the customer owes it, -
+    # it is refunded; the return nets them: Return.amount_due or an `exchange_difference` refund).
+    exchange_order = models.ForeignKey(
+        Order,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="exchange_for_lines",
+        db_index=False,
+    )
+    exchange_unit_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    exchange_difference = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     received_quantity = models.PositiveIntegerField(default=0)
     condition = models.CharField(max_length=24, choices=ReturnCondition.choices, null=True, blank=True)
     # What these units were paid (returns.services.line_amounts): requested, then refunded.
@@ -285,6 +306,19 @@ class ReturnLine(models.Model):
                 name="returnline_received_has_condition",
             ),
             models.CheckConstraint(condition=Q(refund_amount__gte=0), name="returnline_amount_gte_0"),
+            models.CheckConstraint(
+                condition=Q(exchange_order__isnull=True)
+                | Q(exchange_for__isnull=False, exchange_unit_price__gte=0, received_quantity__gt=0),
+                name="returnline_exchange_complete",
+            ),
+        ]
+        indexes = [
+            # Which return an order replaces goods of (the order's page, the exchange's timeline).
+            models.Index(
+                fields=["exchange_order"],
+                name="returnline_exchange_idx",
+                condition=Q(exchange_order__isnull=False),
+            )
         ]
 
     def __str__(self) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from orders.models import Order, OrderEvent, OrderNote
+from orders.models import Fulfillment, FulfillmentMethod, Order, OrderEvent, OrderNote
 from orders.selectors import is_storefront, order_events, order_notes, visible_orders
 from orders.services.codes import code_matches, code_normalise
 from stores.models import Location, LocationKind, Role
@@ -86,7 +86,12 @@ def _return_qs() -> QuerySet[Return]:
     return Return.objects.select_related(
         "order", "customer", "expected_location", "received_at_location", "created_by", "received_by"
     ).prefetch_related(
-        Prefetch("lines", queryset=ReturnLine.objects.select_related("sku", "exchange_for").order_by("pk")),
+        Prefetch(
+            "lines",
+            queryset=ReturnLine.objects.select_related("sku", "exchange_for", "exchange_order").order_by(
+                "pk"
+            ),
+        ),
         Prefetch("notes", queryset=ReturnNote.objects.select_related("author").order_by("pk")),
         Prefetch("refunds", queryset=Refund.objects.order_by("pk")),
     )
@@ -162,18 +167,51 @@ class ReturnCard:
     order_notes: list[OrderNote]
     events: list[OrderEvent]
     other_returns: list[Return]
+    # Received with exchanges: each new order with its fulfillments (the pickup at the receiving
+    # store is the one the associate hands over on the Pickups page).
+    exchanges: tuple[ExchangeCard, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExchangeCard:
+    order: Order
+    pickup: Fulfillment | None  # the pickup at the store that received the return, if any
+    fulfillments: list[Fulfillment]
 
 
 def return_card(ret: Return, *, other_limit: int = 20) -> ReturnCard:
-    """The card of a return the caller may act on (already scoped): six queries whatever its size."""
+    """The card of a return the caller may act on (already scoped): six queries whatever its size,
+    seven with exchanges (their orders' fulfillments)."""
     order = ret.order
+    lines = list(
+        ReturnLine.objects.filter(ret=ret)
+        .select_related("sku", "order_line", "exchange_for", "exchange_order")
+        .order_by("pk")
+    )
+    orders = {ln.exchange_order_id: ln.exchange_order for ln in lines if ln.exchange_order_id is not None}
+    by_order: dict[int, list[Fulfillment]] = {pk: [] for pk in orders}
+    if orders:
+        for f in Fulfillment.objects.filter(order_id__in=orders).select_related("location").order_by("pk"):
+            by_order[f.order_id].append(f)
+    exchanges = tuple(
+        ExchangeCard(
+            order=o,
+            pickup=next(
+                (
+                    f
+                    for f in by_order[pk]
+                    if f.location_id == ret.received_at_location_id
+                    and f.method in (FulfillmentMethod.PICKUP, FulfillmentMethod.CURBSIDE)
+                ),
+                None,
+            ),
+            fulfillments=by_order[pk],
+        )
+        for pk, o in orders.items()
+    )
     return ReturnCard(
         ret=ret,
-        lines=list(
-            ReturnLine.objects.filter(ret=ret)
-            .select_related("sku", "order_line", "exchange_for")
-            .order_by("pk")
-        ),
+        lines=lines,
         notes=list(ReturnNote.objects.filter(ret=ret).select_related("author").order_by("pk")),
         order_notes=list(order_notes(order=order)),
         events=list(order_events(order=order)),
@@ -183,6 +221,7 @@ def return_card(ret: Return, *, other_limit: int = 20) -> ReturnCard:
             .select_related("order", "expected_location", "received_at_location")
             .order_by("-pk")[:other_limit]
         ),
+        exchanges=exchanges,
     )
 
 

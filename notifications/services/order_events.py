@@ -225,6 +225,12 @@ def _webhook_event(ev: OrderEvent) -> tuple[str, dict] | None:
     if ev.type in _RETURN_WEBHOOKS:
         data = {k: v for k, v in (ev.data or {}).items() if k not in ("return_id", "stores", "warehouse")}
         return _RETURN_WEBHOOKS[ev.type], {**base, "reason": ev.reason, **data}
+    # An exchange (returns.services.exchanges), told once, from the returned order's timeline (the
+    # new order's own event is its `order.placed`); the difference the customer owes, to charge.
+    if ev.type == EventType.EXCHANGE_PLACED and "exchange_order" in (ev.data or {}):
+        return "return.exchanged", {**base, "reason": ev.reason, **ev.data}
+    if ev.type == EventType.PAYMENT_DUE:
+        return "return.payment_due", {**base, "reason": ev.reason, **(ev.data or {})}
     if ev.type == EventType.PLACED:
         return "order.placed", {
             **base,

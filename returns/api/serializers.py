@@ -49,7 +49,7 @@ class ReturnLineIn(InputSerializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text="A SKU wanted instead (recorded)",
+        help_text="A SKU wanted instead: on receipt the received units are exchanged for it",
     )
 
 
@@ -97,6 +97,25 @@ class ReceiveLineIn(InputSerializer):
     sku = serializers.CharField(max_length=64)
     quantity = QuantityField()
     condition = serializers.ChoiceField(choices=ReturnCondition.choices)
+    exchange_for = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        help_text="Exchange the received units for this SKU (reserved here, or shipped). Absent or null: "
+        "what the customer asked with the return; empty: no exchange, refund them.",
+    )
+    exchange_unit_price = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The replacement's unit price (default: what the returned units were paid); the "
+        "difference is owed by the customer (amount_due) or refunded",
+    )
 
 
 class ReturnReceiveIn(InputSerializer):
@@ -154,6 +173,19 @@ class ReturnLineOut(serializers.ModelSerializer):
     name = serializers.CharField(source="sku.name")
     exchange_for = serializers.CharField(source="exchange_for.code", default=None, allow_null=True)
     received = serializers.IntegerField(source="received_quantity", help_text="Units taken back")
+    exchange_order = serializers.CharField(
+        source="exchange_order.number",
+        default=None,
+        allow_null=True,
+        help_text="Received as an exchange: the number of the new order holding the replacement",
+    )
+    exchange_difference = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        allow_null=True,
+        read_only=True,
+        help_text="The exchange's price difference: positive, owed by the customer; negative, owed back",
+    )
 
     class Meta:
         model = ReturnLine
@@ -167,6 +199,9 @@ class ReturnLineOut(serializers.ModelSerializer):
             "received",
             "condition",
             "refund_amount",
+            "exchange_order",
+            "exchange_unit_price",
+            "exchange_difference",
         ]
 
 
@@ -192,6 +227,9 @@ class ReturnOut(serializers.ModelSerializer):
     notes = ReturnNoteOut(many=True)
     refunds = serializers.SerializerMethodField()
     transfer = serializers.IntegerField(source="transfer_id", default=None, allow_null=True)
+    exchange_orders = serializers.SerializerMethodField(
+        help_text="The new orders holding the replacements of exchanged lines (their numbers)"
+    )
 
     class Meta:
         model = Return
@@ -205,12 +243,14 @@ class ReturnOut(serializers.ModelSerializer):
             "location",
             "received_at_location",
             "refund_amount",
+            "amount_due",
             "currency",
             "note",
             "channel",
             "lines",
             "notes",
             "refunds",
+            "exchange_orders",
             "transfer",
             "created_at",
             "received_at",
@@ -222,6 +262,13 @@ class ReturnOut(serializers.ModelSerializer):
 
     def get_refunds(self, ret) -> list[int]:
         return [r.pk for r in ret.refunds.all()]
+
+    def get_exchange_orders(self, ret) -> list[str]:
+        return list(
+            dict.fromkeys(
+                ln.exchange_order.number for ln in ret.lines.all() if ln.exchange_order_id is not None
+            )
+        )
 
 
 class ReturnBriefOut(serializers.ModelSerializer):

@@ -218,13 +218,18 @@ class ReturnReceiveApi(APIView):
 
     @extend_schema(
         operation_id="returns_receive",
-        summary="Take a return back at a store or a warehouse, once; the refund is issued",
+        summary="Take a return back at a store or a warehouse, once; the refund is issued, exchanges placed",
         description=(
             "resellable: back into this location's stock at once; damaged / defective: written off; "
             "send_to_warehouse: a transfer to the returns warehouse. Any store that accepts returns takes any "
             "return; a warehouse that accepts returns takes mail returns (422 `location_not_accepting_returns`). "
             "Received twice or cancelled: 409 `invalid_transition`. A line not on the return or more than was "
-            "asked: 422 (`not_on_return`, `more_than_requested`)."
+            "asked: 422 (`not_on_return`, `more_than_requested`). A line with `exchange_for` (or asked with one) "
+            "is exchanged: the replacement is a new order of the customer, reserved at this store as a pickup "
+            "or shipped to the order's address when the store has none; no refund for those units, the price "
+            "difference is `amount_due` (owed by the customer, `return.payment_due`) or a refund "
+            "(`exchange_difference`). Nobody has the replacement: 409 `exchange_unavailable` naming the line, "
+            "nothing received; an unknown SKU 404 `unknown_sku`, one no longer sold 422 `sku_inactive`."
         ),
         request=s.ReturnReceiveIn,
         parameters=[IDEMPOTENCY_KEY],
@@ -239,7 +244,13 @@ class ReturnReceiveApi(APIView):
             number=number,
             location=v["location"],
             lines=[
-                services.ReceiveLineIn(sku=ln["sku"], quantity=ln["quantity"], condition=ln["condition"])
+                services.ReceiveLineIn(
+                    sku=ln["sku"],
+                    quantity=ln["quantity"],
+                    condition=ln["condition"],
+                    exchange_for=ln.get("exchange_for"),
+                    exchange_unit_price=ln.get("exchange_unit_price"),
+                )
                 for ln in v["lines"]
             ],
             user=request.user,

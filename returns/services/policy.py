@@ -44,7 +44,7 @@ class ReturnLineIn:
     quantity: int
     reason: str  # ReturnReason
     reason_text: str = ""
-    exchange_for: str | None = None  # the SKU the customer would like instead (stored only, for now)
+    exchange_for: str | None = None  # the SKU the customer would like instead (exchanged on receipt)
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,11 @@ class ReceiveLineIn:
     sku: str
     quantity: int
     condition: str  # ReturnCondition
+    # An exchange (docs/returns.md, "Exchanges"): None = what the customer asked with the return;
+    # "" = none (refund the units); a SKU code = exchange the received units for it.
+    exchange_for: str | None = None
+    # The replacement's unit price; None = what the returned units were paid.
+    exchange_unit_price: object = None
 
 
 # --- Input, checked without the database ----------------------------------------------------------
@@ -120,6 +125,10 @@ def check_receive_input(lines: Sequence[ReceiveLineIn]) -> None:
                 f"Unknown condition {ln.condition!r}.",
                 details={"field": f"{field}.condition", "allowed": list(ReturnCondition.values)},
             )
+        if ln.exchange_for is not None and (
+            not isinstance(ln.exchange_for, str) or len(ln.exchange_for) > 64
+        ):
+            raise InvalidInput("exchange_for is a SKU code.", details={"field": f"{field}.exchange_for"})
 
 
 # --- Who asks, for which order -------------------------------------------------------------------

@@ -32,7 +32,7 @@ from ..exceptions import (
     RefundAlreadyFailed,
     RefundLineInvalid,
 )
-from ..models import Refund, RefundLine, RefundStatus
+from ..models import Refund, RefundCause, RefundLine, RefundStatus
 from ..selectors import refund_locked
 
 
@@ -208,6 +208,33 @@ def refunds_request(
         ]
     )
     return refunds
+
+
+@transaction.atomic
+def refund_difference(
+    *, order: Order, amount: Decimal, reason: str, return_ref, user=None, channel: str = ""
+) -> Refund:
+    """Money owed back that is no unit's price: an exchange for something cheaper (cause
+    `exchange_difference`). No refund lines and no `refunded_quantity`: the units were exchanged,
+    not refunded. The Refund and its REFUND_REQUESTED event (-> `refund.requested`)."""
+    refund = Refund.objects.create(
+        order=order,
+        amount=amount,
+        currency=order.currency,
+        reason=(reason or "")[:255],
+        cause=RefundCause.EXCHANGE_DIFFERENCE,
+        requested_by=_actor(user),
+        return_ref=return_ref,
+    )
+    _event(
+        refund,
+        EventType.REFUND_REQUESTED,
+        user=user,
+        channel=channel,
+        reason=refund.reason or "refund requested",
+        data={"cause": refund.cause, "lines": []},
+    )
+    return refund
 
 
 def _add_refunded(quantities: dict[int, int]) -> None:

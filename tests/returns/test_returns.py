@@ -155,7 +155,8 @@ def test_online_request_then_in_store_receipt_restocks_refunds_and_alerts(
             "TKY-SHIBUYA",
             [
                 {"sku": "TEE-0", "quantity": 1, "condition": "resellable"},
-                {"sku": "TEE-1", "quantity": 1, "condition": "damaged"},
+                # Asked as an exchange; at the desk the customer takes the money instead.
+                {"sku": "TEE-1", "quantity": 1, "condition": "damaged", "exchange_for": ""},
             ],
         )
     assert r.status_code == 200, r.content
