@@ -13,7 +13,7 @@ from orders import services
 from orders.models import Fulfillment, FulfillmentStatus, OrderLine
 from returns.models import RefundLine
 from stores.models import Compartment, PickupPoint, Role
-from tests.factories import make_staff
+from tests.factories import make_staff, stock
 from tests.orders.conftest import pickup, place
 from tests.orders.test_concurrency import run_threads
 
@@ -102,6 +102,9 @@ def test_the_counter_racing_the_locker_for_one_order_collects_once(net, locker):
 
 def test_partial_hand_over_racing_a_cancellation_refunds_once(net):
     associate = make_staff(role=Role.ASSOCIATE, locations=[net.shibuya])
+    # Three rounds of 2 units: Shibuya's 3 are not enough when the hand-over wins twice (it keeps
+    # one unit each time), so the third order could not be placed. Enough for every outcome:
+    stock(net.shibuya, net.skus[0], 6)
     for round_ in range(3):
         f = _ready(f"part{round_}@example.com", qty=2)
 
