@@ -16,7 +16,10 @@ step is a message on the card and changes nothing.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -30,8 +33,8 @@ from orders.services.window import store_zone
 from stores.models import Role
 from stores.selectors import user_role
 
-from .models import DeskReturn, ReturnCondition, ReturnMethod, ReturnReason, ReturnStatus
-from .selectors import desk_return_by_code, desk_stores, return_card, returns_of_order, visible_returns
+from .models import DeskReturn, Return, ReturnCondition, ReturnMethod, ReturnReason, ReturnStatus
+from .selectors import desk_return_by_code, desk_stores, return_card, visible_returns
 from .services import (
     ReceiveLineIn,
     ReturnLineIn,
@@ -121,7 +124,9 @@ class ReturnsDeskAdmin(admin.ModelAdmin):
         text = " ".join((search_term or "").split()).upper()
         if not text:
             return queryset, False
-        return queryset.filter(number=text) | queryset.filter(order__number=text), False
+        # ... and the returns of the purchases the same text found (changelist_view's search).
+        found = getattr(request, "desk_found_orders", [])
+        return queryset.filter(Q(number=text) | Q(order__number=text) | Q(order_id__in=found)), False
 
     def changelist_view(self, request, extra_context=None):
         text = request.GET.get("q", "")
@@ -129,10 +134,14 @@ class ReturnsDeskAdmin(admin.ModelAdmin):
         if by_code is not None:  # the customer showed the return's QR or code: straight to it
             return HttpResponseRedirect(self._card_url(by_code, code=by_code.code))
         found = purchases_find(text=text, user=request.user) if text.strip() else []
+        request.desk_found_orders = [hit.order.pk for hit in found]
+        returns_of = defaultdict(list)  # one query for the returns of every purchase found
+        for ret in Return.objects.filter(order_id__in=request.desk_found_orders).order_by("pk"):
+            returns_of[ret.order_id].append(ret)
         stores = list(desk_stores(user=request.user))
         context = {
             "title": f"Returns desk at {stores[0].name}" if len(stores) == 1 else "Returns desk",
-            "found": [(hit, list(returns_of_order(hit.order))) for hit in found],
+            "found": [(hit, returns_of[hit.order.pk], display_phone(hit.contact_phone)) for hit in found],
             "desk_searched": bool(text.strip()),
             **(extra_context or {}),
         }

@@ -72,7 +72,7 @@ def test_find_by_phone_email_number_receipt_code_and_return_code(net, sold, desk
     for typed in (PHONE, "aiko@example.com", order.number.lower(), order.receipt_code.lower()):
         r = desk.get(DESK, {"q": typed})
         assert r.status_code == 200
-        assert [hit.order.number for hit, _ in r.context["found"]] == [order.number], typed
+        assert [hit.order.number for hit, _, _ in r.context["found"]] == [order.number], typed
         assert f"start/{order.number}/" in r.content.decode()
         # An order of no store of theirs: only the contact the associate typed is shown.
         assert order.contact_name not in r.content.decode()
@@ -240,3 +240,16 @@ def test_the_desk_pages_queries_do_not_grow_with_the_returns_shown(net, sold, de
         )
     assert _queries(desk, DESK) == few_list
     assert _queries(desk, card(ret)) == few_card
+
+
+def test_a_search_by_phone_lists_the_purchases_returns_in_the_queue_too(net, sold, desk):
+    order, storefront = sold
+    from orders.models import Order
+
+    Order.objects.filter(pk=order.pk).update(contact_phone="+819012345678")
+    ret = asked(order, storefront)
+    r = desk.get(DESK, {"q": PHONE})
+    assert [x.pk for x in r.context["cl"].result_list] == [ret.pk]
+    page = r.content.decode()
+    assert PHONE in page  # the number as people write it, not +81...
+    assert "+819012345678" not in page
