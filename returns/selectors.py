@@ -159,7 +159,8 @@ def customer_returns(*, customer, user, limit: int = 50) -> list[Return]:
 class ReturnCard:
     """What the desk shows about one return, read in a fixed number of queries: its lines, its
     notes and the order's (oldest first, with who wrote them and on which channel), the order's
-    timeline, and the customer's other returns."""
+    timeline, the customer's other returns and other orders (every channel: number, channel,
+    status, date and pickup store only)."""
 
     ret: Return
     lines: list[ReturnLine]
@@ -170,6 +171,7 @@ class ReturnCard:
     # Received with exchanges: each new order with its fulfillments (the pickup at the receiving
     # store is the one the associate hands over on the Pickups page).
     exchanges: tuple[ExchangeCard, ...] = ()
+    other_orders: tuple[Order, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,8 +182,8 @@ class ExchangeCard:
 
 
 def return_card(ret: Return, *, other_limit: int = 20) -> ReturnCard:
-    """The card of a return the caller may act on (already scoped): six queries whatever its size,
-    seven with exchanges (their orders' fulfillments)."""
+    """The card of a return the caller may act on (already scoped): seven queries whatever its
+    size, eight with exchanges (their orders' fulfillments)."""
     order = ret.order
     lines = list(
         ReturnLine.objects.filter(ret=ret)
@@ -222,6 +224,12 @@ def return_card(ret: Return, *, other_limit: int = 20) -> ReturnCard:
             .order_by("-pk")[:other_limit]
         ),
         exchanges=exchanges,
+        other_orders=tuple(
+            Order.objects.filter(customer_id=ret.customer_id)
+            .exclude(pk=order.pk)
+            .select_related("pickup_location")
+            .order_by("-pk")[:other_limit]
+        ),
     )
 
 

@@ -253,3 +253,14 @@ def test_a_search_by_phone_lists_the_purchases_returns_in_the_queue_too(net, sol
     page = r.content.decode()
     assert PHONE in page  # the number as people write it, not +81...
     assert "+819012345678" not in page
+
+
+def test_the_card_lists_the_customers_other_orders_across_channels(net, sold, desk):
+    order, storefront = sold
+    ret = asked(order, storefront)
+    other = delivered(("TEE-2", 1), email="aiko@example.com", user=storefront)
+    from orders.models import Order
+
+    Order.objects.filter(pk=other.pk).update(customer=order.customer, channel="app")
+    page = desk.get(card(ret)).content.decode()
+    assert other.number in page
