@@ -24,6 +24,8 @@ class NotificationEvent(models.TextChoices):
     LOCKER_READY = "locker_ready", "Ready in a locker"  # loaded into a locker: locker, compartment, code
     PICKUP_REMINDER = "pickup_reminder", "Pickup reminder"  # still waiting at the counter
     PICKUP_EXTENDED = "pickup_extended", "Pickup window extended"  # staff gave the customer more days
+    # Ship to store: a warehouse sent what the store lacked; the day it will be ready.
+    IN_TRANSIT_TO_STORE = "in_transit_to_store", "On its way to the pickup store"
     PICKUP_EXPIRED = "pickup_expired", "Pickup expired"  # not collected in time, cancelled
     ORDER_CANCELLED = "order_cancelled", "Order cancelled"  # the whole order was cancelled
     LINE_CANCELLED = "line_cancelled", "Line cancelled"  # part of the order could not be fulfilled

@@ -182,6 +182,13 @@ def _customer_event(ev: OrderEvent) -> tuple[str, dict] | None:
             NotificationEvent.LOCKER_READY if "compartment" in context else NotificationEvent.READY_FOR_PICKUP
         )
         return event, context
+    if ev.type == EventType.TRANSFER_SHIPPED and ev.fulfillment_id:
+        # Ship to store: the warehouse sent the goods the store lacked (orders.services.ship_to_store).
+        return NotificationEvent.IN_TRANSIT_TO_STORE, {
+            "order_number": ev.order.number,
+            "ready_by": (ev.data or {}).get("ready_by"),
+            **store_context(ev.fulfillment.location),
+        }
     if ev.type == EventType.LOCKER_LOADED and ev.fulfillment_id:
         # Loaded into a locker (orders.services.lockers): where, which door, and the new code.
         return NotificationEvent.LOCKER_READY, _pickup_context(ev)

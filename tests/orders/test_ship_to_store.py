@@ -273,8 +273,13 @@ def test_place_ship_receive_pick_ready_collect_over_the_api(s2s, storefront, api
     o = storefront.get(f"{URL}{o['number']}/").json()
     assert o["status"] == "in_transit_to_store"
     assert o["fulfillments"][1]["transfer"] == transfer
-    # No "shipped" message for the warehouse's part; the timeline says it is on its way.
+    # No "shipped" message for the warehouse's part: the customer is told it is on its way to the
+    # store and when it will be ready; the timeline says so too.
     assert not Notification.objects.filter(event=NotificationEvent.ORDER_SHIPPED).exists()
+    on_its_way = Notification.objects.filter(event=NotificationEvent.IN_TRANSIT_TO_STORE)
+    assert on_its_way.count() >= 1
+    assert {n.context["ready_by"] for n in on_its_way} == {o["ready_by"]}
+    assert {n.context["order_number"] for n in on_its_way} == {o["number"]}
     events = storefront.get(f"{URL}{o['number']}/events/").json()
     events = events.get("results", events)
     assert "transfer_shipped" in [e["type"] for e in events]
