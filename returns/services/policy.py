@@ -64,12 +64,9 @@ class ReceiveLineIn:
 # --- Input, checked without the database ----------------------------------------------------------
 
 
-def check_request_input(*, lines: Sequence[ReturnLineIn], method: str, note: str) -> str:
-    """400 `invalid` naming the field for malformed input; the note, trimmed."""
-    if method not in ReturnMethod.values:
-        raise InvalidInput(
-            f"Unknown method {method!r}.", details={"field": "method", "allowed": list(ReturnMethod.values)}
-        )
+def _sku_lines(lines: Sequence, *, twice: str):
+    """(field prefix, line) of request or receipt lines, after the checks both share: at least one
+    line, each with a SKU code given once and a whole quantity of 1 or more (400 naming the field)."""
     if not lines:
         raise InvalidInput("At least one line is needed.", details={"field": "lines"})
     seen: set[str] = set()
@@ -79,11 +76,20 @@ def check_request_input(*, lines: Sequence[ReturnLineIn], method: str, note: str
             raise InvalidInput("sku is required.", details={"field": f"{field}.sku"})
         if ln.sku in seen:
             raise InvalidInput(
-                f"SKU {ln.sku} is on two lines: give it once.",
-                details={"field": f"{field}.sku", "sku": ln.sku},
+                f"SKU {ln.sku} is on two lines: {twice}.", details={"field": f"{field}.sku", "sku": ln.sku}
             )
         seen.add(ln.sku)
         validate_quantity(ln.quantity, field=f"{field}.quantity")
+        yield field, ln
+
+
+def check_request_input(*, lines: Sequence[ReturnLineIn], method: str, note: str) -> str:
+    """400 `invalid` naming the field for malformed input; the note, trimmed."""
+    if method not in ReturnMethod.values:
+        raise InvalidInput(
+            f"Unknown method {method!r}.", details={"field": "method", "allowed": list(ReturnMethod.values)}
+        )
+    for field, ln in _sku_lines(lines, twice="give it once"):
         if ln.reason not in ReturnReason.values:
             raise InvalidInput(
                 f"Unknown reason {ln.reason!r}.",
@@ -106,20 +112,7 @@ def check_request_input(*, lines: Sequence[ReturnLineIn], method: str, note: str
 
 
 def check_receive_input(lines: Sequence[ReceiveLineIn]) -> None:
-    if not lines:
-        raise InvalidInput("At least one line is needed.", details={"field": "lines"})
-    seen: set[str] = set()
-    for i, ln in enumerate(lines):
-        field = f"lines[{i}]"
-        if not isinstance(ln.sku, str) or not ln.sku:
-            raise InvalidInput("sku is required.", details={"field": f"{field}.sku"})
-        if ln.sku in seen:
-            raise InvalidInput(
-                f"SKU {ln.sku} is on two lines: a return line is received once, in one condition.",
-                details={"field": f"{field}.sku", "sku": ln.sku},
-            )
-        seen.add(ln.sku)
-        validate_quantity(ln.quantity, field=f"{field}.quantity")
+    for field, ln in _sku_lines(lines, twice="a return line is received once, in one condition"):
         if ln.condition not in ReturnCondition.values:
             raise InvalidInput(
                 f"Unknown condition {ln.condition!r}.",
