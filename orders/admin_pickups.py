@@ -299,7 +299,10 @@ class PickupAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         f = self.get_object(request, object_id)
         if f is None or not self.has_view_permission(request, f):
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # Another store's, collected long ago, or no such pickup: back to the queue, nothing said
+            # about which (public API only: no ModelAdmin private helper).
+            self.message_user(request, "No such pickup at your stores.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:orders_pickup_changelist"))
         if request.method == "POST":
             return self._step(request, f)
         card = counter_card(fulfillment=f)

@@ -263,7 +263,11 @@ class ReturnsDeskAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         ret = self.get_object(request, object_id)
         if ret is None or not self.has_view_permission(request, ret):
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # Another store's return without its code, or no such return: back to the desk.
+            self.message_user(
+                request, "No such return at your desk (ask for the return's code).", messages.WARNING
+            )
+            return HttpResponseRedirect(reverse("admin:returns_deskreturn_changelist"))
         if request.method == "POST":
             return self._step(request, ret)
         stores = list(desk_stores(user=request.user))
