@@ -8,6 +8,7 @@ successful login clears its counter. Installed on the admin site in config/urls.
 
 from __future__ import annotations
 
+from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
@@ -36,3 +37,51 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
             raise
         failures.clear(subject)
         return cleaned
+
+
+# --- Read-only pages for people at work ------------------------------------------------------
+# Rows staff may look at but never edit (orders, refunds, returns): every change goes through a
+# service (the API, or a purpose-built page such as the Pickups page or the Returns desk). Who may
+# look is `sees(user)`, one rule per app; which rows is each admin's get_queryset.
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that lists rows and never adds, changes or deletes one."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def sees(self, user) -> bool:
+        return False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return self.sees(request.user)
+
+
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """A model's pages (list and object) for those who `sees`; no add, change or delete."""
+
+    def sees(self, user) -> bool:
+        return False
+
+    def has_module_permission(self, request):
+        return self.sees(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return self.sees(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

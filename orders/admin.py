@@ -14,6 +14,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils.html import format_html, format_html_join
 
+from config.admin import ReadOnlyInline, ReadOnlyModelAdmin
 from config.errors import DomainError, InvalidInput
 from returns.admin import RefundInline
 from stores.models import Role
@@ -51,19 +52,9 @@ def _scoped(qs, user, *fields: str):
     return qs.filter(pk__in=qs.model._default_manager.filter(cond).values("pk"))
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return _is_staff(request.user)
+class _ReadOnlyInline(ReadOnlyInline):
+    def sees(self, user) -> bool:
+        return _is_staff(user)
 
 
 # --- The fulfillment queue --------------------------------------------------------------------
@@ -369,7 +360,7 @@ class OrderEventInline(_ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ReadOnlyModelAdmin):
     list_display = (
         "number",
         "status",
@@ -421,20 +412,8 @@ class OrderAdmin(admin.ModelAdmin):
     def customer_number(self, order):
         return order.customer_id
 
-    def has_module_permission(self, request):
-        return _is_staff(request.user)
-
-    def has_view_permission(self, request, obj=None):
-        return _is_staff(request.user)
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def sees(self, user) -> bool:
+        return _is_staff(user)
 
 
 @admin.register(Customer)

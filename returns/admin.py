@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from config.admin import ReadOnlyInline, ReadOnlyModelAdmin
 from orders.models import Order
 from orders.selectors import visible_orders
 from stores.models import Role
@@ -24,46 +25,30 @@ def sees_refunds(user) -> bool:
     return bool(user.is_active and user.is_staff and (user.is_superuser or user_role(user) in REFUND_ROLES))
 
 
-class RefundLineInline(admin.TabularInline):
+class RefundLineInline(ReadOnlyInline):
     model = RefundLine
     fields = ("order_line", "quantity", "amount")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return sees_refunds(request.user)
+    def sees(self, user) -> bool:
+        return sees_refunds(user)
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(ReadOnlyInline):
     """The order's refunds, on the order's page (orders.admin.OrderAdmin)."""
 
     model = Refund
     fields = ("id", "created_at", "amount", "currency", "cause", "status", "reference", "failure_reason")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
     ordering = ("pk",)
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return sees_refunds(request.user)
+    def sees(self, user) -> bool:
+        return sees_refunds(user)
 
 
 @admin.register(Refund)
-class RefundAdmin(admin.ModelAdmin):
+class RefundAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "order", "amount", "currency", "cause", "status", "reference", "created_at")
     list_filter = ("status", "cause")
     search_fields = ("order__number", "reference")
@@ -90,20 +75,8 @@ class RefundAdmin(admin.ModelAdmin):
         qs = super().get_queryset(request)
         return qs.filter(order__in=visible_orders(Order.objects.all(), request.user).values("pk"))
 
-    def has_module_permission(self, request):
-        return sees_refunds(request.user)
-
-    def has_view_permission(self, request, obj=None):
-        return sees_refunds(request.user)
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def sees(self, user) -> bool:
+        return sees_refunds(user)
 
 
 # --- Returns: read-only here; the desk page (a purpose-built page) receives them -----------------
@@ -115,7 +88,7 @@ def sees_returns(user) -> bool:
     return bool(user.is_active and user.is_staff and (user.is_superuser or user_role(user) in RETURN_ROLES))
 
 
-class ReturnLineInline(admin.TabularInline):
+class ReturnLineInline(ReadOnlyInline):
     model = ReturnLine
     fields = (
         "sku",
@@ -128,38 +101,22 @@ class ReturnLineInline(admin.TabularInline):
         "refund_amount",
     )
     readonly_fields = fields
-    extra = 0
-    can_delete = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return sees_returns(request.user)
+    def sees(self, user) -> bool:
+        return sees_returns(user)
 
 
-class ReturnNoteInline(admin.TabularInline):
+class ReturnNoteInline(ReadOnlyInline):
     model = ReturnNote
     fields = ("created_at", "channel", "author", "author_name", "text")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return sees_returns(request.user)
+    def sees(self, user) -> bool:
+        return sees_returns(user)
 
 
 @admin.register(Return)
-class ReturnAdmin(admin.ModelAdmin):
+class ReturnAdmin(ReadOnlyModelAdmin):
     """Returns expected or received at the user's locations (returns.selectors.visible_returns),
     read-only: receiving and cancelling go through the services (the API, the returns desk)."""
 
@@ -203,20 +160,8 @@ class ReturnAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return visible_returns(super().get_queryset(request), request.user)
 
-    def has_module_permission(self, request):
-        return sees_returns(request.user)
-
-    def has_view_permission(self, request, obj=None):
-        return sees_returns(request.user)
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def sees(self, user) -> bool:
+        return sees_returns(user)
 
 
 # The associates' Returns desk is its own module.
